@@ -1,0 +1,15 @@
+"""The app's parts, in the order of a table of contents."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from study.api import bp as api_bp
+    from study.participant import bp as participant_bp
+    from study.researcher import bp as researcher_bp
+
+    app.register_blueprint(participant_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(researcher_bp, url_prefix="/researcher")

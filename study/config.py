@@ -1,0 +1,55 @@
+"""One place for the study app's configuration: defaults, environment, overrides.
+
+Environment variables (all optional):
+  DATABASE_URL   SQLAlchemy URL; default: SQLite file data/study.db in WAL mode
+  SECRET_KEY     signs session cookies; default: created once in the instance folder
+  STIMULI_ROOT   folder that stimulus paths in a manifest are relative to; default: data/stimuli
+  SESSION_COOKIE_SECURE  "1" behind HTTPS
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{DATA_DIR / 'study.db'}"
+
+
+def load_secret_key(instance_path: str | os.PathLike) -> str:
+    """Read SECRET_KEY from the environment, else from instance/secret_key (created once)."""
+    env = os.environ.get("SECRET_KEY")
+    if env:
+        return env
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def build_config(instance_path: str | os.PathLike) -> dict:
+    """The app's configuration from defaults and the environment."""
+    return {
+        "DATABASE_URL": os.environ.get("DATABASE_URL", default_database_url()),
+        "SECRET_KEY": load_secret_key(instance_path),
+        "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _truthy(os.environ.get("SESSION_COOKIE_SECURE")),
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+    }
