@@ -1,15 +1,14 @@
 """initial schema
 
 Revision ID: 0001_initial
-Revises: 
-Create Date: 2026-11-25 01:16:52.070767
+Revises:
+Create Date: 2026-11-25 01:17:10.359864
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001_initial'
 down_revision = None
