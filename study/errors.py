@@ -1,0 +1,58 @@
+"""Errors as JSON for the API: `{"error": {"message": str, "field": str | null}}`, always 4xx.
+
+`ApiError` is raised by the endpoints and validators; `register(app)` turns it and every HTTP
+error under /api/ (404, 405, 413, 415, bad JSON) into that body. Participant pages keep Flask's
+HTML error pages.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+API_PREFIX = "/api/"
+
+
+class ApiError(Exception):
+    """A refused API request: HTTP status, a message for people, the request field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def error_response(status: int, message: str, field: str | None = None) -> Response:
+    resp = jsonify(error={"message": message, "field": field})
+    resp.status_code = status
+    return resp
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return error_response(err.status, err.message, err.field)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):  # noqa: ANN202
+        if not _is_api_request():
+            return err
+        message = err.description or err.name
+        if err.code == 413:
+            message = "request body too large"
+        resp = error_response(err.code or 400, message, "body" if err.code == 413 else None)
+        if err.code == 405 and err.get_response().headers.get("Allow"):
+            resp.headers["Allow"] = err.get_response().headers["Allow"]
+        return resp
+
+    @app.errorhandler(InternalServerError)
+    def _server_error(err: InternalServerError):  # noqa: ANN202
+        if not _is_api_request():
+            return err
+        app.logger.exception("unhandled error on %s", request.path)
+        return error_response(500, "internal error; the request was not stored")
