@@ -1,0 +1,112 @@
+"""Samplers as pure functions of (net, x_T, schedule, context): no state outside the arguments.
+
+Shared conventions:
+- `generator`: None, one torch.Generator for the batch, or a list with one generator per sample
+  (then each sample's noise depends only on its own generator, so a sample is the same whatever
+  batch it is drawn in -- the sharded sampling CLI relies on this).
+- `callback(t, x_t, eps)` is called once per network evaluation with the int timestep, the current
+  x_t (B, 1, H, W) and the guided eps used for that step (attribution sums over this path).
+- x is returned clamped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from models.diffusion.guidance import guided_eps
+from models.diffusion.schedule import Schedule
+
+Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
+GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn_like(x: torch.Tensor, generator: GeneratorArg) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn from `generator` (see module doc) on the
+    generator's device, then moved to x's device."""
+    if generator is None or isinstance(generator, torch.Generator):
+        dev = generator.device if generator is not None else x.device
+        return torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+    if len(generator) != x.shape[0]:
+        raise ValueError(f"generator: got {len(generator)} generators for a batch of {x.shape[0]}")
+    return torch.stack(
+        [torch.randn(x.shape[1:], generator=g, device=g.device, dtype=x.dtype) for g in generator]
+    ).to(x.device)
+
+
+def initial_noise(shape: tuple[int, ...], generator: GeneratorArg, device: torch.device | str) -> torch.Tensor:
+    """x_T ~ N(0, I) of `shape`, drawn like `randn_like`."""
+    return randn_like(torch.empty(shape, device=device), generator)
+
+
+def _timesteps(x: torch.Tensor, t: int) -> torch.Tensor:
+    return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+
+
+@torch.no_grad()
+def ddpm_sample(
+    net: nn.Module,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    context: torch.Tensor | None,
+    w: float = 0.0,
+    generator: GeneratorArg = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling over t = T..1 (Ho et al. 2020) with sigma_t^2 = beta_t:
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alphabar_t) eps) / sqrt(alpha_t) + sigma_t z, z = 0 at t = 1."""
+    x = x_T
+    for t in range(schedule.T, 0, -1):
+        tt = _timesteps(x, t)
+        eps = guided_eps(net, x, tt, context, w)
+        if callback is not None:
+            callback(t, x, eps)
+        beta, alpha, ab = (float(schedule.betas[t]), float(schedule.alphas[t]), float(schedule.alphabar[t]))
+        mean = (x - beta / (1.0 - ab) ** 0.5 * eps) / alpha**0.5
+        x = mean + beta**0.5 * randn_like(x, generator) if t > 1 else mean
+    return x.clamp(-1.0, 1.0)
+
+
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """`steps` timesteps evenly spaced over T..1, descending, always starting at T and ending at 1."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps: must be in 1..{T}, got {steps}")
+    if steps == 1:
+        return [T]
+    grid = torch.linspace(T, 1, steps, dtype=torch.float64).round().long().tolist()
+    return sorted(set(grid), reverse=True)
+
+
+@torch.no_grad()
+def ddim_sample(
+    net: nn.Module,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    context: torch.Tensor | None,
+    steps: int = 50,
+    eta: float = 0.0,
+    w: float = 0.0,
+    generator: GeneratorArg = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """DDIM (Song et al. 2021) over `ddim_timesteps(T, steps)`; eta = 0 is deterministic given x_T,
+    eta = 1 matches DDPM's posterior variance. x0 is predicted from eps and clamped to [-1, 1]."""
+    if eta < 0:
+        raise ValueError(f"eta: must be >= 0, got {eta}")
+    x = x_T
+    ts = ddim_timesteps(schedule.T, steps)
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < len(ts) else 0
+        eps = guided_eps(net, x, _timesteps(x, t), context, w)
+        if callback is not None:
+            callback(t, x, eps)
+        ab, ab_prev = float(schedule.alphabar[t]), float(schedule.alphabar[t_prev])
+        x0 = ((x - (1.0 - ab) ** 0.5 * eps) / ab**0.5).clamp(-1.0, 1.0)
+        eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5  # consistent with the clamped x0
+        sigma = eta * ((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)) ** 0.5
+        x = ab_prev**0.5 * x0 + max(1.0 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
+        if sigma > 0 and t_prev > 0:
+            x = x + sigma * randn_like(x, generator)
+    return x.clamp(-1.0, 1.0)
