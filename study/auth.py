@@ -1,0 +1,122 @@
+"""Researcher accounts: hashed passwords, log in / log out, and the `login_required` guard.
+
+The logged-in researcher's id lives in the signed session cookie under `session["researcher_id"]`
+(the participant side's preview mode reads the same key). Passwords are stored only as werkzeug
+hashes (scrypt by default).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import jsonify, redirect, request, session, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from study.models import Researcher
+
+SESSION_KEY = "researcher_id"
+MIN_PASSWORD_LENGTH = 8
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A fixed hash checked when the email is unknown, so that a login takes the same time either way.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AccountError(ValueError):
+    """Bad input for an account; `field` names the offending field (email or password)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def normalise_email(email: str) -> str:
+    """Lower-cased, stripped email; raises AccountError("email") when it is not an address."""
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email) or len(email) > 255:
+        raise AccountError("email", "must be an email address like name@example.org")
+    return email
+
+
+def create_researcher(db: Session, email: str, password: str) -> Researcher:
+    """Add a researcher with a hashed password (caller commits); refuses duplicates and short
+    passwords with an AccountError naming the field."""
+    email = normalise_email(email)
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError("password", f"must have at least {MIN_PASSWORD_LENGTH} characters")
+    if db.scalar(select(Researcher.id).where(Researcher.email == email)) is not None:
+        raise AccountError("email", f"a researcher with email {email} already exists")
+    researcher = Researcher(email=email, password_hash=generate_password_hash(password))
+    db.add(researcher)
+    db.flush()
+    return researcher
+
+
+def authenticate(db: Session, email: str, password: str) -> Researcher | None:
+    """The researcher whose email and password match, else None (same work either way)."""
+    try:
+        email = normalise_email(email)
+    except AccountError:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    researcher = db.scalar(select(Researcher).where(Researcher.email == email))
+    if researcher is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(researcher.password_hash, password or ""):
+        return None
+    return researcher
+
+
+def log_in(researcher: Researcher) -> None:
+    """Start a fresh session for `researcher` (clearing the old one avoids session fixation)."""
+    session.clear()
+    session[SESSION_KEY] = researcher.id
+    session.permanent = True
+
+
+def log_out() -> None:
+    session.clear()
+
+
+def current_researcher_id() -> int | None:
+    value = session.get(SESSION_KEY)
+    return value if isinstance(value, int) else None
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site (no scheme, no host), else None: no open redirect."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" or request.path.endswith(".json")
+
+
+def login_required(view: F) -> F:
+    """Guard a researcher view: HTML requests go to the login page, JSON/API requests get 401."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_researcher_id() is None:
+            if _wants_json() or request.method not in ("GET", "HEAD"):
+                body = {"error": {"message": "log in as a researcher first", "field": None}}
+                return jsonify(body), 401
+            return redirect(url_for("researcher.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]

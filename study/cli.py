@@ -1,0 +1,225 @@
+"""Command line: `python -m study COMMAND ...` or `flask --app wsgi COMMAND ...`.
+
+  db-upgrade                         bring the database to the newest schema (Alembic)
+  create-researcher EMAIL [--password]
+  create-study --manifest PATH [--settings FILE.json|.toml] [--slug S] [--title T] [--task T] [--live]
+  study-status SLUG live|paused|closed
+  export SLUG --out DIR [--format csv|parquet] [--no-pseudonymise]
+  simulate SLUG --url http://127.0.0.1:PORT -n N --behaviour accurate|random|observer|clicker|dropout
+
+Bad input ends with a message naming the argument or field and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from study import db
+
+
+class InputError(click.ClickException):
+    """Bad input from the user: printed as 'Error: ...', exit code 2."""
+
+    exit_code = 2
+
+
+def _db_errors(fn):  # noqa: ANN001, ANN202
+    """Turn a missing schema into a clear message instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, ProgrammingError) as exc:
+            text = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+            raise click.ClickException(
+                f"database error: {text.splitlines()[0]} (is the database reachable and upgraded? "
+                "run `python -m study db-upgrade`)"
+            ) from None
+
+    return wrapped
+
+
+@click.command("db-upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Bring the database (DATABASE_URL) to the newest schema."""
+    from study import migrate
+
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database is at the newest schema")
+
+
+@click.command("create-researcher")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="at least 8 characters; asked for when not given")
+@with_appcontext
+@_db_errors
+def create_researcher(email: str, password: str) -> None:
+    """Add a researcher account (the password is stored hashed)."""
+    from study import auth
+
+    s = db.session()
+    try:
+        researcher = auth.create_researcher(s, email, password)
+        s.commit()
+    except auth.AccountError as exc:
+        s.rollback()
+        raise InputError(f"{exc.field}: {exc.message}") from None
+    click.echo(f"researcher {researcher.email} created (id {researcher.id})")
+
+
+@click.command("create-study")
+@click.option("--manifest", "manifest_path", required=True, type=click.Path(path_type=Path),
+              help="manifest.csv or manifest.json; image paths are relative to its folder")
+@click.option("--settings", "settings_path", type=click.Path(path_type=Path),
+              help="JSON or TOML: task, title, conditions and task settings")
+@click.option("--slug", help="URL name: lower-case letters, digits and '-'")
+@click.option("--title")
+@click.option("--task", type=click.Choice(["clickme", "realfake"]), help="overrides the settings file")
+@click.option("--live", is_flag=True, help="open the study to participants at once")
+@with_appcontext
+@_db_errors
+def create_study(manifest_path: Path, settings_path: Path | None, slug: str | None,
+                 title: str | None, task: str | None, live: bool) -> None:
+    """Create a study from a stimulus manifest (docs/formats.md section 1)."""
+    from study import manifest
+
+    try:
+        raw = manifest.load_definition(settings_path)
+        if task:
+            raw["task"] = task
+        definition = manifest.parse_definition(raw)
+        rows = manifest.read_manifest(manifest_path)
+        study = manifest.create_study(
+            db.session(), rows, manifest_path.parent, definition,
+            current_app.config["STIMULI_ROOT"], slug=slug, title=title, live=live,
+        )
+    except manifest.ManifestError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(
+        f"study {study.slug} created ({study.task}, {study.status}): {len(study.stimuli)} stimuli, "
+        f"conditions {', '.join(c.name for c in study.conditions)}, completion code {study.completion_code}"
+    )
+
+
+def _study(slug: str):  # noqa: ANN202
+    from study.models import Study
+
+    study = db.session().scalar(select(Study).where(Study.slug == slug))
+    if study is None:
+        raise InputError(f"SLUG: no study called {slug!r}")
+    return study
+
+
+@click.command("study-status")
+@click.argument("slug")
+@click.argument("status", type=click.Choice(["live", "paused", "closed"]))
+@with_appcontext
+@_db_errors
+def study_status(slug: str, status: str) -> None:
+    """Open (live), pause or close a study."""
+    from study.researcher.status import StatusError, set_status
+
+    study = _study(slug)
+    try:
+        set_status(db.session(), study, status)
+    except StatusError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(f"study {slug} is {study.status}")
+
+
+@click.command("export")
+@click.argument("slug")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--no-pseudonymise", "raw_ids", is_flag=True, help="write raw external ids")
+@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True)
+@with_appcontext
+@_db_errors
+def export_cmd(slug: str, out_dir: Path, fmt: str, raw_ids: bool, batch_size: int) -> None:
+    """Write trials, clicks, events and data_dictionary.json (docs/formats.md section 3)."""
+    from study import export
+
+    _study(slug)
+    try:
+        counts = export.export_study(
+            db.session(), slug, out_dir, fmt=fmt, secret_key=current_app.config["SECRET_KEY"],
+            pseudonymise=not raw_ids, batch_size=batch_size,
+        )
+    except export.ExportError as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(f"--out: cannot write to {out_dir}: {exc.strerror}") from None
+    rows = ", ".join(f"{k} {v}" for k, v in counts.items())
+    click.echo(f"exported {slug} to {out_dir} ({fmt}): {rows}")
+
+
+@click.command("simulate")
+@click.argument("slug")
+@click.option("--url", required=True, help="base URL of a running server, e.g. http://127.0.0.1:5000")
+@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--behaviour", type=click.Choice(["accurate", "random", "observer", "clicker", "dropout"]),
+              default="random", show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dprime", type=float, default=1.5, show_default=True, help="observer's d'")
+@click.option("--criterion", type=float, default=0.0, show_default=True, help="observer's c")
+@click.option("--dropout-rate", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--platform", type=click.Choice(["prolific", "mturk", "direct"]), default="prolific")
+@with_appcontext
+@_db_errors
+def simulate_cmd(slug: str, url: str, n: int, behaviour: str, concurrency: int, seed: int,
+                 dprime: float, criterion: float, dropout_rate: float, platform: str) -> None:
+    """Run N simulated participants through the real HTTP API of a running server."""
+    from study import simulate
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError("--url: must start with http:// or https://")
+    study = _study(slug)
+    cfg = simulate.SimulationConfig(
+        behaviour=behaviour, n=n, concurrency=concurrency, seed=seed, dprime=dprime,
+        criterion=criterion, dropout_rate=dropout_rate, platform=platform,
+    )
+    truth = simulate.truth_from_db(db.session(), study.id)
+    db.session().close()  # do not hold a connection while the simulation runs
+    result = simulate.run_simulation(url.rstrip("/"), slug, cfg, truth)
+    click.echo(json.dumps(result.summary(), indent=2))
+    if result.started == 0:
+        raise click.ClickException(f"no participant could start at {url} (see first_errors)")
+
+
+COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cmd, simulate_cmd)
+
+
+def register_commands(group: click.Group) -> None:
+    """Add the study commands to `group` (app.cli or the `python -m study` group)."""
+    for command in COMMANDS:
+        group.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m study ...`: the same commands on a FlaskGroup that builds the app."""
+    from flask.cli import FlaskGroup
+
+    from study import create_app
+
+    group = FlaskGroup(
+        name="study", create_app=lambda: create_app(), add_default_commands=False,
+        load_dotenv=False, help="diffusion-psychophysics study platform",
+    )
+    register_commands(group)
+    try:
+        group.main(args=argv, prog_name="python -m study", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,254 @@
+"""Researcher pages: log in, the studies with live progress, create, status, preview, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
+from sqlalchemy import select
+from werkzeug.routing import BuildError
+from werkzeug.utils import secure_filename
+
+from study import auth, db, export, manifest, progress
+from study.models import Study
+from study.researcher import bp
+from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusForm
+from study.researcher.status import StatusError, set_status
+from study.researcher.upload import resolve_image_dir, unpack_bundle
+
+
+def _study_or_404(slug: str) -> Study:
+    study = db.session().scalar(select(Study).where(Study.slug == slug))
+    if study is None:
+        abort(404)
+    return study
+
+
+def preview_url(slug: str) -> str:
+    """The participant side's preview of a study (H1's participant blueprint decides the URL)."""
+    for endpoint in ("participant.preview", "participant.landing", "participant.study"):
+        if endpoint in current_app.view_functions:
+            try:
+                return url_for(endpoint, slug=slug, preview=1)
+            except BuildError:
+                continue
+    return f"/s/{slug}?preview=1"
+
+
+@bp.app_context_processor
+def _researcher_context() -> dict:
+    return {"researcher_id": auth.current_researcher_id(), "logout_form": LogoutForm()}
+
+
+# ---------------------------------------------------------------- log in / out
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        researcher = auth.authenticate(db.session(), form.email.data, form.password.data)
+        if researcher is not None:
+            auth.log_in(researcher)
+            return redirect(auth.safe_next(request.args.get("next")) or url_for("researcher.index"))
+        error = "Wrong email or password."
+    status = 401 if error else 200
+    return render_template("researcher/login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+@auth.login_required
+def logout():
+    if LogoutForm().validate_on_submit():
+        auth.log_out()
+    return redirect(url_for("researcher.login"))
+
+
+# ---------------------------------------------------------------- studies
+
+
+@bp.get("/")
+@auth.login_required
+def index():
+    studies = db.session().scalars(select(Study).order_by(Study.created_at.desc())).all()
+    stats = progress.study_progress(db.session(), [s.id for s in studies])
+    return render_template("researcher/index.html", studies=studies, stats=stats)
+
+
+@bp.get("/progress.json")
+@auth.login_required
+def progress_json():
+    """Live progress of every study (the dashboard polls this)."""
+    rows = db.session().execute(select(Study.id, Study.slug, Study.status)).all()
+    stats = progress.study_progress(db.session(), [r.id for r in rows])
+    return jsonify(
+        studies=[{"slug": r.slug, "status": r.status, **stats[r.id].to_dict()} for r in rows]
+    )
+
+
+@bp.route("/studies/new", methods=["GET", "POST"])
+@auth.login_required
+def new_study():
+    form = NewStudyForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        try:
+            study = _create_from_form(form)
+        except manifest.ManifestError as exc:
+            errors = [str(p) for p in exc.problems]
+        else:
+            flash(f"Study {study.slug} created with {len(study.stimuli)} stimuli.")
+            return redirect(url_for("researcher.study", slug=study.slug))
+    else:
+        errors = [f"{name}: {'; '.join(msgs)}" for name, msgs in form.errors.items()]
+    status = 400 if request.method == "POST" else 200
+    return render_template("researcher/new_study.html", form=form, errors=errors), status
+
+
+def _create_from_form(form: NewStudyForm) -> Study:
+    raw: dict = {}
+    if (form.settings.data or "").strip():
+        try:
+            raw = json.loads(form.settings.data)
+        except json.JSONDecodeError as exc:
+            raise manifest.ManifestError(
+                [manifest.Problem(None, "settings", f"is not valid JSON ({exc.msg}, line {exc.lineno})")]
+            ) from None
+        if not isinstance(raw, dict):
+            raise manifest.ManifestError([manifest.Problem(None, "settings", "must be a JSON object")])
+    definition = manifest.parse_definition(raw)
+    upload = form.manifest.data
+    name = secure_filename(upload.filename or "") or "manifest"
+    suffix = Path(name).suffix.lower()
+    root = current_app.config["STIMULI_ROOT"]
+    with tempfile.TemporaryDirectory(prefix="dp-upload-") as tmp:
+        saved = Path(tmp) / f"upload{suffix}"
+        upload.save(saved)
+        if suffix == ".zip":
+            path = unpack_bundle(saved, Path(tmp) / "bundle")
+            base = path.parent
+        elif suffix in (".csv", ".json"):
+            path = saved
+            base = resolve_image_dir(root, form.image_folder.data or "")
+        else:
+            raise manifest.ManifestError(
+                [manifest.Problem(None, "manifest", "must be a .csv, .json or .zip file")]
+            )
+        rows = manifest.read_manifest(path)
+        return manifest.create_study(
+            db.session(),
+            rows,
+            base,
+            definition,
+            root,
+            slug=form.slug.data or None,
+            title=form.title.data or None,
+            live=bool(form.live.data),
+            created_by=auth.current_researcher_id(),
+        )
+
+
+@bp.get("/studies/<slug>")
+@auth.login_required
+def study(slug: str):
+    s = _study_or_404(slug)
+    stats = progress.study_progress(db.session(), [s.id])[s.id]
+    return render_template(
+        "researcher/study.html",
+        study=s,
+        stats=stats,
+        preview_url=preview_url(s.slug),
+        status_form=StatusForm(),
+        tables=export.TABLES,
+        formats=export.FORMATS,
+        settings_json=json.dumps(s.settings, indent=2),
+    )
+
+
+@bp.get("/studies/<slug>/progress.json")
+@auth.login_required
+def study_progress_json(slug: str):
+    s = _study_or_404(slug)
+    stats = progress.study_progress(db.session(), [s.id])[s.id]
+    return jsonify(slug=s.slug, status=s.status, **stats.to_dict())
+
+
+@bp.post("/studies/<slug>/status")
+@auth.login_required
+def study_status(slug: str):
+    s = _study_or_404(slug)
+    form = StatusForm()
+    if not form.validate_on_submit():
+        flash("status: must be one of live, paused, closed")
+        return redirect(url_for("researcher.study", slug=slug), code=303)
+    try:
+        set_status(db.session(), s, form.status.data)
+    except StatusError as exc:
+        flash(str(exc))
+    else:
+        flash(f"Study {slug} is now {s.status}.")
+    return redirect(url_for("researcher.study", slug=slug), code=303)
+
+
+# ---------------------------------------------------------------- export
+
+
+def _pseudonymise() -> bool:
+    return request.args.get("raw") not in ("1", "true", "yes")
+
+
+@bp.get("/studies/<slug>/export/<table>.<fmt>")
+@auth.login_required
+def export_table(slug: str, table: str, fmt: str):
+    """One table of the export, streamed: CSV chunk by chunk, Parquet from a spooled temp file."""
+    if table not in export.TABLES or fmt not in export.FORMATS:
+        abort(404)
+    s = _study_or_404(slug)
+    key = current_app.config["SECRET_KEY"]
+    pseudo = _pseudonymise()
+    batches = export.iter_batches(db.session(), s, table, key, pseudonymise=pseudo)
+    filename = f"{s.slug}-{table}.{fmt}"
+    if fmt == "csv":
+        body = stream_with_context(export.csv_chunks(table, batches))
+        resp = Response(body, mimetype="text/csv")
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="dp-export-", suffix=".parquet")
+        os.close(fd)
+        try:
+            export.write_parquet(table, batches, tmp)
+            resp = send_file(tmp, mimetype="application/vnd.apache.parquet", download_name=filename, as_attachment=True)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        resp.call_on_close(lambda: os.path.exists(tmp) and os.unlink(tmp))
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/studies/<slug>/export/data_dictionary.json")
+@auth.login_required
+def export_dictionary(slug: str):
+    s = _study_or_404(slug)
+    fmt = request.args.get("format", "csv")
+    if fmt not in export.FORMATS:
+        abort(404)
+    resp = jsonify(export.data_dictionary(s, pseudonymise=_pseudonymise(), fmt=fmt))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
