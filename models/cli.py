@@ -1,0 +1,160 @@
+"""`python -m models COMMAND ...`: train, sample, merge; classifier/attribute go to their packages.
+
+Errors in the user's input (config fields, missing folders, mismatched checkpoints, bad options)
+print one line `error: ...` naming the field or option and exit with status 2 -- no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from models.checkpoint import CheckpointError
+
+DELEGATES = {
+    "classifier": "models.classifiers.cli",
+    "attribute": "models.attribution.cli",
+}
+DEFAULT_CHECKPOINT_ROOT = Path("data/checkpoints")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected one or more scales >= 0, got {text!r}")
+    return values
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from exc
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"need 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a diffusion model from a TOML config")
+    t.add_argument("config", help="TOML config (see models/configs/)")
+    t.add_argument("--out", help="output folder (default data/checkpoints/NAME)")
+    t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--data-root", help="override data.root")
+    t.add_argument("--steps", type=int, help="override training.steps")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="sample stimuli + manifest from checkpoints")
+    s.add_argument("checkpoints", nargs="+", help="one or more checkpoint.pt files")
+    s.add_argument("--out", required=True, help="stimuli folder (PNGs + manifest.csv/json)")
+    s.add_argument("--n-per-class", type=int, default=4)
+    s.add_argument("--guidance", type=_floats, default=[0.0], help="comma-separated scales w")
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    s.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses T)")
+    s.add_argument("--eta", type=float, default=0.0)
+    s.add_argument("--real", type=int, default=0, help="real held-out images per class")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: this process's share")
+    s.add_argument("--device", default=None)
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--max-classes", type=int, help="only the first K classes")
+    s.add_argument("--set-size", type=int, default=1, help="FSDM context set size (exemplar first)")
+    s.add_argument("--split", choices=["auto", "heldout", "train"], default="auto")
+    s.add_argument("--data-root", help="where the checkpoint's data set lives now")
+    s.add_argument("--config", help="refuse checkpoints whose config differs from this TOML")
+    s.add_argument("--quiet", action="store_true")
+
+    m = sub.add_parser("merge", help="merge manifest.shard*of*.json files into manifest.csv/json")
+    m.add_argument("folder")
+    for name in DELEGATES:
+        sub.add_parser(name, help=f"{name} commands (python -m models {name} --help)", add_help=False)
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.config import load_config
+    from models.diffusion.training import train
+
+    cfg = load_config(args.config)
+    if args.data_root:
+        cfg = cfg.replace("data", root=args.data_root)
+    if args.steps is not None:
+        cfg = cfg.replace("training", steps=args.steps)
+    out = Path(args.out) if args.out else DEFAULT_CHECKPOINT_ROOT / cfg.name
+    result = train(cfg, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    if result.metrics.get("world_size", 1) == 1 or _rank() == 0:
+        m = result.metrics
+        print(f"checkpoint: {result.checkpoint}  steps {m['steps']}  loss {m['loss_first']:.4f} -> "
+              f"{m['loss_last']:.4f}  {m['images_per_s']:.0f} images/s on {m['device']}")
+    return 0
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from models.checkpoint import load_checkpoint
+    from models.config import load_config
+    from models.sample import run_sampling
+
+    if args.config:
+        cfg = load_config(args.config)
+        for path in args.checkpoints:
+            load_checkpoint(path, "cpu", config=cfg)
+    if args.batch_size < 1:
+        raise ValueError("--batch-size: must be >= 1")
+    if args.set_size < 1:
+        raise ValueError("--set-size: must be >= 1")
+    path = run_sampling(
+        args.checkpoints, args.out, args.n_per_class, args.guidance, sampler=args.sampler,
+        steps=args.steps, eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard,
+        device=args.device, batch_size=args.batch_size, max_classes=args.max_classes,
+        set_size=args.set_size, use_split=args.split, dataset_root=args.data_root,
+        progress=not args.quiet,
+    )
+    print(f"manifest: {path}")
+    return 0
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    try:
+        module = importlib.import_module(DELEGATES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name and DELEGATES[name].startswith(exc.name):
+            print(f"error: `python -m models {name}` needs {DELEGATES[name]}, which is not installed "
+                  "in this checkout", file=sys.stderr)
+            return 2
+        raise
+    return int(module.main(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATES:
+        return _delegate(argv[0], argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "sample":
+            return _sample(args)
+        from models.sample import merge_manifests
+
+        print(f"manifest: {merge_manifests(args.folder)}")
+        return 0
+    except (CheckpointError, ValueError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,195 @@
+"""The training loop: epsilon-prediction MSE with t uniform over 1..T, context dropout, EMA,
+AdamW with linear warm-up, seeded and resumable, CPU or CUDA (mixed precision on CUDA only), and
+DistributedDataParallel when launched with torchrun (gloo on CPU, nccl on CUDA)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from models.checkpoint import CheckpointError, config_differences, read_checkpoint, save_checkpoint
+from models.config import Config
+from models.data import ImageDataset, load_dataset, one_shot_split
+from models.device import pick_device
+from models.diffusion import ddp
+from models.diffusion.context import ContextSampler, drop_context
+from models.diffusion.schedule import make_schedule
+from models.diffusion.unet import UNet
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    metrics: dict[str, Any]
+
+
+def load_training_data(cfg: Config) -> tuple[ImageDataset, ImageDataset, dict[str, Any]]:
+    """The config's data set split into (train, heldout, split record)."""
+    d = cfg.data
+    data = load_dataset(d.dataset, d.root, d.size, threshold=d.threshold, max_per_class=d.max_per_class)
+    return one_shot_split(data, d.heldout_classes, d.split_seed, d.exemplar_rule)
+
+
+def build_network(cfg: Config, n_classes: int) -> UNet:
+    """The UNet the config describes (n_classes: number of training classes, for "class" mode)."""
+    m = cfg.model
+    return UNet(
+        image_size=cfg.data.size,
+        n_feat=m.n_feat,
+        channel_mults=tuple(m.channel_mults),
+        n_res=m.n_res,
+        context=m.context,
+        n_classes=n_classes if m.context == "class" else 0,
+        set_width=m.set_width,
+    )
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, parameters and float buffers."""
+    for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), net.buffers(), strict=True):
+        e.copy_(b)
+
+
+def diffusion_loss(net: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                   context: torch.Tensor | None, schedule) -> torch.Tensor:
+    """MSE between the true noise and net(q_sample(x0, t, noise), t, context); t (B,) in 1..T."""
+    x_t = schedule.q_sample(x0, t, noise)
+    return F.mse_loss(net(x_t, t, context).float(), noise.float())
+
+
+def train(
+    cfg: Config,
+    out_dir: Path | str,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the config's model; writes `out_dir/checkpoint.pt` every `checkpoint_every` steps and
+    at the end (rank 0 only under DDP). `resume` continues from that file after checking that its
+    config matches (else CheckpointError naming the fields). Returns the checkpoint path + metrics."""
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    dist = ddp.setup(device)
+    dev = dist.device if dist.active else (device if isinstance(device, torch.device) else pick_device(device))
+    tc = cfg.training
+
+    train_set, _heldout, split = load_training_data(cfg)
+    if len(train_set) == 0:
+        raise ValueError("data.heldout_classes: no training classes left")
+    schedule = make_schedule(cfg.diffusion.schedule, cfg.diffusion.T, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
+    contexts = ContextSampler(train_set, cfg.model.context, cfg.model.set_size)
+
+    torch.manual_seed(cfg.seed)
+    net = build_network(cfg, len(train_set.class_names)).to(dev)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
+    step, history = 0, []
+
+    if resume and ckpt_path.exists():
+        payload = read_checkpoint(ckpt_path)
+        diffs = config_differences(payload["config"], cfg.to_dict())
+        if diffs:
+            raise CheckpointError(f"--resume: {ckpt_path} was trained with another config: " + "; ".join(diffs))
+        state = payload.get("train_state") or {}
+        net.load_state_dict(payload["state_dict"])
+        ema.load_state_dict(payload["ema_state_dict"])
+        if state:
+            opt.load_state_dict(state["optimizer"])
+            step = int(state["step"])
+            history = list(state["history"])
+            rng = state["rng"]
+            gen.set_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
+    model = dist.wrap(net)
+
+    use_amp = tc.amp and dev.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    def save() -> None:
+        rng_states = dist.gather_objects(gen.get_state())
+        if dist.rank != 0:
+            return
+        meta = {
+            "dataset": train_set.name,
+            "dataset_hash": split["dataset_hash"],
+            "train_hash": train_set.content_hash(),
+            "split": split,
+            "train_classes": train_set.class_names,
+            "metrics": metrics(),
+        }
+        train_state = {"optimizer": opt.state_dict(), "step": step, "history": history, "rng": rng_states}
+        save_checkpoint(ckpt_path, net, cfg, meta, ema=ema, train_state=train_state)
+
+    t_start, images_seen, window = time.perf_counter(), 0, []
+
+    def metrics() -> dict[str, Any]:
+        elapsed = time.perf_counter() - t_start
+        return {
+            "steps": step,
+            "loss_first": history[0][1] if history else None,
+            "loss_last": history[-1][1] if history else None,
+            "loss_history": history,
+            "images_per_s": images_seen * dist.world_size / elapsed if elapsed > 0 else None,
+            "world_size": dist.world_size,
+            "device": str(dev),
+            "amp": use_amp,
+        }
+
+    bar = tqdm(total=tc.steps, initial=step, disable=not progress or dist.rank != 0,
+               desc=f"train {cfg.name}", dynamic_ncols=True)
+    model.train()
+    while step < tc.steps:
+        idx = torch.randint(len(train_set), (tc.batch_size,), generator=gen)
+        x0 = train_set.images[idx]
+        t = torch.randint(1, schedule.T + 1, (tc.batch_size,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        context = contexts(idx, gen)
+        if tc.p_uncond > 0:
+            context = drop_context(net, context, torch.rand(tc.batch_size, generator=gen) < tc.p_uncond)
+        x0, t, noise = x0.to(dev), t.to(dev), noise.to(dev)
+        context = None if context is None else context.to(dev)
+        for group in opt.param_groups:
+            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup))
+        with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
+            loss = diffusion_loss(model, x0, t, noise, context, schedule)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if tc.grad_clip > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        ema_update(ema, net, min(tc.ema_decay, (1 + step) / (10 + step)))
+        step += 1
+        images_seen += tc.batch_size
+        window.append(float(loss.detach()))
+        if step % tc.log_every == 0 or step == tc.steps:
+            history.append((step, sum(window) / len(window)))
+            bar.set_postfix(loss=f"{history[-1][1]:.4f}")
+            window = []
+        bar.update(1)
+        if step % tc.checkpoint_every == 0 and step < tc.steps:
+            save()
+    bar.close()
+    if dist.active:
+        in_sync = dist.params_in_sync(net)
+        if not in_sync:
+            raise RuntimeError("DDP: parameters differ across ranks after training")
+    save()
+    result = TrainResult(ckpt_path, metrics())
+    dist.teardown()
+    return result
