@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -154,3 +155,29 @@ def populate(app, study_id: int, n_participants: int, trials_each: int, *, click
             inserted["events"] += events_each
         s.commit()
     return inserted
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server_url: str):
+    """A new, empty database on the server of `server_url`, upgraded with the project's Alembic
+    migrations, dropped afterwards; yields its URL."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from study import migrate
+    from study.db import make_engine
+
+    name = f"dp_h2_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
