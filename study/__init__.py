@@ -1,3 +1,4 @@
+# NOTE FOR ENGINEERS: read docs/TEAM_RULES.md first (parallel work: ownership, commit rules, 03:20 UTC deadline).
 """The study platform: a Flask app where participants do ClickMe and real-or-fake tasks."""
 
 from __future__ import annotations
@@ -5,9 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
-from study import db
+from study import db, errors
 from study.config import PROJECT_ROOT, build_config
 
 
@@ -19,8 +20,28 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     db.init_app(app)
+    errors.register(app)
+    app.after_request(_security_headers)
 
     from study import blueprints
 
     blueprints.register(app)
     return app
+
+
+# No inline scripts or styles anywhere (templates load /static files only); images may come
+# from blob: URLs because the task pages fetch stimuli with the participant token.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(resp: Response) -> Response:
+    resp.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    # Prolific and MTurk ids travel in the participant's URL: never leak it to other sites.
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    return resp

@@ -1,3 +1,4 @@
+# NOTE FOR ENGINEERS: read docs/TEAM_RULES.md first (parallel work: ownership, commit rules, 03:20 UTC deadline).
 """The study's tables (SQLAlchemy 2.x typed ORM). One row per trial, one row per click.
 
 Alembic migrations in study/migrations must match this metadata (a test compares them).
@@ -125,7 +126,8 @@ class Participant(Base):
     status: Mapped[str] = mapped_column(String(16), default="started")
     condition_id: Mapped[int | None] = mapped_column(ForeignKey("conditions.id"))
     seed: Mapped[int] = mapped_column(Integer)
-    current_index: Mapped[int] = mapped_column(Integer, default=0)
+    current_index: Mapped[int] = mapped_column(Integer, default=0)  # trials answered so far
+    n_trials: Mapped[int] = mapped_column(Integer, default=0)  # length of the trial list
     staircase: Mapped[dict[str, Any]] = mapped_column(default=dict)  # server-side state
     user_agent: Mapped[str | None] = mapped_column(String(500))
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

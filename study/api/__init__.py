@@ -3,3 +3,5 @@
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)
+
+from study.api import endpoints, openapi  # noqa: E402,F401  (routes register on import)

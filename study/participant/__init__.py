@@ -1,11 +1,136 @@
-"""Participant pages: consent, instructions, practice, trials, debrief."""
+"""Participant pages: the study link (consent), the task page (instructions, practice, trials,
+debrief) and the refusals (closed, full, already taken part). The task itself runs in the
+browser (study/static/js) against the JSON API."""
 
-from flask import Blueprint, jsonify
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from study import db
+from study.api.endpoints import PLATFORM_IDS, refusal, study_settings
+from study.models import Condition, Participant, Study, utcnow
 
 bp = Blueprint("participant", __name__)
 
+URL_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId", "hitId")
+
 
 @bp.get("/healthz")
-def healthz():
+def healthz():  # noqa: ANN201
     """No database work: the benchmarks' baseline route."""
     return jsonify(ok=True)
+
+
+def _message(title: str, text: str, status: int):  # noqa: ANN202
+    return render_template("participant/message.html", title=title, text=text), status
+
+
+def _platform(args: dict[str, str]) -> str:
+    if args.get("PROLIFIC_PID"):
+        return "prolific"
+    if args.get("workerId"):
+        return "mturk"
+    return "direct"
+
+
+def _preview_wanted() -> bool:
+    return request.args.get("preview") == "1" and session.get("researcher_id") is not None
+
+
+def _session_participant(study: Study) -> Participant | None:
+    token = (session.get("participants") or {}).get(study.slug)
+    if not token:
+        return None
+    return db.session().scalar(
+        select(Participant).where(Participant.token == token, Participant.study_id == study.id)
+    )
+
+
+@bp.get("/s/<slug>")
+def landing(slug: str):  # noqa: ANN201
+    """The link participants follow from Prolific or MTurk: consent, or where they left off."""
+    study = db.session().scalar(select(Study).where(Study.slug == slug))
+    preview = _preview_wanted()
+    if study is None or (study.status == "draft" and not preview):
+        return _message("Study not found", "There is no study at this address.", 404)
+    if not preview:
+        mine = _session_participant(study)
+        if mine is not None:
+            return redirect(url_for("participant.task", slug=slug))
+    args = {k: request.args.get(k, "")[:128] for k in URL_PARAMS if request.args.get(k)}
+    platform = _platform(args)
+    if not preview:
+        why = refusal(study, utcnow())
+        if why is not None:
+            status, _ = why
+            if study.status in ("paused", "closed"):
+                return _message(
+                    f"This study is {study.status}",
+                    "It is not accepting participants at the moment. Please return it on "
+                    "your platform; thank you for your interest.",
+                    410,
+                )
+            return _message(
+                "This study is full",
+                "All places have been taken. Please return it on your platform; thank you "
+                "for your interest.",
+                status,
+            )
+        if platform == "mturk" and args.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
+            return _message(
+                "Please accept the HIT first",
+                "This is a preview of the task. Accept the HIT on MTurk to take part.",
+                200,
+            )
+        ext_key = PLATFORM_IDS[platform][0]
+        if ext_key and db.session().scalar(
+            select(Participant.id).where(
+                Participant.study_id == study.id,
+                Participant.platform == platform,
+                Participant.external_id == args[ext_key],
+            )
+        ):
+            return _message(
+                "You have already taken part",
+                "Our records show that you have already started this study, and each person "
+                "may take part only once. If you believe this is a mistake, please contact "
+                "the researchers through your platform.",
+                409,
+            )
+    start = {"platform": platform, **args}
+    return render_template(
+        "participant/consent.html",
+        study=study,
+        start_json=json.dumps(start),
+        preview=preview,
+    )
+
+
+@bp.get("/s/<slug>/task")
+def task(slug: str):  # noqa: ANN201
+    """The task page; the browser resumes at the participant's current trial."""
+    study = db.session().scalar(select(Study).where(Study.slug == slug))
+    if study is None:
+        return _message("Study not found", "There is no study at this address.", 404)
+    preview = _preview_wanted() and (session.get("preview") or {}).get("slug") == slug
+    if preview:
+        token = "preview"
+        condition_id = session["preview"].get("condition_id")
+    else:
+        p = _session_participant(study)
+        if p is None:
+            return redirect(url_for("participant.landing", slug=slug))
+        token = p.token
+        condition_id = p.condition_id
+    condition = db.session().get(Condition, condition_id) if condition_id else None
+    settings = study_settings(study, condition)
+    return render_template(
+        "participant/task.html",
+        study=study,
+        token=token,
+        preview=preview,
+        redirect_platform=settings.redirect_platform,
+    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-25 01:17:10.359864
+Create Date: 2026-11-25 01:19:19.679795
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def upgrade() -> None:
     sa.Column('condition_id', sa.Integer(), nullable=True),
     sa.Column('seed', sa.Integer(), nullable=False),
     sa.Column('current_index', sa.Integer(), nullable=False),
+    sa.Column('n_trials', sa.Integer(), nullable=False),
     sa.Column('staircase', sa.JSON(), nullable=False),
     sa.Column('user_agent', sa.String(length=500), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),

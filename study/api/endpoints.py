@@ -1,0 +1,526 @@
+"""Participant endpoints of /api/v1 (docs/formats.md section 2).
+
+A participant is identified by the secret token in the `X-Participant-Token` header. Each
+response is validated, then stored with its clicks in one transaction together with the
+participant's progress (and staircase state); a repeated `client_uuid` gets the stored result.
+A researcher's preview (study/api/preview.py) answers the same calls without storing anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, jsonify, request, session
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from study import db, staircase
+from study.api import bp, preview
+from study.api.images import send_stimulus
+from study.assignment import StimulusRef, build_trial_plan, choose_condition
+from study.errors import ApiError
+from study.feedback import classifier_path, classify, load_gray
+from study.models import (
+    BrowserEvent,
+    Click,
+    Condition,
+    Participant,
+    Response,
+    Stimulus,
+    Study,
+    Trial,
+    utcnow,
+)
+from study.settings import StudySettings
+from study.validation import (
+    ClickIn,
+    get_int,
+    get_number,
+    get_str,
+    get_uuid,
+    json_object,
+    parse_clicks,
+    parse_events,
+)
+
+TOKEN_HEADER = "X-Participant-Token"
+PLATFORM_IDS = {
+    # platform: (external id, external study id, external session id) as URL/body keys
+    "prolific": ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID"),
+    "mturk": ("workerId", "hitId", "assignmentId"),
+    "direct": (None, None, None),
+}
+PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def study_settings(study: Study, condition: Condition | None) -> StudySettings:
+    base = StudySettings.from_dict(study.settings)
+    return base.merged(condition.settings) if condition is not None else base
+
+
+def refusal(study: Study | None, now: dt.datetime) -> tuple[int, str] | None:
+    """Why a new participant may not start this study (status, message), or None."""
+    if study is None or study.status == "draft":
+        return 404, "no such study"
+    if study.status in ("paused", "closed"):
+        return 410, f"this study is {study.status} and does not accept participants now"
+    settings = StudySettings.from_dict(study.settings)
+    if settings.max_participants is not None:
+        since = now - dt.timedelta(minutes=settings.active_window_minutes)
+        n = db.session().scalar(
+            select(func.count())
+            .select_from(Participant)
+            .where(
+                Participant.study_id == study.id,
+                or_(
+                    Participant.status == "completed",
+                    (Participant.status == "started") & (Participant.last_seen_at >= since),
+                ),
+            )
+        )
+        if n >= settings.max_participants:
+            return 410, "this study is full"
+    return None
+
+
+def external_ids(platform: str, values: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(external id, external study id, external session id) of a start request."""
+    id_key, study_key, session_key = PLATFORM_IDS[platform]
+    if id_key is None:
+        return None, None, None
+    ext = get_str(values, id_key, required=True, max_len=128)
+    ext_study = get_str(values, study_key, max_len=128)
+    ext_session = get_str(values, session_key, max_len=128)
+    if platform == "mturk" and ext_session == "ASSIGNMENT_ID_NOT_AVAILABLE":
+        raise ApiError(400, "accept the HIT before starting", "assignmentId")
+    return ext, ext_study, ext_session
+
+
+def completion_redirect(platform: str, settings: StudySettings, code: str, p: Any) -> str | None:
+    if platform == "prolific":
+        return PROLIFIC_COMPLETE_URL.format(code=code)
+    if platform == "mturk":
+        from urllib.parse import urlencode
+
+        query = urlencode({"assignmentId": p.external_session_id or "", "completion_code": code})
+        return f"{settings.mturk_submit_url}?{query}"
+    return None
+
+
+def current_participant(for_update: bool = False) -> Participant:
+    token = request.headers.get(TOKEN_HEADER, "")
+    if not token:
+        raise ApiError(401, f"the {TOKEN_HEADER} header is required", TOKEN_HEADER)
+    stmt = select(Participant).where(Participant.token == token)
+    if for_update:
+        stmt = stmt.with_for_update()
+    p = db.session().scalar(stmt)
+    if p is None:
+        raise ApiError(401, "unknown participant token", TOKEN_HEADER)
+    return p
+
+
+def own_trial(p: Participant, trial_id: int | None) -> Trial:
+    trial = db.session().get(Trial, trial_id) if trial_id is not None else None
+    if trial is None or trial.participant_id != p.id:
+        raise ApiError(404, "no such trial for this participant", "trial_id")
+    return trial
+
+
+def trial_exposure(task: str, kind: str, settings: StudySettings, state: dict[str, Any]) -> float | None:
+    """The exposure (ms) to show a real-or-fake trial for; None = until the answer."""
+    if task != "realfake":
+        return None
+    sc = settings.staircase
+    if not sc.enabled:
+        return settings.exposure_ms
+    if kind == "catch":
+        return sc.max_ms  # attention checks are shown long enough to be easy
+    if kind == "practice":
+        return sc.start_ms
+    return float(state.get("exposure_ms", sc.start_ms))
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """What a page needs to know about a trial (a stored row, or a preview's planned trial)."""
+
+    id: int
+    index: int
+    kind: str
+    exposure_ms: float | None
+
+
+def client_settings(study: Study, settings: StudySettings, feedback: bool) -> dict[str, Any]:
+    """The settings a task page needs (nothing that gives answers away)."""
+    if study.task == "clickme":
+        return {
+            "bubble_radius": settings.bubble_radius,
+            "click_budget": settings.click_budget,
+            "min_clicks": settings.min_clicks,
+            "feedback": feedback,
+        }
+    return {
+        "fixation_ms": settings.fixation_ms,
+        "mask_ms": settings.mask_ms,
+        "confidence": settings.confidence.enabled,
+        "confidence_min": settings.confidence.min,
+        "confidence_max": settings.confidence.max,
+    }
+
+
+def trial_json(
+    study: Study, settings: StudySettings, trial: TrialView, stimulus: Stimulus, n_trials: int,
+    feedback: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": trial.id,
+        "index": trial.index,
+        "n_trials": n_trials,
+        "kind": trial.kind,
+        "task": study.task,
+        "image_url": f"/api/v1/participant/trials/{trial.id}/image",
+        "exposure_ms": trial.exposure_ms,
+        "settings": client_settings(study, settings, feedback),
+    }
+    if study.task == "clickme":
+        out["class_label"] = stimulus.class_label
+    if trial.kind == "practice" and settings.practice_feedback and study.task == "realfake":
+        out["answer_key"] = "fake" if stimulus.source == "model" else "real"
+    return out
+
+
+def parse_response(task: str, settings: StudySettings, body: dict[str, Any]) -> dict[str, Any]:
+    """The validated fields of a response to a `task` trial."""
+    out: dict[str, Any] = {
+        "rt_ms": get_number(body, "rt_ms", required=True),
+        "exposure_ms": get_number(body, "exposure_ms"),
+        "client_sent_at": get_number(body, "client_sent_at", hi=1e14),
+    }
+    if task == "realfake":
+        out["answer"] = get_str(body, "answer", required=True, choices=("real", "fake"))
+        conf = settings.confidence
+        out["confidence"] = get_int(body, "confidence", lo=conf.min, hi=conf.max)
+        if conf.enabled and out["confidence"] is None:
+            raise ApiError(400, "confidence is required in this study", "confidence")
+        if body.get("clicks"):
+            raise ApiError(400, "clicks belong to ClickMe trials", "clicks")
+        out["clicks"] = []
+    else:
+        if body.get("answer") is not None:
+            raise ApiError(400, "answer belongs to real-or-fake trials", "answer")
+        out["answer"] = None
+        out["confidence"] = None
+        out["clicks"] = parse_clicks(body.get("clicks"), budget=settings.click_budget)
+        if len(out["clicks"]) < settings.min_clicks:
+            raise ApiError(
+                400, f"at least {settings.min_clicks} clicks are needed", "clicks"
+            )
+    return out
+
+
+def stored_result(resp: Response, next_index: int) -> dict[str, Any]:
+    return {
+        "response_id": resp.id,
+        "trial_id": resp.trial_id,
+        "correct": resp.correct,
+        "feedback": resp.feedback,
+        "next_index": next_index,
+    }
+
+
+def click_rows(response_id: int, clicks: list[ClickIn]) -> list[dict[str, Any]]:
+    return [
+        {"response_id": response_id, "order": i, "x": c.x, "y": c.y, "t_ms": c.t_ms, "stroke": c.stroke}
+        for i, c in enumerate(clicks)
+    ]
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@bp.post("/studies/<slug>/participants")
+def start(slug: str):  # noqa: ANN201
+    """A new participant: refusals first, then condition, seed and the whole trial list."""
+    body = json_object()
+    if body.get("consent") is not True:
+        raise ApiError(400, "consent must be true to take part", "consent")
+    platform = get_str(body, "platform", choices=tuple(PLATFORM_IDS)) or "direct"
+    ext, ext_study, ext_session = external_ids(platform, body)
+    if preview.requested(body):
+        return preview.start(slug)
+    s = db.session()
+    now = utcnow()
+    study = s.scalar(select(Study).where(Study.slug == slug))
+    why = refusal(study, now)
+    if why:
+        raise ApiError(why[0], why[1], None)
+    id_field = PLATFORM_IDS[platform][0]
+    if ext is not None and s.scalar(
+        select(Participant.id).where(
+            Participant.study_id == study.id,
+            Participant.platform == platform,
+            Participant.external_id == ext,
+        )
+    ):
+        raise ApiError(409, "this participant has already taken part in this study", id_field)
+    settings = StudySettings.from_dict(study.settings)
+    condition_id = choose_condition(s, study.id, now, settings.active_window_minutes)
+    condition = s.get(Condition, condition_id) if condition_id is not None else None
+    settings = study_settings(study, condition)
+    stimuli = [
+        StimulusRef(sid, role)
+        for sid, role in s.execute(
+            select(Stimulus.id, Stimulus.role).where(Stimulus.study_id == study.id)
+        )
+    ]
+    seed = secrets.randbelow(2**31 - 1)
+    plan = build_trial_plan(stimuli, settings, seed)
+    if not plan:
+        raise ApiError(410, "this study has no stimuli yet", None)
+    p = Participant(
+        study_id=study.id,
+        token=secrets.token_urlsafe(32),
+        public_id=str(uuid.uuid4()),
+        platform=platform,
+        external_id=ext,
+        external_study_id=ext_study,
+        external_session_id=ext_session,
+        status="started",
+        condition_id=condition_id,
+        seed=seed,
+        current_index=0,
+        n_trials=len(plan),
+        staircase=staircase.initial_state(settings.staircase) if settings.staircase.enabled else {},
+        user_agent=(request.user_agent.string or "")[:500] or None,
+        started_at=now,
+        last_seen_at=now,
+    )
+    try:
+        s.add(p)
+        s.flush()
+        s.execute(
+            insert(Trial),
+            [
+                {"participant_id": p.id, "index": i, "stimulus_id": t.stimulus_id, "kind": t.kind}
+                for i, t in enumerate(plan)
+            ],
+        )
+        s.commit()
+    except IntegrityError:
+        s.rollback()  # the same external id started at the same moment in another request
+        raise ApiError(409, "this participant has already taken part in this study", id_field) from None
+    tokens = dict(session.get("participants") or {})
+    tokens[slug] = p.token
+    session["participants"] = tokens
+    out = {
+        "token": p.token,
+        "participant_id": p.public_id,
+        "condition": condition.name if condition is not None else None,
+        "n_trials": p.n_trials,
+        "current_index": 0,
+    }
+    return jsonify(out), 201
+
+
+@bp.get("/participant/trial")
+def get_trial():  # noqa: ANN201
+    if preview.active():
+        return jsonify(preview.get_trial())
+    s = db.session()
+    p = current_participant()
+    if p.current_index >= p.n_trials:
+        return jsonify(done=True, n_trials=p.n_trials, current_index=p.current_index)
+    row = s.execute(
+        select(Trial, Stimulus, Study)
+        .join(Stimulus, Trial.stimulus_id == Stimulus.id)
+        .join(Study, Study.id == Stimulus.study_id)
+        .where(Trial.participant_id == p.id, Trial.index == p.current_index)
+    ).one()
+    trial, stimulus, study = row
+    condition = s.get(Condition, p.condition_id) if p.condition_id else None
+    settings = study_settings(study, condition)
+    if trial.served_at is None:
+        trial.exposure_ms = trial_exposure(study.task, trial.kind, settings, p.staircase)
+        trial.served_at = utcnow()
+        p.last_seen_at = trial.served_at
+        s.commit()
+    feedback = study.task == "clickme" and classifier_path(current_app, settings) is not None
+    view = TrialView(trial.id, trial.index, trial.kind, trial.exposure_ms)
+    return jsonify(trial=trial_json(study, settings, view, stimulus, p.n_trials, feedback))
+
+
+@bp.post("/participant/responses")
+def post_response():  # noqa: ANN201
+    body = json_object()
+    client_uuid = get_uuid(body, "client_uuid")
+    trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
+    if preview.active():
+        return preview.post_response(client_uuid, trial_id, body)
+    s = db.session()
+    p = current_participant(for_update=True)
+    existing = s.scalar(select(Response).where(Response.client_uuid == client_uuid))
+    if existing is not None:
+        return _repeat(existing, p)
+    trial = own_trial(p, trial_id)
+    if trial.index != p.current_index:
+        raise ApiError(
+            409,
+            f"trial {trial_id} is not the current trial (the current index is {p.current_index})",
+            "trial_id",
+        )
+    stimulus = s.get(Stimulus, trial.stimulus_id)
+    study = s.get(Study, p.study_id)
+    condition = s.get(Condition, p.condition_id) if p.condition_id else None
+    settings = study_settings(study, condition)
+    fields = parse_response(study.task, settings, body)
+    correct = None
+    feedback: dict[str, Any] = {}
+    if study.task == "realfake":
+        truth = "fake" if stimulus.source == "model" else "real"
+        correct = fields["answer"] == truth
+        if trial.kind == "practice" and settings.practice_feedback:
+            feedback = {"truth": truth}
+    now = utcnow()
+    try:
+        resp = Response(
+            trial_id=trial.id,
+            participant_id=p.id,
+            client_uuid=client_uuid,
+            answer=fields["answer"],
+            correct=correct,
+            confidence=fields["confidence"],
+            rt_ms=fields["rt_ms"],
+            exposure_ms=fields["exposure_ms"] if fields["exposure_ms"] is not None else trial.exposure_ms,
+            n_clicks=len(fields["clicks"]),
+            feedback=feedback,
+            client_sent_at=fields["client_sent_at"],
+            received_at=now,
+        )
+        s.add(resp)
+        s.flush()
+        if fields["clicks"]:
+            s.execute(insert(Click), click_rows(resp.id, fields["clicks"]))
+        p.current_index = trial.index + 1
+        p.last_seen_at = now
+        if study.task == "realfake" and trial.kind == "main" and settings.staircase.enabled:
+            p.staircase = staircase.update(p.staircase, bool(correct), settings.staircase)
+        s.commit()
+    except IntegrityError:
+        # The same UUID (or another answer to this trial) was stored by a concurrent request.
+        s.rollback()
+        existing = s.scalar(select(Response).where(Response.client_uuid == client_uuid))
+        if existing is not None:
+            return _repeat(existing, current_participant())
+        raise ApiError(409, f"trial {trial_id} has already been answered", "trial_id") from None
+    except BaseException:
+        s.rollback()
+        raise
+    return jsonify(stored_result(resp, p.current_index)), 201
+
+
+def _repeat(existing: Response, p: Participant):  # noqa: ANN202
+    if existing.participant_id != p.id:
+        raise ApiError(409, "this client_uuid belongs to another response", "client_uuid")
+    db.session().rollback()  # release the row lock; nothing was written
+    return jsonify(stored_result(existing, p.current_index)), 200
+
+
+@bp.post("/participant/events")
+def post_events():  # noqa: ANN201
+    body = json_object()
+    events = parse_events(body)
+    if preview.active():
+        return jsonify(stored=0), 201
+    s = db.session()
+    p = current_participant()
+    trial_ids = {e.trial_id for e in events if e.trial_id is not None}
+    if trial_ids:
+        own = set(
+            s.scalars(
+                select(Trial.id).where(Trial.participant_id == p.id, Trial.id.in_(trial_ids))
+            )
+        )
+        for i, e in enumerate(events):
+            if e.trial_id is not None and e.trial_id not in own:
+                raise ApiError(404, "no such trial for this participant", f"events[{i}].trial_id")
+    now = utcnow()
+    s.execute(
+        insert(BrowserEvent),
+        [
+            {"participant_id": p.id, "trial_id": e.trial_id, "kind": e.kind, "t_ms": e.t_ms,
+             "detail": e.detail, "received_at": now}
+            for e in events
+        ],
+    )
+    s.commit()
+    return jsonify(stored=len(events)), 201
+
+
+@bp.post("/participant/complete")
+def complete():  # noqa: ANN201
+    if preview.active():
+        return jsonify(preview.complete())
+    s = db.session()
+    p = current_participant(for_update=True)
+    if p.current_index < p.n_trials:
+        left = p.n_trials - p.current_index
+        raise ApiError(409, f"{left} of {p.n_trials} trials are not answered yet", None)
+    study = s.get(Study, p.study_id)
+    condition = s.get(Condition, p.condition_id) if p.condition_id else None
+    settings = study_settings(study, condition)
+    if p.status != "completed":
+        p.status = "completed"
+        p.completed_at = p.last_seen_at = utcnow()
+        s.commit()
+    code = study.completion_code
+    return jsonify(
+        completion_code=code,
+        redirect_url=completion_redirect(p.platform, settings, code, p),
+    )
+
+
+@bp.post("/participant/classify")
+def classify_clicks():  # noqa: ANN201
+    body = json_object()
+    trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
+    if preview.active():
+        study, settings, stimulus = preview.trial_stimulus(trial_id)
+    else:
+        p = current_participant()
+        trial = own_trial(p, trial_id)
+        study = db.session().get(Study, p.study_id)
+        condition = db.session().get(Condition, p.condition_id) if p.condition_id else None
+        settings = study_settings(study, condition)
+        stimulus = db.session().get(Stimulus, trial.stimulus_id)
+    if study.task != "clickme":
+        raise ApiError(400, "feedback exists for ClickMe trials only", "trial_id")
+    clicks = parse_clicks(body.get("clicks"), budget=settings.click_budget)
+    path = classifier_path(current_app, settings)
+    if path is None:
+        raise ApiError(404, "this study has no feedback classifier", None)
+    from study.api.images import stimulus_file
+
+    image = load_gray(stimulus_file(current_app, stimulus))
+    label, prob = classify(current_app, path, image, [(c.x, c.y) for c in clicks], settings.bubble_radius)
+    return jsonify(label=label, probability=prob, correct=label == stimulus.class_label)
+
+
+@bp.get("/participant/trials/<int:trial_id>/image")
+def trial_image(trial_id: int):  # noqa: ANN201
+    """The image of one of the participant's trials up to the current one (no peeking ahead)."""
+    if preview.active():
+        _, _, stimulus = preview.trial_stimulus(trial_id)
+        return send_stimulus(current_app, stimulus)
+    p = current_participant()
+    trial = own_trial(p, trial_id)
+    if trial.index > p.current_index:
+        raise ApiError(404, "no such trial for this participant", "trial_id")
+    return send_stimulus(current_app, db.session().get(Stimulus, trial.stimulus_id))

@@ -1,0 +1,29 @@
+// The consent page: "I agree" starts the participant through the API, then opens the task.
+
+import { api, untilAnswered } from "./api.js";
+
+const root = document.getElementById("consent");
+const button = document.getElementById("agree");
+const status = document.getElementById("consent-status");
+const slug = root.dataset.slug;
+const preview = root.dataset.preview === "1";
+
+function say(text) {
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+button.addEventListener("click", async () => {
+  button.disabled = true;
+  const body = { ...JSON.parse(root.dataset.start), consent: true };
+  if (preview) body.preview = true;
+  const res = await untilAnswered(
+    () => api(`/studies/${encodeURIComponent(slug)}/participants`, { method: "POST", body }),
+    (waiting) => say(waiting ? "Connecting to the server…" : ""),
+  );
+  if (res.status === 201) {
+    window.location.assign(`/s/${encodeURIComponent(slug)}/task${preview ? "?preview=1" : ""}`);
+    return;
+  }
+  say(res.data && res.data.error ? res.data.error.message : `Could not start (${res.status}).`);
+});
