@@ -123,7 +123,7 @@ def _study(slug: str):  # noqa: ANN202
 
 @click.command("study-status")
 @click.argument("slug")
-@click.argument("status", type=click.Choice(["live", "paused", "closed"]))
+@click.argument("status", metavar="STATUS", type=click.Choice(["live", "paused", "closed"]))
 @with_appcontext
 @_db_errors
 def study_status(slug: str, status: str) -> None:
