@@ -266,10 +266,13 @@ class _Participant:
         else:
             answer = self.rng.choice(("real", "fake"))
             strength = self.rng.random() * 2
-        enabled = conf_settings.get("enabled") if isinstance(conf_settings, dict) else bool(conf_settings)
+        s = trial.get("settings") or {}
+        if isinstance(conf_settings, dict):  # {"enabled", "min", "max"} or flat keys
+            enabled, lo, hi = conf_settings.get("enabled"), conf_settings.get("min", 1), conf_settings.get("max", 4)
+        else:
+            enabled, lo, hi = conf_settings, s.get("confidence_min", 1), s.get("confidence_max", 4)
         if enabled:
-            lo = int(conf_settings.get("min", 1)) if isinstance(conf_settings, dict) else 1
-            hi = int(conf_settings.get("max", 4)) if isinstance(conf_settings, dict) else 4
+            lo, hi = int(lo), int(hi)
             confidence = max(lo, min(hi, lo + int(strength / 2.5 * (hi - lo + 1))))
         return answer, confidence
 
