@@ -10,6 +10,7 @@ The checkpoint is the app's FEEDBACK_CLASSIFIER, else the study's `feedback_clas
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,14 +68,18 @@ def classifier_path(app: Flask, settings: StudySettings) -> Path | None:
     path = Path(raw)
     if not path.is_absolute():
         path = PROJECT_ROOT / path
-    if not path.exists() or importlib.util.find_spec("models") is None:
-        return None
-    try:
-        if importlib.util.find_spec(CLASSIFIER_MODULE) is None:
-            return None
-    except ImportError:
+    if not path.exists() or not _module_available():
         return None
     return path
+
+
+def _module_available() -> bool:
+    if CLASSIFIER_MODULE in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(CLASSIFIER_MODULE) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _classifier(app: Flask, path: Path) -> Any:

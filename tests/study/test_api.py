@@ -223,8 +223,8 @@ def test_realfake_answers_are_checked(app: Flask, client: FlaskClient, make_stud
         body = {k: v for k, v in {**answer_body(trial), **change}.items() if v is not None}
         if field == "body":
             res = client.post("/api/v1/participant/responses", headers={H: token},
-                              data='{"client_uuid": "%s", "trial_id": 1, "rt_ms": Infinity}'
-                              % uuid.uuid4(), content_type="application/json")
+                              data=f'{{"client_uuid": "{uuid.uuid4()}", "trial_id": 1, '
+                              '"rt_ms": Infinity}', content_type="application/json")
         else:
             res = post(client, token, body)
         assert res.status_code == 400 and res.get_json()["error"]["field"] == field
