@@ -112,7 +112,7 @@ def test_accuracy_by_exposure_bins():
 def test_mixed_logit_equals_statsmodels_formula_fit():
     from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
-    t = _trials(n_p=10, n_t=24)
+    t = _trials(n_p=12, n_t=40)
     ours = judgments.mixed_logit(t, ["source"])
     ref = BinomialBayesMixedGLM.from_formula(
         "correct ~ C(source)", {"participant": "0 + C(participant)",
