@@ -1,0 +1,260 @@
+"""Participants in headless Chromium (Debian's, driven by Playwright): a ClickMe study with mouse
+clicks and a drag, a real-or-fake study with the F/J keys, a reload in the middle, and a network
+drop of a few seconds. The database is counted afterwards: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from study_helpers import build_study
+from werkzeug.serving import make_server
+
+from study import create_app
+from study.migrate import upgrade
+from study.models import BrowserEvent, Click, Participant, Response, Trial
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Flask]]:
+    """The app on a fresh SQLite file, served by werkzeug on 127.0.0.1 and a free port."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "browser-test",
+                      "STIMULI_ROOT": str(tmp_path / "stimuli"), "FEEDBACK_CLASSIFIER": None})
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}", app
+    srv.shutdown()
+    thread.join(5)
+    app.extensions["sqlalchemy_engine"].dispose()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield pg
+    context.close()
+    # Failed requests during the network drop log errors in the console; anything else is a bug.
+    real = [e for e in errors if "Failed to load resource" not in e and "Failed to fetch" not in e]
+    assert not real, real
+
+
+def db_rows(app: Flask, pid: str) -> tuple[Participant, list[Response], int, int]:
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        p = s.scalar(select(Participant).where(Participant.external_id == pid))
+        responses = list(
+            s.scalars(select(Response).where(Response.participant_id == p.id).order_by(Response.id))
+        )
+        n_clicks = s.scalar(
+            select(func.count()).select_from(Click).join(Response).where(Response.participant_id == p.id)
+        )
+        n_events = s.scalar(
+            select(func.count()).select_from(BrowserEvent).where(BrowserEvent.participant_id == p.id)
+        )
+        for r in responses:
+            _ = r.clicks, r.trial.stimulus
+        return p, responses, n_clicks, n_events
+
+
+def consent_and_begin(page, base: str, slug: str, pid: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/s/{slug}?PROLIFIC_PID={pid}&STUDY_ID=ST&SESSION_ID=SE")
+    page.click("#agree")
+    page.wait_for_url(f"**/s/{slug}/task")
+    page.locator("#begin").click()
+
+
+def wait_trial(page, index: int) -> str:  # noqa: ANN001
+    """Wait until trial `index` is on the stage (clicking through interludes); returns 'stage'
+    or 'debrief'."""
+    for _ in range(100):
+        if page.locator("#debrief").is_visible():
+            return "debrief"
+        if page.locator(f'#stage[data-trial-index="{index}"]').is_visible():
+            return "stage"
+        if page.locator("#interlude").is_visible():
+            page.locator("#interlude-next").click()
+        page.wait_for_timeout(100)
+    raise AssertionError(f"trial {index} never appeared")
+
+
+def realfake_answer(page, index: int, key: str, confidence: str | None = None) -> None:  # noqa: ANN001
+    assert wait_trial(page, index) == "stage"
+    page.locator(".rf-answer").wait_for(state="visible")
+    page.keyboard.press(key)
+    if confidence:
+        page.locator(".rf-confidence").wait_for(state="visible")
+        page.keyboard.press(confidence)
+
+
+def finish(page) -> str:  # noqa: ANN001
+    """Click through to the debrief and return the completion code shown."""
+    for _ in range(100):
+        if page.locator("#debrief-done").is_visible():
+            return page.locator("#completion-code").inner_text()
+        if page.locator("#interlude").is_visible():
+            page.locator("#interlude-next").click()
+        page.wait_for_timeout(100)
+    raise AssertionError("the debrief never showed a code")
+
+
+def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:  # noqa: ANN001
+    base, app = server
+    slug = build_study(app, task="clickme", n_main=2, n_practice=1, n_catch=0, image_size=16,
+                       settings={"min_clicks": 3, "click_budget": 60, "bubble_radius": 0.05})
+    consent_and_begin(page, base, slug, "CM1")
+    for index in range(3):
+        assert wait_trial(page, index) == "stage"
+        canvas = page.locator(".cm-canvas")
+        box = canvas.bounding_box()
+        submit = page.locator(".cm-submit")
+        page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+        page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6)
+        assert submit.is_disabled()  # min_clicks is 3
+        # A drag paints a stroke: several points sharing one stroke number.
+        page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.8)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.8, steps=12)
+        page.mouse.up()
+        if index == 0:
+            # Undo removes the whole drag, then paint it again.
+            before = page.locator(".cm-count").inner_text()
+            page.locator(".cm-undo").click()
+            assert page.locator(".cm-count").inner_text().startswith("2 placed")
+            assert before != page.locator(".cm-count").inner_text()
+            page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.8)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.8, steps=12)
+            page.mouse.up()
+        if index == 1:
+            page.set_viewport_size({"width": 900, "height": 760})  # a resize event
+        submit.click()
+    code = finish(page)
+    assert code == "C0DE42"
+    assert page.locator("#return-link").get_attribute("href") == (
+        "https://app.prolific.com/submissions/complete?cc=C0DE42"
+    )
+    p, responses, n_clicks, n_events = db_rows(app, "CM1")
+    assert p.status == "completed" and len(responses) == 3
+    assert len({r.trial_id for r in responses}) == 3
+    for r in responses:
+        strokes = [c.stroke for c in r.clicks]
+        assert strokes[:2] == [0, 1] and set(strokes[2:]) == {2} and len(strokes) >= 6
+        first, second = r.clicks[0], r.clicks[1]
+        assert abs(first.x - 0.2) < 0.02 and abs(first.y - 0.3) < 0.02
+        assert abs(second.x - 0.7) < 0.02 and abs(second.y - 0.6) < 0.02
+        assert all(0 <= c.x <= 1 and 0 <= c.y <= 1 for c in r.clicks)
+        ts = [c.t_ms for c in r.clicks]
+        assert ts == sorted(ts) and r.rt_ms >= ts[-1]
+        assert r.n_clicks == len(r.clicks)
+    assert n_clicks == sum(r.n_clicks for r in responses)
+    assert n_events >= 1  # the resize
+
+
+def test_realfake_with_keys_and_confidence(server, page) -> None:  # noqa: ANN001
+    base, app = server
+    slug = build_study(app, task="realfake", n_main=3, n_practice=1, n_catch=1,
+                       settings={"exposure_ms": 100, "confidence": {"enabled": True, "min": 1, "max": 4}})
+    consent_and_begin(page, base, slug, "RF1")
+    keys = ["f", "j", "j", "f", "j"]
+    for index, key in enumerate(keys):
+        realfake_answer(page, index, key, confidence=str(1 + index % 4))
+        if index == 0:  # practice: told whether it was right
+            page.locator("#interlude").wait_for(state="visible")
+            assert page.locator("#interlude-title").inner_text() in {"Correct", "Not quite"}
+    assert finish(page) == "C0DE42"
+    p, responses, _, _ = db_rows(app, "RF1")
+    assert len(responses) == 5 and p.status == "completed"
+    assert [r.answer for r in responses] == ["real" if k == "f" else "fake" for k in keys]
+    assert [r.confidence for r in responses] == [1, 2, 3, 4, 1]
+    for r in responses:
+        assert 0 < r.rt_ms < 60_000
+        # Shown for about 100 ms, measured on display frames (headless frames are coarse).
+        assert 60 <= r.exposure_ms <= 400, r.exposure_ms
+        assert r.correct == (r.answer == ("fake" if r.trial.stimulus.source == "model" else "real"))
+
+
+def test_reload_in_the_middle_resumes(server, page) -> None:  # noqa: ANN001
+    base, app = server
+    slug = build_study(app, task="realfake", n_main=4, n_practice=0, n_catch=0)
+    consent_and_begin(page, base, slug, "RL1")
+    realfake_answer(page, 0, "f")
+    realfake_answer(page, 1, "j")
+    wait_trial(page, 2)
+    page.reload()
+    # Straight back to trial 3 of 4: no consent, no instructions.
+    assert wait_trial(page, 2) == "stage"
+    assert page.locator("#instructions").is_hidden()
+    assert page.locator("#progress").inner_text() == "Trial 3 of 4"
+    realfake_answer(page, 2, "f")
+    realfake_answer(page, 3, "j")
+    assert finish(page) == "C0DE42"
+    # Opening the study link again shows where the participant is, not a second start.
+    page.goto(f"{base}/s/{slug}?PROLIFIC_PID=RL1")
+    page.locator("#debrief-done").wait_for(state="visible")
+    p, responses, _, _ = db_rows(app, "RL1")
+    assert [r.answer for r in responses] == ["real", "fake", "real", "fake"]
+    assert len({r.trial_id for r in responses}) == 4
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
+
+
+def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> None:  # noqa: ANN001
+    base, app = server
+    slug = build_study(app, task="realfake", n_main=4, n_practice=0, n_catch=0)
+    consent_and_begin(page, base, slug, "NET1")
+    realfake_answer(page, 0, "f")
+    assert wait_trial(page, 1) == "stage"
+    page.locator(".rf-answer").wait_for(state="visible")
+    page.context.set_offline(True)
+    page.keyboard.press("j")  # answered while offline: kept in the outbox
+    page.locator("#net").wait_for(state="visible")
+    page.wait_for_timeout(3000)
+    queued = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('dp-outbox'))"
+                           ".map(k => JSON.parse(localStorage.getItem(k)).length)")
+    assert sum(queued) >= 1
+    p, responses, _, _ = db_rows(app, "NET1")
+    assert len(responses) == 1  # the second answer has not reached the server yet
+    page.context.set_offline(False)
+    realfake_answer(page, 2, "f")
+    realfake_answer(page, 3, "j")
+    assert finish(page) == "C0DE42"
+    left = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('dp-outbox'))"
+                         ".map(k => JSON.parse(localStorage.getItem(k)).length)")
+    assert sum(left) == 0
+    p, responses, _, _ = db_rows(app, "NET1")
+    assert [r.answer for r in responses] == ["real", "fake", "real", "fake"]
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        n_trials = s.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == p.id))
+    assert len({r.trial_id for r in responses}) == n_trials == 4
+    assert len({r.client_uuid for r in responses}) == 4
