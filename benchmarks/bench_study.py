@@ -1,0 +1,464 @@
+"""Study platform under load: gunicorn + SQLite (WAL) and + PostgreSQL, many participants at once.
+
+    python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 8]
+                               [--backends sqlite,postgres] [--no-write]
+
+For each database: a fresh database at the newest schema, a live real-or-fake study made from a
+generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same server:
+  1. N participants start through the API (POST /api/v1/studies/SLUG/participants);
+  2. baseline: N concurrent clients call the no-op GET /healthz, as many calls as submissions;
+  3. submissions: the N participants at once each POST their T responses in order
+     (the trial ids come from the database, as a browser knows them from GET /trial).
+Reported: requests/s, p50 and p99 latency, errors, and, counted in the database afterwards,
+responses lost (confirmed but not stored) and duplicated (stored twice).
+
+The load generator is a small asyncio HTTP/1.1 keep-alive client (one connection per simulated
+participant) so that the client costs as little CPU as possible on the same 2 cores.
+PostgreSQL: the server of DATABASE_URL (else DP_TEST_POSTGRES_URL, else the local dp server);
+a database is created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql://dp:dp@127.0.0.1:5432/dp_test"
+GOAL = "goal: >= 1,000 submissions/s, p99 < 100 ms, 0 errors / lost / duplicated"
+
+
+# ---------------------------------------------------------------- a minimal HTTP/1.1 client
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection (responses must carry Content-Length)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+            self.writer = None
+
+    async def request(self, method: str, path: str, body: object | None = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else b""
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive",
+                f"Content-Length: {len(data)}"]
+        if body is not None:
+            head.append("Content-Type: application/json")
+        for k, v in (headers or {}).items():
+            head.append(f"{k}: {v}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+        for attempt in range(2):  # a keep-alive connection the server closed: reopen once
+            if self.writer is None:
+                await self._open()
+            try:
+                self.writer.write(raw)
+                await self.writer.drain()
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("closed by server")
+                status = int(status_line.split()[1])
+                length, close = 0, False
+                while True:
+                    line = await self.reader.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    name = name.strip().lower()
+                    if name == "content-length":
+                        length = int(value)
+                    elif name == "connection" and value.strip().lower() == "close":
+                        close = True
+                payload = await self.reader.readexactly(length) if length else b""
+                if close:
+                    await self.close()
+                return status, payload
+            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                await self.close()
+                if attempt == 1 or method == "POST" and path.endswith("/participants"):
+                    raise
+        raise ConnectionError("unreachable")
+
+
+@dataclass
+class Phase:
+    name: str
+    ok: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, object]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        return {
+            "phase": self.name, "ok": self.ok, "errors": self.errors,
+            "per_s": self.ok / self.wall_s if self.wall_s else float("nan"),
+            "p50_ms": float(np.nanpercentile(lat, 50)), "p99_ms": float(np.nanpercentile(lat, 99)),
+        }
+
+    def record(self, status: int, ok_codes: tuple[int, ...], ms: float, body: bytes) -> bool:
+        if status in ok_codes:
+            self.ok += 1
+            self.latencies_ms.append(ms)
+            return True
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+        return False
+
+
+async def _timed(conn: Conn, phase: Phase, ok: tuple[int, ...], method: str, path: str,
+                 body: object | None = None, headers: dict[str, str] | None = None) -> bytes | None:
+    t0 = time.perf_counter()
+    try:
+        status, payload = await conn.request(method, path, body, headers)
+    except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        phase.errors += 1
+        if len(phase.error_samples) < 5:
+            phase.error_samples.append(f"{type(exc).__name__}: {exc}")
+        return None
+    return payload if phase.record(status, ok, (time.perf_counter() - t0) * 1000, payload) else None
+
+
+# ---------------------------------------------------------------- the three phases
+
+
+async def start_participants(host: str, port: int, slug: str, n: int) -> tuple[Phase, list[tuple[Conn, str]]]:
+    phase = Phase("start participants")
+    conns = [Conn(host, port) for _ in range(n)]
+
+    async def one(i: int) -> str | None:
+        body = {"platform": "prolific", "PROLIFIC_PID": f"bench-{i}-{uuid.uuid4().hex[:8]}",
+                "STUDY_ID": "bench", "SESSION_ID": f"s{i}", "consent": True}
+        payload = await _timed(conns[i], phase, (201,), "POST", f"/api/v1/studies/{slug}/participants", body)
+        return json.loads(payload)["token"] if payload else None
+
+    t0 = time.perf_counter()
+    tokens = await asyncio.gather(*(one(i) for i in range(n)))
+    phase.wall_s = time.perf_counter() - t0
+    return phase, [(c, t) for c, t in zip(conns, tokens, strict=True) if t]
+
+
+async def baseline(conns: list[Conn], calls_each: int) -> Phase:
+    phase = Phase("GET /healthz (no-op baseline)")
+
+    async def one(conn: Conn) -> None:
+        for _ in range(calls_each):
+            await _timed(conn, phase, (200,), "GET", "/healthz")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in conns))
+    phase.wall_s = time.perf_counter() - t0
+    return phase
+
+
+async def submit(people: list[tuple[Conn, str, list[int]]], seed: int) -> tuple[Phase, list[str]]:
+    phase = Phase("POST /participant/responses")
+    confirmed: list[str] = []
+
+    async def one(conn: Conn, token: str, trial_ids: list[int], rng: random.Random) -> None:
+        headers = {"X-Participant-Token": token}
+        for trial_id in trial_ids:
+            body = {"client_uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "trial_id": trial_id,
+                    "answer": rng.choice(("real", "fake")), "rt_ms": round(rng.uniform(300, 1500), 1),
+                    "exposure_ms": 500}
+            if await _timed(conn, phase, (201,), "POST", "/api/v1/participant/responses", body, headers) is None:
+                return  # the next trial would be refused as out of order
+            confirmed.append(body["client_uuid"])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c, t, ids, random.Random(f"{seed}:{i}")) for i, (c, t, ids) in enumerate(people)))
+    phase.wall_s = time.perf_counter() - t0
+    return phase, confirmed
+
+
+# ---------------------------------------------------------------- set-up: database, study, server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _make_study(database_url: str, work: Path, trials: int) -> str:
+    """A fresh schema and a live real-or-fake study; returns its slug."""
+    from PIL import Image
+    from sqlalchemy.orm import Session
+
+    from study import manifest, migrate
+    from study.db import make_engine
+
+    migrate.upgrade(database_url)
+    folder = work / "stimuli"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    lines = ["stimulus_id,path,sha256,source,model,class_label,dataset,split"]
+    for i in range(20):
+        img = Image.new("L", (8, 8))
+        img.putdata([255 if rng.random() < 0.3 else 0 for _ in range(64)])
+        img.save(folder / f"s{i}.png")
+        sha = manifest.sha256_file(folder / f"s{i}.png")
+        source = "model" if i % 2 else "real"
+        lines.append(f"s{i},s{i}.png,{sha},{source},{'cfgdm' if i % 2 else ''},digit{i % 10},digits,heldout")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    definition = manifest.parse_definition(
+        {"task": "realfake", "trials_per_participant": trials, "n_practice": 0, "n_catch": 0,
+         "max_participants": None, "conditions": ["a", "b"]}
+    )
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            manifest.create_study(s, manifest.read_manifest(folder / "manifest.csv"), folder, definition,
+                                  work / "store", slug="bench", live=True)
+    finally:
+        engine.dispose()
+    return "bench"
+
+
+def _trial_ids(database_url: str, slug: str, tokens: list[str]) -> dict[str, list[int]]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from study.db import make_engine
+    from study.models import Participant, Trial
+
+    engine = make_engine(database_url)
+    out: dict[str, list[int]] = {t: [] for t in tokens}
+    try:
+        with Session(engine) as s:
+            rows = s.execute(
+                select(Participant.token, Trial.id).join(Trial, Trial.participant_id == Participant.id)
+                .where(Participant.token.in_(tokens)).order_by(Participant.id, Trial.index)
+            )
+            for token, trial_id in rows:
+                out[token].append(trial_id)
+    finally:
+        engine.dispose()
+    return out
+
+
+def _count(database_url: str, confirmed: list[str]) -> dict[str, int]:
+    """Responses in the database vs the ones the server confirmed."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from study.db import make_engine
+    from study.models import Response
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            total = s.scalar(select(func.count()).select_from(Response))
+            distinct_uuid = s.scalar(select(func.count(func.distinct(Response.client_uuid))))
+            distinct_trial = s.scalar(select(func.count(func.distinct(Response.trial_id))))
+            stored = set(s.scalars(select(Response.client_uuid)))
+    finally:
+        engine.dispose()
+    return {
+        "stored": total,
+        "lost": len(set(confirmed) - stored),
+        "duplicated": (total - distinct_uuid) + (total - distinct_trial),
+        "unconfirmed_stored": len(stored - set(confirmed)),
+    }
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path) -> None:
+        self.port = _free_port()
+        self.cmd = [
+            str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-k", "gthread",
+            "--threads", str(threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048",
+            "--keep-alive", "30", "--log-level", "warning", "wsgi:app",
+        ]
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Gunicorn:
+        self.fh = self.log.open("w")
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self.fh, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                    if b"200" in s.recv(64):
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.fh.close()
+
+
+def _pg_database(server_url: str) -> tuple[str, object]:
+    """Create a fresh database on the server; returns (url, drop function)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from study.db import make_engine
+
+    name = f"dp_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix=f"dp-bench-{backend}-") as tmp:
+        work = Path(tmp)
+        drop = None
+        if backend == "sqlite":
+            url = f"sqlite:///{work / 'bench.db'}"
+        else:
+            server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
+            url, drop = _pg_database(server)
+        try:
+            slug = _make_study(url, work, args.trials)
+            env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
+                   "PYTHONPATH": str(ROOT)}
+            with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
+                result = asyncio.run(_drive(server_proc.port, slug, url, args))
+                result["server_log_tail"] = server_proc.log.read_text()[-1500:]
+        finally:
+            if drop is not None:
+                drop()
+    result["backend"] = backend
+    return result
+
+
+async def _drive(port: int, slug: str, url: str, args: argparse.Namespace) -> dict[str, object]:
+    started, people = await start_participants("127.0.0.1", port, slug, args.participants)
+    conns = [c for c, _ in people]
+    base = await baseline(conns, args.trials)
+    trial_ids = _trial_ids(url, slug, [t for _, t in people])
+    sub, confirmed = await submit([(c, t, trial_ids[t]) for c, t in people], args.seed)
+    for c in conns:
+        await c.close()
+    counts = _count(url, confirmed)
+    return {"start": started, "baseline": base, "submit": sub, "counts": counts}
+
+
+# ---------------------------------------------------------------- report
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x != x else (f"{x:,.0f}" if x >= 100 else f"{x:.1f}")
+
+
+def render(results: list[dict[str, object]], command: str, args: argparse.Namespace) -> str:
+    from benchmarks.report import markdown_table
+
+    rows = []
+    for r in results:
+        base, sub, counts = r["baseline"].row(), r["submit"].row(), r["counts"]
+        rows.append([r["backend"], base["phase"], _fmt(base["per_s"]), _fmt(base["p50_ms"]), _fmt(base["p99_ms"]),
+                     base["errors"], "", ""])
+        rows.append([r["backend"], sub["phase"], _fmt(sub["per_s"]), _fmt(sub["p50_ms"]), _fmt(sub["p99_ms"]),
+                     sub["errors"], counts["lost"], counts["duplicated"]])
+        ratio = sub["per_s"] / base["per_s"] if base["per_s"] else float("nan")
+        r["ratio"] = ratio
+    headers = ["database", "route", "requests/s", "p50 ms", "p99 ms", "errors", "lost", "duplicated"]
+    cpu = os.cpu_count()
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"Machine: {cpu} CPU cores shared by the server, the load generator and other work; "
+        f"gunicorn `-k gthread -w {args.workers} --threads {args.threads}`; {args.participants} participants at "
+        f"once, {args.trials} responses each ({args.participants * args.trials} submissions per database); the "
+        f"baseline makes as many calls to the no-op `/healthz` on the same server in the same run. "
+        f"Lost = confirmed by the server but missing from the database; duplicated = stored twice "
+        f"(same client_uuid or same trial), both counted in the database afterwards.",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+    for r in results:
+        sub, counts = r["submit"].row(), r["counts"]
+        met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and sub["errors"] == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
+        lines.append(
+            f"- {r['backend']}: submissions reach {r['ratio']:.0%} of the no-op route's rate; "
+            f"{counts['stored']} responses stored; {GOAL}: **{'met' if met else 'not met'}**."
+        )
+        samples = r["submit"].error_samples + r["baseline"].error_samples + r["start"].error_samples
+        if samples:
+            lines.append(f"  First errors: {'; '.join(s.replace('|', '/') for s in samples[:3])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks study", description=__doc__.split("\n")[0])
+    parser.add_argument("--participants", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=10, help="responses per participant")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    bad = [b for b in backends if b not in ("sqlite", "postgres")]
+    if bad or args.participants < 1 or args.trials < 1:
+        parser.error(f"--backends must name sqlite and/or postgres (got {bad})" if bad else "--participants and --trials must be >= 1")
+    command = "python -m benchmarks study " + " ".join(shlex.quote(a) for a in argv)
+    results = []
+    for backend in backends:
+        print(f"[study bench] {backend}: starting", flush=True)
+        results.append(run_backend(backend, args))
+        r = results[-1]
+        print(f"[study bench] {backend}: start {r['start'].row()}\n  baseline {r['baseline'].row()}\n"
+              f"  submit {r['submit'].row()}\n  counts {r['counts']}", flush=True)
+    text = render(results, command.strip(), args)
+    print(text)
+    if not args.no_write:
+        from benchmarks.report import write_section
+
+        write_section("study", text)
+    return 0
