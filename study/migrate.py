@@ -54,9 +54,11 @@ def main(argv: list[str]) -> int:
         if len(argv) == 2:
             url = argv[1]
         else:
-            from study.config import build_config
+            import os
 
-            url = build_config(Path(tempfile.gettempdir()))["DATABASE_URL"]
+            from study.config import default_database_url
+
+            url = os.environ.get("DATABASE_URL", default_database_url())
         upgrade(url)
         print("database at head")
         return 0
