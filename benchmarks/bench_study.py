@@ -116,6 +116,7 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     error_samples: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds: server, postgres, client
 
     def row(self) -> dict[str, object]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
@@ -123,6 +124,7 @@ class Phase:
             "phase": self.name, "ok": self.ok, "errors": self.errors,
             "per_s": self.ok / self.wall_s if self.wall_s else float("nan"),
             "p50_ms": float(np.nanpercentile(lat, 50)), "p99_ms": float(np.nanpercentile(lat, 99)),
+            **{f"cpu_ms_{k}": 1000 * v / max(self.ok + self.errors, 1) for k, v in self.cpu.items()},
         }
 
     def record(self, status: int, ok_codes: tuple[int, ...], ms: float, body: bytes) -> bool:
@@ -202,6 +204,37 @@ async def submit(people: list[tuple[Conn, str, list[int]]], seed: int) -> tuple[
 
 
 # ---------------------------------------------------------------- set-up: database, study, server
+
+
+def _proc_stat(pid: int) -> tuple[str, int, float] | None:
+    """(command name, parent pid, user+system CPU seconds) of a process, from /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the gunicorn workers and by all PostgreSQL processes."""
+    out = {"server": 0.0, "postgres": 0.0}
+    if not Path("/proc").is_dir():
+        return out
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is None:
+            continue
+        name, ppid, cpu = stat
+        if ppid == server_pid or int(entry.name) == server_pid:
+            out["server"] += cpu
+        elif name.startswith("postgres"):
+            out["postgres"] += cpu
+    return out
 
 
 def _free_port() -> int:
@@ -365,7 +398,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
             with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
-                result = asyncio.run(_drive(server_proc.port, slug, url, args))
+                result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args))
                 result["server_log_tail"] = server_proc.log.read_text()[-1500:]
         finally:
             if drop is not None:
@@ -374,12 +407,22 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
-async def _drive(port: int, slug: str, url: str, args: argparse.Namespace) -> dict[str, object]:
+async def _measured(server_pid: int, coro):  # noqa: ANN001, ANN202
+    """Run a phase and attach the CPU seconds that the server, PostgreSQL and this client used."""
+    before, client0 = cpu_snapshot(server_pid), time.process_time()
+    out = await coro
+    after, client1 = cpu_snapshot(server_pid), time.process_time()
+    phase = out[0] if isinstance(out, tuple) else out
+    phase.cpu = {k: after[k] - before[k] for k in after} | {"client": client1 - client0}
+    return out
+
+
+async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse.Namespace) -> dict[str, object]:
     started, people = await start_participants("127.0.0.1", port, slug, args.participants)
     conns = [c for c, _ in people]
-    base = await baseline(conns, args.trials)
+    base = await _measured(server_pid, baseline(conns, args.trials))
     trial_ids = _trial_ids(url, slug, [t for _, t in people])
-    sub, confirmed = await submit([(c, t, trial_ids[t]) for c, t in people], args.seed)
+    sub, confirmed = await _measured(server_pid, submit([(c, t, trial_ids[t]) for c, t in people], args.seed))
     for c in conns:
         await c.close()
     counts = _count(url, confirmed)
@@ -390,7 +433,9 @@ async def _drive(port: int, slug: str, url: str, args: argparse.Namespace) -> di
 
 
 def _fmt(x: float) -> str:
-    return "n/a" if x != x else (f"{x:,.0f}" if x >= 100 else f"{x:.1f}")
+    if x != x:
+        return "n/a"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
 def render(results: list[dict[str, object]], command: str, args: argparse.Namespace) -> str:
@@ -398,24 +443,30 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
 
     rows = []
     for r in results:
-        base, sub, counts = r["baseline"].row(), r["submit"].row(), r["counts"]
-        rows.append([r["backend"], base["phase"], _fmt(base["per_s"]), _fmt(base["p50_ms"]), _fmt(base["p99_ms"]),
-                     base["errors"], "", ""])
-        rows.append([r["backend"], sub["phase"], _fmt(sub["per_s"]), _fmt(sub["p50_ms"]), _fmt(sub["p99_ms"]),
-                     sub["errors"], counts["lost"], counts["duplicated"]])
-        ratio = sub["per_s"] / base["per_s"] if base["per_s"] else float("nan")
-        r["ratio"] = ratio
-    headers = ["database", "route", "requests/s", "p50 ms", "p99 ms", "errors", "lost", "duplicated"]
-    cpu = os.cpu_count()
+        counts = r["counts"]
+        for phase, extra in ((r["baseline"], ["", ""]), (r["submit"], [counts["lost"], counts["duplicated"]])):
+            row = phase.row()
+            db_cpu = _fmt(row["cpu_ms_postgres"]) if r["backend"] == "postgres" else "-"
+            rows.append([r["backend"], row["phase"], _fmt(row["per_s"]), _fmt(row["p50_ms"]), _fmt(row["p99_ms"]),
+                         row["errors"], *extra, _fmt(row["cpu_ms_server"]), db_cpu, _fmt(row["cpu_ms_client"])])
+        base, sub = r["baseline"].row(), r["submit"].row()
+        r["ratio"] = sub["per_s"] / base["per_s"] if base["per_s"] else float("nan")
+        per_sub = sub["cpu_ms_server"] + sub["cpu_ms_client"] + (sub["cpu_ms_postgres"] if r["backend"] == "postgres" else 0)
+        r["ceiling"] = 2000.0 / per_sub if per_sub > 0 else float("nan")
+    headers = ["database", "route", "requests/s", "p50 ms", "p99 ms", "errors", "lost", "duplicated",
+               "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"Command: `{command}`",
         "",
-        f"Machine: {cpu} CPU cores shared by the server, the load generator and other work; "
-        f"gunicorn `-k gthread -w {args.workers} --threads {args.threads}`; {args.participants} participants at "
-        f"once, {args.trials} responses each ({args.participants * args.trials} submissions per database); the "
+        f"Machine: {os.cpu_count()} CPU cores shared by the server, PostgreSQL, the load generator and the "
+        f"other work on the machine (1-minute load average {load:.1f} at the end of the run); gunicorn "
+        f"`-k gthread -w {args.workers} --threads {args.threads}`; {args.participants} participants at once, "
+        f"{args.trials} responses each ({args.participants * args.trials} submissions per database); the "
         f"baseline makes as many calls to the no-op `/healthz` on the same server in the same run. "
         f"Lost = confirmed by the server but missing from the database; duplicated = stored twice "
-        f"(same client_uuid or same trial), both counted in the database afterwards.",
+        f"(same client_uuid or same trial), both counted in the database afterwards. CPU ms/req: CPU time "
+        f"used during the phase (from /proc) divided by its requests (PostgreSQL: all its processes).",
         "",
         markdown_table(headers, rows),
         "",
@@ -425,7 +476,8 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and sub["errors"] == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
         lines.append(
             f"- {r['backend']}: submissions reach {r['ratio']:.0%} of the no-op route's rate; "
-            f"{counts['stored']} responses stored; {GOAL}: **{'met' if met else 'not met'}**."
+            f"{counts['stored']} responses stored; CPU-bound ceiling on 2 idle cores "
+            f"(2,000 ms / CPU ms per submission) ~{_fmt(r['ceiling'])}/s; {GOAL}: **{'met' if met else 'not met'}**."
         )
         samples = r["submit"].error_samples + r["baseline"].error_samples + r["start"].error_samples
         if samples:
