@@ -5,7 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-bp = Blueprint("researcher", __name__, template_folder="templates")
+bp = Blueprint(
+    "researcher", __name__, template_folder="templates", static_folder="static",
+    static_url_path="/static",
+)
 
 csrf = CSRFProtect()
 UPLOAD_MAX_BYTES = 200 * 1024 * 1024  # a zip bundle of stimuli; other requests keep the app limit

@@ -119,3 +119,14 @@ def test_index_and_progress_json_show_live_counts(app, logged_in, stimuli_dir):
     one = logged_in.get("/researcher/studies/demo/progress.json").get_json()
     assert one["responses"] == 20 and one["median_rt_ms"] > 0
     assert logged_in.get("/researcher/studies/nope").status_code == 404
+
+
+def test_pages_have_no_inline_code_for_the_csp(app, logged_in, stimuli_dir):
+    create_demo_study(app, stimuli_dir(1, 1))
+    for url in ("/researcher/", "/researcher/studies/demo", "/researcher/studies/new"):
+        resp = logged_in.get(url)
+        page = resp.get_data(as_text=True)
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert "<style" not in page and "<script>" not in page and " style=" not in page
+        assert '<script type="module" src="/researcher/static/researcher.js">' in page
+    assert "setInterval(refresh" in logged_in.get("/researcher/static/researcher.js").get_data(as_text=True)
