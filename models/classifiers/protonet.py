@@ -1,0 +1,171 @@
+"""The one-shot critic: a prototypical network (Snell et al. 2017) with the Conv-4 backbone
+(conv3x3-64, BN, ReLU, max-pool x4), squared Euclidean distance to class prototypes, trained
+episodically on the train classes and scored in N-way 1-shot tasks on held-out classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from models.classifiers.backbones import Conv4Encoder
+from models.classifiers.training import check_images
+
+
+class ProtoNet(nn.Module):
+    """Embeds images (N, C, H, W) in [-1, 1] to vectors (N, D); classification is by distance."""
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64) -> None:
+        super().__init__()
+        self.encoder = Conv4Encoder(in_channels, hidden)
+        self.arch = {"in_channels": in_channels, "hidden": hidden}
+        self.gradcam_layer_name = "encoder." + self.encoder.gradcam_layer_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+def prototype_logits(
+    support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor, n_way: int
+) -> torch.Tensor:
+    """Logits (Q, n_way) = minus the squared L2 distance from each query embedding (Q, D) to each
+    class prototype, the mean of that class's support embeddings (S, D), labels in 0..n_way-1."""
+    protos = torch.zeros(n_way, support.shape[1], dtype=support.dtype, device=support.device)
+    protos.index_add_(0, support_labels, support)
+    counts = torch.bincount(support_labels, minlength=n_way).clamp(min=1).to(support.dtype)
+    protos = protos / counts[:, None]
+    return -torch.cdist(query, protos).pow(2)
+
+
+def _episode(
+    by_class: list[torch.Tensor], n_way: int, n_shot: int, n_query: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample an episode: indices and episode labels of n_shot support + n_query queries per class."""
+    classes = torch.randperm(len(by_class), generator=gen)[:n_way]
+    s_idx, s_lab, q_idx, q_lab = [], [], [], []
+    for j, c in enumerate(classes.tolist()):
+        members = by_class[c]
+        pick = members[torch.randperm(len(members), generator=gen)[: n_shot + n_query]]
+        s_idx.append(pick[:n_shot])
+        q_idx.append(pick[n_shot:])
+        s_lab += [j] * n_shot
+        q_lab += [j] * n_query
+    return torch.cat(s_idx), torch.tensor(s_lab), torch.cat(q_idx), torch.tensor(q_lab)
+
+
+def train_protonet(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n_way: int = 20,
+    n_shot: int = 1,
+    n_query: int = 5,
+    episodes: int = 500,
+    lr: float = 1e-3,
+    hidden: int = 64,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> ProtoNet:
+    """Train a ProtoNet episodically on the classes of (images (N, C, H, W), labels (N,)); only
+    classes with at least n_shot + n_query images take part. Learning rate halves every quarter."""
+    from models.device import pick_device
+
+    check_images(images, labels)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique()]
+    by_class = [m for m in by_class if len(m) >= n_shot + n_query]
+    if len(by_class) < 2:
+        raise ValueError(
+            f"labels: need at least 2 classes with {n_shot + n_query} images each, got {len(by_class)}"
+        )
+    n_way = min(n_way, len(by_class))
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = ProtoNet(images.shape[1], hidden).to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, episodes // 4), gamma=0.5)
+    for _ in tqdm(range(episodes), desc="protonet", disable=not progress):
+        s_idx, s_lab, q_idx, q_lab = _episode(by_class, n_way, n_shot, n_query, gen)
+        x = images[torch.cat([s_idx, q_idx])]
+        if augment is not None:
+            x = augment(x, gen)
+        emb = net(x.to(device))
+        logits = prototype_logits(emb[: len(s_idx)], s_lab.to(device), emb[len(s_idx) :], n_way)
+        loss = F.cross_entropy(logits, q_lab.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def classify(
+    net: nn.Module,
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Class probabilities (Q, n_way) of queries (Q, C, H, W) given a support set (S, C, H, W)
+    with labels (S,) in 0..n_way-1 (n_way = max label + 1)."""
+    from models.device import pick_device
+
+    check_images(support, support_labels)
+    check_images(query)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    net.to(device).eval()
+    n_way = int(support_labels.max()) + 1
+    logits = prototype_logits(
+        net(support.to(device)), support_labels.to(device), net(query.to(device)), n_way
+    )
+    return logits.softmax(1).cpu()
+
+
+@dataclass(frozen=True)
+class OneShotTask:
+    """An N-way 1-shot task: support[j] is the exemplar of choice j; query[k] belongs to answer[k]."""
+
+    support: torch.Tensor
+    query: torch.Tensor
+    answer: torch.Tensor
+
+
+def one_shot_tasks(
+    images: torch.Tensor, labels: torch.Tensor, *, n_way: int = 20, n_tasks: int = 50, seed: int = 0
+) -> list[OneShotTask]:
+    """A fixed-seed list of N-way 1-shot tasks drawn from (images, labels): per task n_way classes,
+    one support image and one different query image each (the within-task answer is j)."""
+    check_images(images, labels)
+    by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique()]
+    by_class = [m for m in by_class if len(m) >= 2]
+    if len(by_class) < n_way:
+        raise ValueError(f"n_way: {n_way} classes with 2+ images needed, found {len(by_class)}")
+    gen = torch.Generator().manual_seed(seed)
+    tasks = []
+    for _ in range(n_tasks):
+        s_idx, _s, q_idx, q_lab = _episode(by_class, n_way, 1, 1, gen)
+        tasks.append(OneShotTask(images[s_idx], images[q_idx], q_lab))
+    return tasks
+
+
+def one_shot_accuracy(
+    net: nn.Module, tasks: list[OneShotTask], *, device: torch.device | str | None = None
+) -> float:
+    """Mean accuracy over tasks of nearest-prototype classification of each query."""
+    if not tasks:
+        raise ValueError("tasks: empty task list")
+    correct = total = 0
+    for task in tasks:
+        labels = torch.arange(len(task.support))
+        pred = classify(net, task.support, labels, task.query, device=device).argmax(1)
+        correct += int((pred == task.answer).sum())
+        total += len(task.answer)
+    return correct / total
