@@ -1,14 +1,16 @@
 """Study platform under load: gunicorn + SQLite (WAL) and + PostgreSQL, many participants at once.
 
-    python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 8]
-                               [--backends sqlite,postgres] [--no-write]
+    python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 32]
+                               [--paced-rate 300] [--backends sqlite,postgres] [--no-write]
 
 For each database: a fresh database at the newest schema, a live real-or-fake study made from a
 generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same server:
   1. N participants start through the API (POST /api/v1/studies/SLUG/participants);
   2. baseline: N concurrent clients call the no-op GET /healthz, as many calls as submissions;
   3. submissions: the N participants at once each POST their T responses in order
-     (the trial ids come from the database, as a browser knows them from GET /trial).
+     (the trial ids come from the database, as a browser knows them from GET /trial);
+  2 and 3 run twice: back to back (as fast as the server answers) and paced (the participants
+  together offer --paced-rate requests/s, as people with think time do).
 Reported: requests/s, p50 and p99 latency, errors, and, counted in the database afterwards,
 responses lost (confirmed but not stored) and duplicated (stored twice).
 
@@ -170,32 +172,55 @@ async def start_participants(host: str, port: int, slug: str, n: int) -> tuple[P
     return phase, [(c, t) for c, t in zip(conns, tokens, strict=True) if t]
 
 
-async def baseline(conns: list[Conn], calls_each: int) -> Phase:
-    phase = Phase("GET /healthz (no-op baseline)")
+async def _paced(conn: Conn, calls: int, interval_s: float, rng: random.Random, send) -> None:  # noqa: ANN001
+    """`calls` calls of `send(conn)`, one every `interval_s` from a random offset (or back to
+    back when interval_s is 0 or a call takes longer); stops at the first failure."""
+    next_at = time.perf_counter() + rng.uniform(0, interval_s)
+    for _ in range(calls):
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        next_at += interval_s
+        if not await send(conn):
+            return
 
-    async def one(conn: Conn) -> None:
-        for _ in range(calls_each):
-            await _timed(conn, phase, (200,), "GET", "/healthz")
+
+async def baseline(conns: list[Conn], calls_each: int, rate: float | None = None, seed: int = 0) -> Phase:
+    """GET /healthz from every connection: back to back, or paced to `rate` calls/s in total."""
+    phase = Phase("GET /healthz (no-op baseline)" + (f", paced at {rate:g}/s" if rate else ""))
+    interval = len(conns) / rate if rate else 0.0
+
+    async def send(conn: Conn) -> bool:
+        return await _timed(conn, phase, (200,), "GET", "/healthz") is not None
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in conns))
+    await asyncio.gather(*(_paced(c, calls_each, interval, random.Random(f"b{seed}:{i}"), send)
+                           for i, c in enumerate(conns)))
     phase.wall_s = time.perf_counter() - t0
     return phase
 
 
-async def submit(people: list[tuple[Conn, str, list[int]]], seed: int) -> tuple[Phase, list[str]]:
-    phase = Phase("POST /participant/responses")
+async def submit(people: list[tuple[Conn, str, list[int]]], seed: int, rate: float | None = None) -> tuple[Phase, list[str]]:
+    """Each participant POSTs a response to each of its trials in order: back to back, or
+    paced so that all together offer `rate` submissions/s."""
+    phase = Phase("POST /participant/responses" + (f", paced at {rate:g}/s" if rate else ""))
     confirmed: list[str] = []
+    interval = len(people) / rate if rate else 0.0
 
     async def one(conn: Conn, token: str, trial_ids: list[int], rng: random.Random) -> None:
         headers = {"X-Participant-Token": token}
-        for trial_id in trial_ids:
-            body = {"client_uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "trial_id": trial_id,
+        pending = iter(trial_ids)
+
+        async def send(conn: Conn) -> bool:
+            body = {"client_uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "trial_id": next(pending),
                     "answer": rng.choice(("real", "fake")), "rt_ms": round(rng.uniform(300, 1500), 1),
                     "exposure_ms": 500}
             if await _timed(conn, phase, (201,), "POST", "/api/v1/participant/responses", body, headers) is None:
-                return  # the next trial would be refused as out of order
+                return False  # the next trial would be refused as out of order
             confirmed.append(body["client_uuid"])
+            return True
+
+        await _paced(conn, len(trial_ids), interval, rng, send)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(c, t, ids, random.Random(f"{seed}:{i}")) for i, (c, t, ids) in enumerate(people)))
@@ -394,7 +419,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
             url, drop = _pg_database(server)
         try:
-            slug = _make_study(url, work, args.trials)
+            slug = _make_study(url, work, 2 * args.trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
             with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
@@ -418,15 +443,23 @@ async def _measured(server_pid: int, coro):  # noqa: ANN001, ANN202
 
 
 async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse.Namespace) -> dict[str, object]:
+    """Start the participants, then per load model (back to back; paced) the /healthz baseline
+    and the submissions; each participant has 2 x trials, half for each load model."""
     started, people = await start_participants("127.0.0.1", port, slug, args.participants)
     conns = [c for c, _ in people]
-    base = await _measured(server_pid, baseline(conns, args.trials))
     trial_ids = _trial_ids(url, slug, [t for _, t in people])
-    sub, confirmed = await _measured(server_pid, submit([(c, t, trial_ids[t]) for c, t in people], args.seed))
+    runs, confirmed = [], []
+    for k, rate in enumerate((None, args.paced_rate)):
+        if k and not rate:
+            continue
+        base = await _measured(server_pid, baseline(conns, args.trials, rate, args.seed))
+        mine = [(c, t, trial_ids[t][k * args.trials:(k + 1) * args.trials]) for c, t in people]
+        sub, ok = await _measured(server_pid, submit(mine, args.seed + k, rate))
+        runs.append((base, sub))
+        confirmed += ok
     for c in conns:
         await c.close()
-    counts = _count(url, confirmed)
-    return {"start": started, "baseline": base, "submit": sub, "counts": counts}
+    return {"start": started, "runs": runs, "counts": _count(url, confirmed)}
 
 
 # ---------------------------------------------------------------- report
@@ -444,17 +477,15 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
     rows = []
     for r in results:
         counts = r["counts"]
-        for phase, extra in ((r["baseline"], ["", ""]), (r["submit"], [counts["lost"], counts["duplicated"]])):
-            row = phase.row()
-            db_cpu = _fmt(row["cpu_ms_postgres"]) if r["backend"] == "postgres" else "-"
-            rows.append([r["backend"], row["phase"], _fmt(row["per_s"]), _fmt(row["p50_ms"]), _fmt(row["p99_ms"]),
-                         row["errors"], *extra, _fmt(row["cpu_ms_server"]), db_cpu, _fmt(row["cpu_ms_client"])])
-        base, sub = r["baseline"].row(), r["submit"].row()
-        r["ratio"] = sub["per_s"] / base["per_s"] if base["per_s"] else float("nan")
-        per_sub = sub["cpu_ms_server"] + sub["cpu_ms_client"] + (sub["cpu_ms_postgres"] if r["backend"] == "postgres" else 0)
-        r["ceiling"] = 2000.0 / per_sub if per_sub > 0 else float("nan")
-    headers = ["database", "route", "requests/s", "p50 ms", "p99 ms", "errors", "lost", "duplicated",
-               "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
+        for base, sub in r["runs"]:
+            for phase, extra in ((base, ["", ""]), (sub, [counts["lost"], counts["duplicated"]])):
+                row = phase.row()
+                db_cpu = _fmt(max(row["cpu_ms_postgres"], 0.0)) if r["backend"] == "postgres" else "-"
+                rows.append([r["backend"], row["phase"], _fmt(row["per_s"]), _fmt(row["p50_ms"]),
+                             _fmt(row["p99_ms"]), row["errors"], *extra, _fmt(row["cpu_ms_server"]), db_cpu,
+                             _fmt(row["cpu_ms_client"])])
+    headers = ["database", "route and load", "requests/s", "p50 ms", "p99 ms", "errors", "lost",
+               "duplicated", "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"Command: `{command}`",
@@ -462,24 +493,32 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         f"Machine: {os.cpu_count()} CPU cores shared by the server, PostgreSQL, the load generator and the "
         f"other work on the machine (1-minute load average {load:.1f} at the end of the run); gunicorn "
         f"`-k gthread -w {args.workers} --threads {args.threads}`; {args.participants} participants at once, "
-        f"{args.trials} responses each ({args.participants * args.trials} submissions per database); the "
-        f"baseline makes as many calls to the no-op `/healthz` on the same server in the same run. "
-        f"Lost = confirmed by the server but missing from the database; duplicated = stored twice "
-        f"(same client_uuid or same trial), both counted in the database afterwards. CPU ms/req: CPU time "
-        f"used during the phase (from /proc) divided by its requests (PostgreSQL: all its processes).",
+        f"{args.trials} responses each per load model ({args.participants * args.trials} submissions). Back to back: "
+        f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
+        f"think time, so by Little's law latency ~ {args.participants} / throughput); paced: the participants "
+        f"together offer a fixed rate. The baseline makes as many calls to the no-op `/healthz` on the same "
+        f"server in the same run. Lost = confirmed by the server but missing from the database; duplicated = "
+        f"stored twice (same client_uuid or same trial), both counted in the database afterwards (over all "
+        f"load models). CPU ms/req: CPU time used during the phase (from /proc) divided by its requests "
+        f"(PostgreSQL: all its processes).",
         "",
         markdown_table(headers, rows),
         "",
     ]
     for r in results:
-        sub, counts = r["submit"].row(), r["counts"]
-        met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and sub["errors"] == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
+        base, sub = (p.row() for p in r["runs"][0])
+        counts = r["counts"]
+        per_sub = sub["cpu_ms_server"] + sub["cpu_ms_client"] + (max(sub["cpu_ms_postgres"], 0.0) if r["backend"] == "postgres" else 0)
+        ceiling = 2000.0 / per_sub if per_sub > 0 else float("nan")
+        errors = sum(p.errors for run in r["runs"] for p in run)
+        met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and errors == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
         lines.append(
-            f"- {r['backend']}: submissions reach {r['ratio']:.0%} of the no-op route's rate; "
-            f"{counts['stored']} responses stored; CPU-bound ceiling on 2 idle cores "
-            f"(2,000 ms / CPU ms per submission) ~{_fmt(r['ceiling'])}/s; {GOAL}: **{'met' if met else 'not met'}**."
+            f"- {r['backend']}: back-to-back submissions reach {sub['per_s'] / base['per_s']:.0%} of the no-op "
+            f"route's rate; {counts['stored']} responses stored, {counts['lost']} lost, {counts['duplicated']} "
+            f"duplicated; CPU-bound ceiling on 2 otherwise idle cores (2,000 ms / CPU ms per submission) "
+            f"~{_fmt(ceiling)}/s; {GOAL}: **{'met' if met else 'not met'}**."
         )
-        samples = r["submit"].error_samples + r["baseline"].error_samples + r["start"].error_samples
+        samples = [s for run in r["runs"] for p in run for s in p.error_samples] + r["start"].error_samples
         if samples:
             lines.append(f"  First errors: {'; '.join(s.replace('|', '/') for s in samples[:3])}")
     return "\n".join(lines)
@@ -490,7 +529,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--participants", type=int, default=200)
     parser.add_argument("--trials", type=int, default=10, help="responses per participant")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--paced-rate", type=float, default=300.0,
+                        help="submissions/s offered in the paced run (0: skip it)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -505,8 +546,10 @@ def main(argv: list[str]) -> int:
         print(f"[study bench] {backend}: starting", flush=True)
         results.append(run_backend(backend, args))
         r = results[-1]
-        print(f"[study bench] {backend}: start {r['start'].row()}\n  baseline {r['baseline'].row()}\n"
-              f"  submit {r['submit'].row()}\n  counts {r['counts']}", flush=True)
+        print(f"[study bench] {backend}: start {r['start'].row()}", flush=True)
+        for base, sub in r["runs"]:
+            print(f"  {base.row()}\n  {sub.row()}", flush=True)
+        print(f"  counts {r['counts']}", flush=True)
     text = render(results, command.strip(), args)
     print(text)
     if not args.no_write:
