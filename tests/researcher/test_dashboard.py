@@ -130,3 +130,20 @@ def test_pages_have_no_inline_code_for_the_csp(app, logged_in, stimuli_dir):
         assert "<style" not in page and "<script>" not in page and " style=" not in page
         assert '<script type="module" src="/researcher/static/researcher.js">' in page
     assert "setInterval(refresh" in logged_in.get("/researcher/static/researcher.js").get_data(as_text=True)
+
+
+def test_logged_in_uploads_may_exceed_the_app_body_limit(app, logged_in, client, tmp_path):
+    import os
+
+    rows = manifest_rows(tmp_path / "src", 1, 1)
+    (tmp_path / "src" / "padding.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # > MAX_CONTENT_LENGTH
+    write_manifest_csv(tmp_path / "src", rows)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in ["manifest.csv", "padding.bin"] + [r["path"] for r in rows]:
+            zf.write(tmp_path / "src" / name, name)
+    data = buf.getvalue()
+    assert len(data) > app.config["MAX_CONTENT_LENGTH"]
+    assert _upload(logged_in, data, "big.zip", slug="big").status_code == 302
+    anonymous = app.test_client()
+    assert _upload(anonymous, data, "big.zip", slug="big2").status_code in (401, 413)

@@ -171,3 +171,17 @@ def test_simulation_on_postgres(postgres_url, tmp_path, stimuli_dir):
         app.extensions["sqlalchemy_engine"].dispose()
     assert result.errors == 0 and result.completed == 12
     assert n_resp == n_uuid == result.confirmed == 60 and uuids == set(result.confirmed_uuids)
+
+
+def test_cli_simulate_prints_the_counts(app, stimuli_dir):
+    import json
+
+    create_demo_study(app, stimuli_dir(2, 2), trials_per_participant=3)
+    sid, _ = _truth(app, "demo")
+    with LiveServer(app) as live:
+        result = app.test_cli_runner().invoke(
+            args=["simulate", "demo", "--url", live.url, "-n", "4", "--behaviour", "accurate", "--concurrency", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["completed"], summary["sent"], summary["confirmed"], summary["errors"]) == (4, 12, 12, 0)
+    assert _counts(app, sid)[0] == 12
