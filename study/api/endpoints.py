@@ -9,13 +9,15 @@ A researcher's preview (study/api/preview.py) answers the same calls without sto
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, jsonify, request, session
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from study import db, staircase
@@ -54,6 +56,7 @@ PLATFORM_IDS = {
     "mturk": ("workerId", "hitId", "assignmentId"),
     "direct": (None, None, None),
 }
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
 
@@ -61,8 +64,7 @@ PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}
 
 
 def study_settings(study: Study, condition: Condition | None) -> StudySettings:
-    base = StudySettings.from_dict(study.settings)
-    return base.merged(condition.settings) if condition is not None else base
+    return settings_from_json(study.settings, condition.settings if condition is not None else None)
 
 
 def refusal(study: Study | None, now: dt.datetime) -> tuple[int, str] | None:
@@ -128,7 +130,8 @@ def current_participant(for_update: bool = False) -> Participant:
 
 
 def own_trial(p: Participant, trial_id: int | None) -> Trial:
-    trial = db.session().get(Trial, trial_id) if trial_id is not None else None
+    in_range = trial_id is not None and 1 <= trial_id <= MAX_ID
+    trial = db.session().get(Trial, trial_id) if in_range else None
     if trial is None or trial.participant_id != p.id:
         raise ApiError(404, "no such trial for this participant", "trial_id")
     return trial
@@ -224,16 +227,6 @@ def parse_response(task: str, settings: StudySettings, body: dict[str, Any]) -> 
                 400, f"at least {settings.min_clicks} clicks are needed", "clicks"
             )
     return out
-
-
-def stored_result(resp: Response, next_index: int) -> dict[str, Any]:
-    return {
-        "response_id": resp.id,
-        "trial_id": resp.trial_id,
-        "correct": resp.correct,
-        "feedback": resp.feedback,
-        "next_index": next_index,
-    }
 
 
 def click_rows(response_id: int, clicks: list[ClickIn]) -> list[dict[str, Any]]:
@@ -357,6 +350,48 @@ def get_trial():  # noqa: ANN201
     return jsonify(trial=trial_json(study, settings, view, stimulus, p.n_trials, feedback))
 
 
+# The response endpoint is the hot path (hundreds of submissions per second): one joined
+# SELECT (row-locked on PostgreSQL), one INSERT for the response, one for its clicks, one
+# UPDATE of the participant's progress, one COMMIT, all in Core statements.
+_SUBMIT_CONTEXT = (
+    select(
+        Participant.id,
+        Participant.current_index,
+        Participant.staircase,
+        Trial.id.label("trial_id"),
+        Trial.kind,
+        Trial.exposure_ms,
+        Stimulus.source,
+        Study.task,
+        Study.settings,
+        Condition.settings.label("condition_settings"),
+    )
+    .select_from(Participant)
+    .join(Study, Study.id == Participant.study_id)
+    .outerjoin(
+        Trial, (Trial.participant_id == Participant.id) & (Trial.index == Participant.current_index)
+    )
+    .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
+    .outerjoin(Condition, Condition.id == Participant.condition_id)
+    .where(Participant.token == bindparam("token"))
+    .with_for_update(of=Participant)
+)
+_STORED = select(
+    Response.id, Response.participant_id, Response.trial_id, Response.correct, Response.feedback
+).where(Response.client_uuid == bindparam("client_uuid"))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_settings(study_json: str, condition_json: str) -> StudySettings:
+    settings = StudySettings.from_dict(json.loads(study_json))
+    return settings.merged(json.loads(condition_json))
+
+
+def settings_from_json(study: dict[str, Any], condition: dict[str, Any] | None) -> StudySettings:
+    """Validated, merged settings; cached because every submission needs them."""
+    return _cached_settings(json.dumps(study, sort_keys=True), json.dumps(condition or {}, sort_keys=True))
+
+
 @bp.post("/participant/responses")
 def post_response():  # noqa: ANN201
     body = json_object()
@@ -364,73 +399,103 @@ def post_response():  # noqa: ANN201
     trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
     if preview.active():
         return preview.post_response(client_uuid, trial_id, body)
+    token = request.headers.get(TOKEN_HEADER, "")
+    if not token:
+        raise ApiError(401, f"the {TOKEN_HEADER} header is required", TOKEN_HEADER)
     s = db.session()
-    p = current_participant(for_update=True)
-    existing = s.scalar(select(Response).where(Response.client_uuid == client_uuid))
-    if existing is not None:
-        return _repeat(existing, p)
-    trial = own_trial(p, trial_id)
-    if trial.index != p.current_index:
-        raise ApiError(
-            409,
-            f"trial {trial_id} is not the current trial (the current index is {p.current_index})",
-            "trial_id",
-        )
-    stimulus = s.get(Stimulus, trial.stimulus_id)
-    study = s.get(Study, p.study_id)
-    condition = s.get(Condition, p.condition_id) if p.condition_id else None
-    settings = study_settings(study, condition)
-    fields = parse_response(study.task, settings, body)
+    ctx = s.execute(_SUBMIT_CONTEXT, {"token": token}).one_or_none()
+    if ctx is None:
+        raise ApiError(401, "unknown participant token", TOKEN_HEADER)
+    if ctx.trial_id != trial_id:
+        return _not_current(ctx, client_uuid, trial_id)
+    settings = settings_from_json(ctx.settings, ctx.condition_settings)
+    fields = parse_response(ctx.task, settings, body)
     correct = None
     feedback: dict[str, Any] = {}
-    if study.task == "realfake":
-        truth = "fake" if stimulus.source == "model" else "real"
+    if ctx.task == "realfake":
+        truth = "fake" if ctx.source == "model" else "real"
         correct = fields["answer"] == truth
-        if trial.kind == "practice" and settings.practice_feedback:
+        if ctx.kind == "practice" and settings.practice_feedback:
             feedback = {"truth": truth}
     now = utcnow()
+    progress: dict[str, Any] = {"current_index": ctx.current_index + 1, "last_seen_at": now}
+    if ctx.task == "realfake" and ctx.kind == "main" and settings.staircase.enabled:
+        progress["staircase"] = staircase.update(ctx.staircase, bool(correct), settings.staircase)
+    exposure = fields["exposure_ms"] if fields["exposure_ms"] is not None else ctx.exposure_ms
     try:
-        resp = Response(
-            trial_id=trial.id,
-            participant_id=p.id,
-            client_uuid=client_uuid,
-            answer=fields["answer"],
-            correct=correct,
-            confidence=fields["confidence"],
-            rt_ms=fields["rt_ms"],
-            exposure_ms=fields["exposure_ms"] if fields["exposure_ms"] is not None else trial.exposure_ms,
-            n_clicks=len(fields["clicks"]),
-            feedback=feedback,
-            client_sent_at=fields["client_sent_at"],
-            received_at=now,
-        )
-        s.add(resp)
-        s.flush()
+        response_id = s.execute(
+            insert(Response).returning(Response.id),
+            {
+                "trial_id": trial_id,
+                "participant_id": ctx.id,
+                "client_uuid": client_uuid,
+                "answer": fields["answer"],
+                "correct": correct,
+                "confidence": fields["confidence"],
+                "rt_ms": fields["rt_ms"],
+                "exposure_ms": exposure,
+                "n_clicks": len(fields["clicks"]),
+                "feedback": feedback,
+                "client_sent_at": fields["client_sent_at"],
+                "received_at": now,
+            },
+        ).scalar_one()
         if fields["clicks"]:
-            s.execute(insert(Click), click_rows(resp.id, fields["clicks"]))
-        p.current_index = trial.index + 1
-        p.last_seen_at = now
-        if study.task == "realfake" and trial.kind == "main" and settings.staircase.enabled:
-            p.staircase = staircase.update(p.staircase, bool(correct), settings.staircase)
+            s.execute(insert(Click), click_rows(response_id, fields["clicks"]))
+        s.execute(update(Participant).where(Participant.id == ctx.id).values(**progress))
         s.commit()
     except IntegrityError:
         # The same UUID (or another answer to this trial) was stored by a concurrent request.
         s.rollback()
-        existing = s.scalar(select(Response).where(Response.client_uuid == client_uuid))
-        if existing is not None:
-            return _repeat(existing, current_participant())
+        stored = s.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
+        if stored is not None:
+            return _repeat(stored, ctx.id, ctx.current_index + 1)
         raise ApiError(409, f"trial {trial_id} has already been answered", "trial_id") from None
     except BaseException:
         s.rollback()
         raise
-    return jsonify(stored_result(resp, p.current_index)), 201
+    result = {
+        "response_id": response_id,
+        "trial_id": trial_id,
+        "correct": correct,
+        "feedback": feedback,
+        "next_index": ctx.current_index + 1,
+    }
+    return jsonify(result), 201
 
 
-def _repeat(existing: Response, p: Participant):  # noqa: ANN202
-    if existing.participant_id != p.id:
-        raise ApiError(409, "this client_uuid belongs to another response", "client_uuid")
+def _not_current(ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN202, ANN401
+    """A response to a trial other than the current one: a resend of a stored response gets
+    the stored result; anything else is refused (404: not this participant's; 409: not now)."""
+    s = db.session()
+    stored = s.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
+    if stored is not None:
+        return _repeat(stored, ctx.id, ctx.current_index)
+    index = s.scalar(select(Trial.index).where(Trial.id == trial_id, Trial.participant_id == ctx.id))
+    s.rollback()  # release the row lock
+    if index is None:
+        raise ApiError(404, "no such trial for this participant", "trial_id")
+    if index < ctx.current_index:
+        raise ApiError(409, f"trial {trial_id} has already been answered", "trial_id")
+    raise ApiError(
+        409,
+        f"trial {trial_id} is not the current trial (the current index is {ctx.current_index})",
+        "trial_id",
+    )
+
+
+def _repeat(stored: Any, participant_id: int, next_index: int):  # noqa: ANN202, ANN401
     db.session().rollback()  # release the row lock; nothing was written
-    return jsonify(stored_result(existing, p.current_index)), 200
+    if stored.participant_id != participant_id:
+        raise ApiError(409, "this client_uuid belongs to another response", "client_uuid")
+    result = {
+        "response_id": stored.id,
+        "trial_id": stored.trial_id,
+        "correct": stored.correct,
+        "feedback": stored.feedback,
+        "next_index": next_index,
+    }
+    return jsonify(result), 200
 
 
 @bp.post("/participant/events")
