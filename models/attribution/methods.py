@@ -374,7 +374,7 @@ def _loss_attribution(
     ts = _check_timesteps(timesteps or default_timesteps(schedule.T), schedule.T)
     k = len(ts) * n_draws
     noise = _per_image_noise(tuple(images.shape[1:]), k, _seeds_for(n, seeds, seed))
-    x0 = images.float().to(dev).repeat_interleave(k, dim=0)
+    x0 = images.float().to(dev).repeat_interleave(k, dim=0).requires_grad_(True)
     t = torch.tensor(ts * n_draws, dtype=torch.long).repeat(n).to(dev)
     ctx = _expand_context(context, n, k)
     args = (t, noise.flatten(0, 1).to(dev), None if ctx is None else ctx.to(dev))
@@ -421,8 +421,10 @@ def denoising_loss_ig(
 ) -> np.ndarray:
     """Captum IntegratedGradients of the wrapped denoising loss from a constant `baseline` image,
     averaged over (t, noise) pairs (IG is linear in the function, so this is IG of the expected
-    loss), absolute value summed over channels; (N, H, W). `internal_batch_size` bounds memory;
-    Captum repeats (t, noise, context) n_steps times alongside the interpolated images."""
+    loss), absolute value summed over channels; (N, H, W). `internal_batch_size` bounds memory: it
+    counts rows of the (N x timesteps x draws) batch times steps run at once, so it is at least
+    N x len(timesteps) x n_draws; Captum repeats (t, noise, context) along with the interpolated
+    images."""
 
     def attribute(fn: DenoisingLoss, x0: torch.Tensor, args: tuple) -> torch.Tensor:
         return IntegratedGradients(fn).attribute(
