@@ -116,7 +116,10 @@ class ManifestRow:
             "seed": self.seed, "checkpoint": self.checkpoint, "dataset": self.dataset,
             "split": self.split,
         }
-        return {k: v for k, v in out.items() if v is not None}
+        out = {k: v for k, v in out.items() if v is not None}
+        if self.extra:  # the generator's own columns, kept for the record
+            out["extra"] = {k: str(v) for k, v in self.extra.items()}
+        return out
 
 
 @dataclass

@@ -32,7 +32,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -358,9 +357,6 @@ def run_simulation(
     slug: str,
     cfg: SimulationConfig,
     truth: dict[str, StimulusTruth] | None = None,
-    *,
-    transport: httpx.BaseTransport | None = None,
-    on_progress: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationResult:
     """Run `cfg.n` participants, `cfg.concurrency` at a time, against the server at `base_url`."""
     cfg.check()
@@ -368,7 +364,7 @@ def run_simulation(
     shared = _Shared()
     limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
     t0 = time.perf_counter()
-    with httpx.Client(base_url=base_url, timeout=cfg.timeout_s, limits=limits, transport=transport) as client:
+    with httpx.Client(base_url=base_url, timeout=cfg.timeout_s, limits=limits) as client:
         with ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="sim") as pool:
             futures = [
                 pool.submit(_Participant(i, client, slug, cfg, truth, shared).run) for i in range(cfg.n)
@@ -378,8 +374,6 @@ def run_simulation(
                     fut.result()
                 except Exception as exc:  # a bug in one participant must not hide the others' counts
                     shared.error(f"participant crashed: {type(exc).__name__}: {exc}")
-                if on_progress is not None:
-                    on_progress(shared.result)
     shared.result.wall_s = time.perf_counter() - t0
     return shared.result
 
