@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, jsonify, request, session
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from study import db, staircase
@@ -376,6 +376,11 @@ _SUBMIT_CONTEXT = (
     .where(Participant.token == bindparam("token"))
     .with_for_update(of=Participant)
 )
+_INSERT_RESPONSE = Response.__table__.insert().returning(Response.__table__.c.id)
+_INSERT_CLICKS = Click.__table__.insert()
+_UPDATE_PROGRESS = Participant.__table__.update().where(
+    Participant.__table__.c.id == bindparam("pid")
+)
 _STORED = select(
     Response.id, Response.participant_id, Response.trial_id, Response.correct, Response.feedback
 ).where(Response.client_uuid == bindparam("client_uuid"))
@@ -403,7 +408,7 @@ def post_response():  # noqa: ANN201
     if not token:
         raise ApiError(401, f"the {TOKEN_HEADER} header is required", TOKEN_HEADER)
     s = db.session()
-    ctx = s.execute(_SUBMIT_CONTEXT, {"token": token}).one_or_none()
+    ctx = s.connection().execute(_SUBMIT_CONTEXT, {"token": token}).one_or_none()
     if ctx is None:
         raise ApiError(401, "unknown participant token", TOKEN_HEADER)
     if ctx.trial_id != trial_id:
@@ -423,8 +428,9 @@ def post_response():  # noqa: ANN201
         progress["staircase"] = staircase.update(ctx.staircase, bool(correct), settings.staircase)
     exposure = fields["exposure_ms"] if fields["exposure_ms"] is not None else ctx.exposure_ms
     try:
-        response_id = s.execute(
-            insert(Response).returning(Response.id),
+        conn = s.connection()
+        response_id = conn.execute(
+            _INSERT_RESPONSE,
             {
                 "trial_id": trial_id,
                 "participant_id": ctx.id,
@@ -441,8 +447,8 @@ def post_response():  # noqa: ANN201
             },
         ).scalar_one()
         if fields["clicks"]:
-            s.execute(insert(Click), click_rows(response_id, fields["clicks"]))
-        s.execute(update(Participant).where(Participant.id == ctx.id).values(**progress))
+            conn.execute(_INSERT_CLICKS, click_rows(response_id, fields["clicks"]))
+        conn.execute(_UPDATE_PROGRESS, {"pid": ctx.id, **progress})
         s.commit()
     except IntegrityError:
         # The same UUID (or another answer to this trial) was stored by a concurrent request.
