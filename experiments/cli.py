@@ -1,0 +1,97 @@
+"""Command line:
+
+  python -m experiments run artist|facade|study [--profile tiny|full|FILE.toml] [--data PATH]
+                            [--out DIR] [--seed N] [--device auto|cpu|cuda] [--cache DIR]
+                            [--set SECTION.FIELD=VALUE ...] [--quiet]
+  python -m experiments demo [--no-serve] [--port N] [--root DIR] [--device ...] [--quiet]
+
+Bad input ends with a message naming the option or field and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PIPELINES = ("artist", "facade", "study")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m experiments",
+                                 description="Run the diffusion-psychophysics pipelines end to end.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one pipeline into one output folder")
+    r.add_argument("name", choices=PIPELINES)
+    r.add_argument("--profile", default="tiny", help="tiny, full or a profile TOML file (default tiny)")
+    r.add_argument("--data", help="data folder for the profile's data set (Omniglot, QuickDraw, folder)")
+    r.add_argument("--out", type=Path, help="output folder (default data/runs/NAME-PROFILE-sSEED-TIME)")
+    r.add_argument("--seed", type=int, default=0, help="one seed for every stage (default 0)")
+    r.add_argument("--device", default=None, help="auto (cuda when present), cpu, cuda, cuda:N")
+    r.add_argument("--cache", type=Path, help="cache of trained models and stimuli (default data/runs/cache)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override a profile field, e.g. --set models.set.training.steps=2000 or "
+                        "--set sampling.n_per_class=10 (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    d = sub.add_parser("demo", help="build the demo (models, stimuli, two live studies) and serve it")
+    d.add_argument("--no-serve", action="store_true", help="build everything, print the links, do not serve")
+    d.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (a free one when taken)")
+    d.add_argument("--root", type=Path, help="demo folder (default data/demo)")
+    d.add_argument("--device", default=None)
+    d.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    d.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    from experiments.profiles import ProfileError
+    from models.device import pick_device
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        return _fail(f"--{exc}")
+    if args.command == "demo":
+        from experiments.demo import DemoError, run_demo
+
+        if not 1 <= args.port <= 65535:
+            return _fail("--port: must be in 1..65535")
+        if args.workers < 1:
+            return _fail("--workers: must be at least 1")
+        try:
+            return run_demo(root=args.root, device=device, serve=not args.no_serve, port=args.port,
+                            workers=args.workers, progress=not args.quiet)
+        except (ProfileError, DemoError) as exc:
+            return _fail(str(exc))
+    from experiments.profiles import load_profile
+    from experiments.rundir import RunDir
+
+    if args.data is not None and not Path(args.data).expanduser().exists():
+        return _fail(f"--data: {args.data} does not exist")
+    try:
+        profile = load_profile(args.profile, args.data, args.overrides, seed=args.seed)
+    except ProfileError as exc:
+        return _fail(str(exc))
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out: {args.out} is a file, not a folder")
+    run = RunDir(args.name, profile, args.seed, args.out, argv, args.cache)
+    if args.name == "artist":
+        from experiments.artist import run_artist as pipeline
+    elif args.name == "facade":
+        from experiments.facade import run_facade as pipeline
+    else:
+        from experiments.study_pipeline import run_study as pipeline
+    try:
+        path = pipeline(run, device, progress=not args.quiet)
+    except ValueError as exc:  # data/config problems found late name their field
+        run.log.error("failed: %s", exc)
+        return _fail(str(exc))
+    print(f"{args.name}: wrote {path}")
+    return 0

@@ -1,0 +1,167 @@
+"""The stages every pipeline shares, each cached under `cache/` by the hash of its inputs:
+diffusion models (models.diffusion.training.train), stimuli (models.sample.run_sampling), the
+one-shot critic and the SimCLR encoder (models.classifiers), and the stimuli read back as tensors.
+
+A cached result is reused only when it is complete (a checkpoint trained to its last step, a
+written manifest), so an interrupted run resumes instead of reusing half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from experiments.profiles import Profile
+from models.checkpoint import read_checkpoint
+from models.classifiers.protonet import ProtoNet, train_protonet
+from models.classifiers.simclr import SimCLREncoder, train_simclr
+from models.classifiers.store import load_classifier, save_classifier
+from models.config import Config
+from models.data import ImageDataset
+from models.data.preprocess import load_stimulus
+from models.diffusion.training import CHECKPOINT_NAME, load_training_data, train
+from models.sample import run_sampling
+
+
+def digest(obj: Any, n: int = 12) -> str:
+    """Short sha256 of a JSON-serialisable object (the cache key)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _trained_steps(path: Path) -> int:
+    try:
+        return int(read_checkpoint(path)["meta"].get("metrics", {}).get("steps") or 0)
+    except (ValueError, KeyError, TypeError):
+        return -1
+
+
+def train_models(profile: Profile, cache: Path, device: torch.device, log: logging.Logger,
+                 progress: bool = True) -> dict[str, Path]:
+    """Train (or reuse) every diffusion model of the profile; returns {model name: checkpoint}."""
+    out = {}
+    for cfg in profile.models:
+        folder = cache / "diffusion" / f"{cfg.name}-{digest(cfg.to_dict())}"
+        ckpt = folder / CHECKPOINT_NAME
+        steps = _trained_steps(ckpt) if ckpt.exists() else 0
+        if steps == cfg.training.steps:
+            log.info("model %s: reusing %s", cfg.name, ckpt)
+        else:
+            if steps < 0:
+                log.info("model %s: %s is unreadable, training afresh", cfg.name, ckpt)
+                ckpt.unlink()
+            log.info("model %s: training %d steps (%s)%s", cfg.name, cfg.training.steps, device,
+                     f", resuming at step {steps}" if steps > 0 else "")
+            result = train(cfg, folder, device=device, resume=steps > 0, progress=progress)
+            log.info("model %s: loss %.4f -> %.4f, %.0f images/s", cfg.name,
+                     result.metrics["loss_first"], result.metrics["loss_last"],
+                     result.metrics["images_per_s"] or 0)
+        out[cfg.name] = ckpt
+    return out
+
+
+def make_stimuli(profile: Profile, checkpoints: dict[str, Path], cache: Path, seed: int,
+                 device: torch.device, log: logging.Logger, progress: bool = True) -> Path:
+    """Sample every model for the held-out exemplars at the profile's guidance scales, plus real
+    held-out drawings; returns the manifest.json path (models.sample writes it)."""
+    s = profile.section("sampling")
+    key = digest({"models": {n: digest(read_checkpoint(p)["config"]) for n, p in checkpoints.items()},
+                  "sampling": s, "seed": seed})
+    folder = cache / "stimuli" / key
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        log.info("stimuli: reusing %s", manifest)
+        return manifest
+    log.info("stimuli: sampling %s at guidance %s (%s %d steps)", ", ".join(checkpoints),
+             s["guidance"], s["sampler"], s["steps"])
+    return run_sampling(
+        [str(p) for p in checkpoints.values()], folder, n_per_class=s["n_per_class"],
+        guidance=[float(g) for g in s["guidance"]], sampler=s["sampler"], steps=s["steps"],
+        real_per_class=s["real_per_class"], seed=seed, device=device, batch_size=s["batch_size"],
+        max_classes=s["max_classes"], progress=progress,
+    )
+
+
+@dataclass
+class Stimuli:
+    """A manifest read back: `table` one row per stimulus (manifest columns), `images` (N, 1, H, W)
+    in [-1, 1] aligned with it, `exemplars` {exemplar_id: (1, H, W)}."""
+
+    manifest: Path
+    table: pd.DataFrame
+    images: torch.Tensor
+    exemplars: dict[str, torch.Tensor]
+
+    def rows(self, mask: pd.Series) -> tuple[pd.DataFrame, torch.Tensor]:
+        idx = mask.to_numpy().nonzero()[0]
+        return self.table.iloc[idx].reset_index(drop=True), self.images[torch.as_tensor(idx)]
+
+
+def read_stimuli(manifest: Path) -> Stimuli:
+    doc = json.loads(Path(manifest).read_text())
+    base = Path(manifest).parent
+    table = pd.DataFrame(doc["stimuli"])
+    table["guidance"] = pd.to_numeric(table["guidance"], errors="coerce")
+    images = torch.stack([load_stimulus(str(base / p)) for p in table["path"]])
+    exemplars = {e["exemplar_id"]: load_stimulus(str(base / e["path"])) for e in doc.get("exemplars", [])}
+    return Stimuli(Path(manifest), table, images, exemplars)
+
+
+def split_data(cfg: Config) -> tuple[ImageDataset, ImageDataset, dict[str, Any]]:
+    """The (train, held-out, split record) the diffusion models were trained on."""
+    return load_training_data(cfg)
+
+
+@dataclass
+class Critics:
+    protonet: ProtoNet
+    simclr: SimCLREncoder
+
+
+def train_critics(profile: Profile, train_set: ImageDataset, cache: Path, seed: int,
+                  device: torch.device, log: logging.Logger) -> Critics:
+    """The one-shot critic (ProtoNet) and the SimCLR encoder, trained on the training classes
+    only (the held-out classes stay unseen, as in Boutin et al.); cached."""
+    c = profile.section("critics")
+    key = digest({"data": train_set.content_hash(), "critics": c, "seed": seed})
+    folder = cache / "critics" / key
+    proto_path, simclr_path = folder / "protonet.pt", folder / "simclr.pt"
+    if proto_path.exists() and simclr_path.exists():
+        log.info("critics: reusing %s", folder)
+        return Critics(load_classifier(proto_path, device)[0], load_classifier(simclr_path, device)[0])
+    log.info("critics: ProtoNet %d episodes (%d-way), SimCLR %d epochs on %d training images",
+             c["protonet_episodes"], c["protonet_way"], c["simclr_epochs"], len(train_set))
+    proto = train_protonet(train_set.images, train_set.labels, n_way=c["protonet_way"], n_shot=1,
+                           n_query=c["protonet_query"], episodes=c["protonet_episodes"],
+                           device=device, seed=seed)
+    simclr = train_simclr(train_set.images, epochs=c["simclr_epochs"], device=device, seed=seed)
+    meta = {"train_hash": train_set.content_hash(), "seed": seed}
+    save_classifier(proto_path, proto, {"kind": "protonet", "size": train_set.size, **c}, meta)
+    save_classifier(simclr_path, simclr, {"kind": "simclr", "size": train_set.size, **c}, meta)
+    return Critics(proto, simclr)
+
+
+def train_feedback(profile: Profile, heldout: ImageDataset, cache: Path, seed: int,
+                   device: torch.device, log: logging.Logger) -> Path:
+    """The ClickMe game's feedback classifier over the held-out classes (the classes the
+    ClickMe stimuli show), trained on revealed-bubble views of their drawings; cached."""
+    from models.classifiers.feedback import FeedbackClassifier
+
+    epochs = int(profile.section("study")["feedback_epochs"])
+    key = digest({"data": heldout.content_hash(), "epochs": epochs, "seed": seed})
+    path = cache / "feedback" / key / "feedback.pt"
+    if path.exists():
+        log.info("feedback classifier: reusing %s", path)
+        return path
+    log.info("feedback classifier: %d epochs on %d held-out drawings of %d classes", epochs,
+             len(heldout), len(heldout.class_names))
+    clf = FeedbackClassifier.train(heldout.images, heldout.labels, heldout.class_names, epochs=epochs,
+                                   device=device, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return clf.save(path, {"train_hash": heldout.content_hash(), "seed": seed})
