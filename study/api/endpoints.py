@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from study import db, staircase
 from study.api import bp, preview
-from study.api.images import send_stimulus
+from study.api.images import send_stimulus, stimulus_file
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
 from study.feedback import classifier_path, classify, load_gray
@@ -577,9 +577,10 @@ def classify_clicks():  # noqa: ANN201
     path = classifier_path(current_app, settings)
     if path is None:
         raise ApiError(404, "this study has no feedback classifier", None)
-    from study.api.images import stimulus_file
-
-    image = load_gray(stimulus_file(current_app, stimulus))
+    path_png = stimulus_file(current_app, stimulus)
+    if path_png is None or not path_png.is_file():
+        raise ApiError(404, "the image file of this stimulus is missing on the server", None)
+    image = load_gray(path_png)
     label, prob = classify(current_app, path, image, [(c.x, c.y) for c in clicks], settings.bubble_radius)
     return jsonify(label=label, probability=prob, correct=label == stimulus.class_label)
 
@@ -595,3 +596,14 @@ def trial_image(trial_id: int):  # noqa: ANN201
     if trial.index > p.current_index:
         raise ApiError(404, "no such trial for this participant", "trial_id")
     return send_stimulus(current_app, db.session().get(Stimulus, trial.stimulus_id))
+
+
+@bp.get("/stimuli/<int:stimulus_id>/image")
+def stimulus_image(stimulus_id: int):  # noqa: ANN201
+    """Any stimulus's image by its id, for a logged-in researcher (dashboards, previews)."""
+    if session.get("researcher_id") is None:
+        raise ApiError(401, "a researcher login is required", None)
+    stimulus = db.session().get(Stimulus, stimulus_id) if 1 <= stimulus_id <= MAX_ID else None
+    if stimulus is None:
+        raise ApiError(404, "no such stimulus", "stimulus_id")
+    return send_stimulus(current_app, stimulus)

@@ -1,4 +1,5 @@
-"""Stimulus files: located from the database row, never from anything in the request."""
+"""Stimulus files: located from the database row (under STIMULI_ROOT), never from anything in
+the request."""
 
 from __future__ import annotations
 
@@ -10,18 +11,21 @@ from study.errors import ApiError
 from study.models import Stimulus
 
 
-def stimulus_file(app: Flask, stimulus: Stimulus) -> Path:
-    """The PNG of `stimulus`: its stored path, absolute or relative to STIMULI_ROOT."""
-    path = Path(stimulus.path)
-    if not path.is_absolute():
-        path = Path(app.config["STIMULI_ROOT"]) / path
+def stimulus_file(app: Flask, stimulus: Stimulus) -> Path | None:
+    """The PNG of `stimulus`: its stored path under STIMULI_ROOT, or None when that path would
+    leave the root (a stored path is trusted data, but a bad import must not expose files)."""
+    root = Path(app.config["STIMULI_ROOT"]).resolve()
+    path = (root / stimulus.path).resolve()
+    if not path.is_relative_to(root):
+        app.logger.error("stimulus %s: path %r leaves STIMULI_ROOT", stimulus.id, stimulus.path)
+        return None
     return path
 
 
 def send_stimulus(app: Flask, stimulus: Stimulus) -> Response:
     path = stimulus_file(app, stimulus)
-    if not path.is_file():
-        app.logger.error("stimulus %s: file %s is missing", stimulus.id, path)
+    if path is None or not path.is_file():
+        app.logger.error("stimulus %s: no image file at %s", stimulus.id, path)
         raise ApiError(404, "the image file of this stimulus is missing on the server", None)
     resp = send_file(path, mimetype="image/png", max_age=3600, conditional=True)
     resp.headers["Cache-Control"] = "private, max-age=3600"

@@ -263,6 +263,16 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/stimuli/{stimulus_id}/image": {
+        "get": {
+            "summary": "Any stimulus's PNG by id, for a logged-in researcher (session cookie)",
+            "parameters": [{"name": "stimulus_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {
+                "200": {"description": "the image", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                **_errors(401, 404),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",

@@ -422,3 +422,33 @@ def test_preview_stores_nothing(app: Flask, client: FlaskClient, make_study) -> 
     assert out["completion_code"] == "C0DE42" and out["redirect_url"] is None
     for model in (Participant, Trial, Response, BrowserEvent):
         assert count(app, model) == 0
+
+
+def test_images_come_only_from_the_stimulus_root(app: Flask, client: FlaskClient, make_study,
+                                                 tmp_path) -> None:  # noqa: ANN001
+    token, trial = _started(client, make_study)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\nnot for participants")
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        t = s.get(Trial, trial["id"])
+        t.stimulus.path = "../secret.png"  # a bad import: the stored path leaves STIMULI_ROOT
+        stimulus_id = t.stimulus_id
+        s.commit()
+    res = client.get(trial["image_url"], headers={H: token})
+    assert res.status_code == 404 and res.is_json
+    for url in ("/api/v1/participant/trials/..%2F..%2Fsecret.png/image",
+                "/api/v1/participant/trials/1%2F..%2F..%2Fsecret.png/image",
+                "/static/..%2F..%2Fsecret.png"):
+        res = client.get(url, headers={H: token})
+        assert res.status_code == 404 and b"not for participants" not in res.data
+    # Researchers see any stimulus by id; participants do not.
+    other = make_study()
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        sid = s.scalar(select(Stimulus.id).join(Study).where(Study.slug == other).limit(1))
+    assert client.get(f"/api/v1/stimuli/{sid}/image", headers={H: token}).status_code == 401
+    with client.session_transaction() as sess:
+        sess["researcher_id"] = 1
+    res = client.get(f"/api/v1/stimuli/{sid}/image")
+    assert res.status_code == 200 and res.data[:4] == b"\x89PNG"
+    assert client.get(f"/api/v1/stimuli/{stimulus_id}/image").status_code == 404
+    assert client.get("/api/v1/stimuli/99999999/image").status_code == 404
