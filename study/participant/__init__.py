@@ -133,4 +133,5 @@ def task(slug: str):  # noqa: ANN201
         token=token,
         preview=preview,
         redirect_platform=settings.redirect_platform,
+        n_practice=settings.n_practice,
     )

@@ -158,7 +158,13 @@ def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:  # noqa: AN
             page.mouse.up()
         if index == 1:
             page.set_viewport_size({"width": 900, "height": 760})  # a resize event
-        submit.click()
+        if index == 2:
+            # Keyboard only: move the cursor right twice and down once, paint, submit with Enter.
+            for key in ("ArrowRight", "ArrowRight", "ArrowDown", " "):
+                page.keyboard.press(key)
+            page.keyboard.press("Enter")
+        else:
+            submit.click()
     code = finish(page)
     assert code == "C0DE42"
     assert page.locator("#return-link").get_attribute("href") == (
@@ -167,8 +173,10 @@ def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:  # noqa: AN
     p, responses, n_clicks, n_events = db_rows(app, "CM1")
     assert p.status == "completed" and len(responses) == 3
     assert len({r.trial_id for r in responses}) == 3
+    keyed = responses[2].clicks[-1]
+    assert keyed.stroke == 3 and abs(keyed.x - 0.56) < 1e-6 and abs(keyed.y - 0.53) < 1e-6
     for r in responses:
-        strokes = [c.stroke for c in r.clicks]
+        strokes = [c.stroke for c in r.clicks if c.stroke < 3]
         assert strokes[:2] == [0, 1] and set(strokes[2:]) == {2} and len(strokes) >= 6
         first, second = r.clicks[0], r.clicks[1]
         assert abs(first.x - 0.2) < 0.02 and abs(first.y - 0.3) < 0.02
