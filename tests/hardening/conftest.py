@@ -38,7 +38,8 @@ def app(work: Path) -> Iterator[Flask]:
     upgrade(url)
     make_study(url, work, trials=4, task="clickme", slug="clickme")
     make_study(url, work, trials=4, task="realfake", slug="realfake")
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": SECRET,
+    # TESTING stays off: an unhandled error must show as the 500 a participant would get.
+    app = create_app({"DATABASE_URL": url, "TESTING": False, "SECRET_KEY": SECRET,
                       "STIMULI_ROOT": str(work / "store"), "FEEDBACK_CLASSIFIER": None})
     yield app
     app.extensions["sqlalchemy_engine"].dispose()
