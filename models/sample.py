@@ -166,7 +166,7 @@ def _load(path: str, device: torch.device, use_split: str, dataset_root: str | N
 def plan_jobs(
     models: Sequence[Loaded],
     n_per_class: int,
-    guidance: Sequence[float],
+    guidance: Sequence[float] | None,
     real_per_class: int,
     seed: int,
     max_classes: int | None = None,
@@ -178,7 +178,7 @@ def plan_jobs(
     for m in models:
         classes = m.data.class_names[:max_classes] if max_classes else m.data.class_names
         exemplars = m.meta["split"]["exemplars"]
-        scales = list(guidance)
+        scales = list(guidance) if guidance is not None else list(m.cfg.sampling.guidance)
         if m.cfg.training.p_uncond == 0.0 and any(w != 0 for w in scales):
             notes.append(f"{m.cfg.name}: trained without context dropout, guidance > 0 skipped")
             scales = [w for w in scales if w == 0] or []
@@ -234,10 +234,10 @@ def run_sampling(
     checkpoints: Sequence[str],
     out_dir: Path | str,
     n_per_class: int,
-    guidance: Sequence[float],
-    sampler: str = "ddim",
-    steps: int = 50,
-    eta: float = 0.0,
+    guidance: Sequence[float] | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
     real_per_class: int = 0,
     seed: int = 0,
     shard: tuple[int, int] = (0, 1),
@@ -250,14 +250,19 @@ def run_sampling(
     progress: bool = True,
 ) -> Path:
     """Make this shard's stimuli under out_dir/images, exemplars under out_dir/exemplars, and write
-    manifest.{csv,json} (or manifest.shard{i}of{n}.{csv,json} for n > 1). Returns the JSON path."""
+    manifest.{csv,json} (or manifest.shard{i}of{n}.{csv,json} for n > 1). Returns the JSON path.
+    guidance/sampler/steps/eta left None come from each checkpoint's [sampling] config."""
     i, n = shard
     if not (n >= 1 and 0 <= i < n):
         raise SampleError(f"--shard: need 0 <= i < n, got {i}/{n}")
     if n_per_class < 0 or real_per_class < 0:
         raise SampleError("--n-per-class/--real: must be >= 0")
-    if sampler not in ("ddpm", "ddim"):
+    if sampler not in (None, "ddpm", "ddim"):
         raise SampleError(f"--sampler: must be ddpm or ddim, got {sampler!r}")
+    if guidance is not None and (not guidance or any(w < 0 for w in guidance)):
+        raise SampleError("--guidance: need one or more scales >= 0")
+    if eta is not None and eta < 0:
+        raise SampleError("--eta: must be >= 0")
     if not checkpoints:
         raise SampleError("checkpoint: give at least one checkpoint")
     dev = device if isinstance(device, torch.device) else pick_device(device)
@@ -266,9 +271,16 @@ def run_sampling(
     for m in models[1:]:
         if m.meta["split"] != first.meta["split"] or m.cfg.data.size != first.cfg.data.size:
             raise SampleError(f"checkpoints: {m.path} uses another data split or size than {first.path}")
+    plans = {}
     for m in models:
-        if sampler == "ddim" and not 1 <= steps <= m.cfg.diffusion.T:
+        sc = m.cfg.sampling
+        plan = {"sampler": sampler or sc.sampler, "steps": steps or sc.steps,
+                "eta": sc.eta if eta is None else eta}
+        if plan["sampler"] == "ddim" and not 1 <= plan["steps"] <= m.cfg.diffusion.T:
             raise SampleError(f"--steps: must be in 1..{m.cfg.diffusion.T} for {m.path}")
+        if plan["sampler"] == "ddpm":
+            plan["steps"] = m.cfg.diffusion.T
+        plans[m.path] = plan
     jobs, notes = plan_jobs(models, n_per_class, guidance, real_per_class, seed, max_classes)
     mine = [j for k, j in enumerate(jobs) if k % n == i]
     out = Path(out_dir)
@@ -280,7 +292,7 @@ def run_sampling(
         pos = first.data.ids.index(j.image_id)
         rel = f"images/{j.stimulus_id}.png"
         digest = _write_png(tensor_to_png_array(first.data.images[pos]), out / rel)
-        rows.append(_row(j, rel, digest, size, first.data.name, sampler, None))
+        rows.append(_row(j, rel, digest, size, first.data.name, "", None))
         bar.update(1)
     model_jobs = [j for j in mine if j.source == "model"]
     groups: dict[tuple[str, float], list[Job]] = {}
@@ -289,16 +301,17 @@ def run_sampling(
     for (path, w), group in groups.items():
         m = by_path[path]
         schedule = schedule_of(m.cfg)
-        used_steps = schedule.T if sampler == "ddpm" else steps
+        plan = plans[path]
         for b in range(0, len(group), batch_size):
             batch = group[b : b + batch_size]
             ctx = exemplar_context(m.cfg.model.context, m.data, [j.image_id for j in batch], set_size,
                                    [j.class_index for j in batch])
-            x = generate(m.net, schedule, ctx, [j.seed for j in batch], w, sampler, steps, eta, dev)
+            x = generate(m.net, schedule, ctx, [j.seed for j in batch], w, plan["sampler"], plan["steps"],
+                         plan["eta"], dev)
             for job, img in zip(batch, x, strict=True):
                 rel = f"images/{job.stimulus_id}.png"
                 digest = _write_png(tensor_to_png_array(img), out / rel)
-                rows.append(_row(job, rel, digest, size, m.data.name, sampler, used_steps))
+                rows.append(_row(job, rel, digest, size, m.data.name, plan["sampler"], plan["steps"]))
             bar.update(len(batch))
     bar.close()
     exemplars = []
@@ -313,10 +326,12 @@ def run_sampling(
         "checkpoints": [
             {"path": m.path, "model": m.cfg.name, "context": m.cfg.model.context,
              "p_uncond": m.cfg.training.p_uncond, "dataset_hash": m.meta.get("dataset_hash"),
-             "code_version": m.meta.get("code_version"), "T": m.cfg.diffusion.T}
+             "code_version": m.meta.get("code_version"), "T": m.cfg.diffusion.T, **plans[m.path],
+             "guidance": list(guidance) if guidance is not None else list(m.cfg.sampling.guidance)}
             for m in models
         ],
-        "sampler": sampler, "steps": steps, "eta": eta, "guidance": list(guidance),
+        "sampler": sampler, "steps": steps, "eta": eta,
+        "guidance": list(guidance) if guidance is not None else None,
         "n_per_class": n_per_class, "real_per_class": real_per_class, "seed": seed,
         "set_size": set_size, "shard": f"{i}/{n}", "device": str(dev), "notes": notes,
         "ink": "black on white PNG; models.data.preprocess.load_stimulus reads it back to [-1, 1]",

@@ -8,13 +8,16 @@ maps 6 onto 9.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from models.data.dataset import ImageDataset
-from models.data.preprocess import preprocess
+from models.data.preprocess import to_model_range
 
 TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "id": lambda a: a,
@@ -24,6 +27,37 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "flip": lambda a: a[:, ::-1],
 }
 DEFAULT_AUGMENT: tuple[str, ...] = ("id", "rot90", "rot270", "flip")
+
+
+def read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(1797, 8, 8) float pixel values 0..16 and (1797,) int digit labels, read from the CSV that
+    ships inside scikit-learn (sklearn/datasets/data/digits.csv.gz, the file its load_digits reads)
+    without importing scikit-learn, whose import alone takes seconds."""
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        path = Path(loc) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt") as fh:
+                table = np.loadtxt(fh, delimiter=",", dtype=np.float64)
+            return table[:, :64].reshape(-1, 8, 8), table[:, 64].astype(np.int64)
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    raw = sk_load_digits()
+    return raw.images, raw.target.astype(np.int64)
+
+
+def _resize_all(unit: np.ndarray, size: int, threshold: float | None) -> list[np.ndarray]:
+    """(N, 8, 8) ink in [0, 1] -> N (size, size) images in [-1, 1]: bilinear (pixel centres, as
+    PIL does when enlarging; area averaging when shrinking), then binarised."""
+    x = torch.from_numpy(unit.astype(np.float32)).unsqueeze(1)
+    if size >= unit.shape[-1]:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    else:
+        x = torch.nn.functional.adaptive_avg_pool2d(x, size)
+    if threshold is not None:
+        x = (x >= threshold).float()
+    return list(to_model_range(x[:, 0].numpy()).astype(np.float32))
 
 
 def load_digits(
@@ -37,20 +71,18 @@ def load_digits(
     Class names: `digit{d}` for the identity, `digit{d}_{transform}` otherwise. Ids:
     `digits/{class}/{index in sklearn's order:04d}`.
     """
-    from sklearn.datasets import load_digits as sk_load_digits
-
     unknown = [t for t in augment if t not in TRANSFORMS]
     if unknown or not augment:
         raise ValueError(f"augment: unknown transform(s) {unknown}; choose from {sorted(TRANSFORMS)}")
-    raw = sk_load_digits()
-    base = [preprocess(img, size, invert=False, threshold=threshold) for img in raw.images / 16.0]
+    images8, targets = read_sklearn_digits()
+    base = _resize_all(images8 / 16.0, size, threshold)
     class_names = [
         f"digit{d}" if t == "id" else f"digit{d}_{t}" for t in augment for d in range(10)
     ]
     images, labels, ids = [], [], []
     for ti, t in enumerate(augment):
         counts = [0] * 10
-        for i, (img, d) in enumerate(zip(base, raw.target, strict=True)):
+        for i, (img, d) in enumerate(zip(base, targets, strict=True)):
             if max_per_class is not None and counts[d] >= max_per_class:
                 continue
             counts[d] += 1

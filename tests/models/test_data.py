@@ -157,3 +157,13 @@ def test_png_round_trip_and_preprocess(tmp_path):
     assert torch.equal(load_stimulus(str(tmp_path / "s.png")), x)
     out = preprocess(_glyph(0), 21)
     assert out.shape == (21, 21) and set(np.unique(out)) == {-1.0, 1.0}
+
+
+def test_digits_reader_matches_sklearn():
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from models.data.digits import read_sklearn_digits
+
+    images, targets = read_sklearn_digits()
+    ref = sk_load_digits()
+    assert np.array_equal(images, ref.images) and np.array_equal(targets, ref.target)
