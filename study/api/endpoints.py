@@ -73,7 +73,7 @@ def refusal(study: Study | None, now: dt.datetime) -> tuple[int, str] | None:
         return 404, "no such study"
     if study.status in ("paused", "closed"):
         return 410, f"this study is {study.status} and does not accept participants now"
-    settings = StudySettings.from_dict(study.settings)
+    settings = settings_from_json(study.settings, None)
     if settings.max_participants is not None:
         since = now - dt.timedelta(minutes=settings.active_window_minutes)
         n = db.session().scalar(
@@ -264,7 +264,7 @@ def start(slug: str):  # noqa: ANN201
         )
     ):
         raise ApiError(409, "this participant has already taken part in this study", id_field)
-    settings = StudySettings.from_dict(study.settings)
+    settings = settings_from_json(study.settings, None)
     condition_id = choose_condition(s, study.id, now, settings.active_window_minutes)
     condition = s.get(Condition, condition_id) if condition_id is not None else None
     settings = study_settings(study, condition)
