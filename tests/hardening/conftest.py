@@ -17,13 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the harness lives in benchmarks/, which is not installed
     sys.path.insert(0, str(ROOT))
 
+from hardening_helpers import EMAIL, PASSWORD, SECRET  # noqa: E402
+
 from benchmarks.servers import make_study  # noqa: E402
 from study import create_app  # noqa: E402
 from study.migrate import upgrade  # noqa: E402
-
-SECRET = "hardening-secret-key-0123456789abcdef"
-EMAIL = "grace@example.org"
-PASSWORD = "a long enough passphrase"
 
 
 @pytest.fixture
