@@ -1,7 +1,7 @@
 """Study platform under load: gunicorn + SQLite (WAL) and + PostgreSQL, many participants at once.
 
     python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 32]
-                               [--paced-rate 300] [--backends sqlite,postgres] [--no-write]
+                               [--paced-rate 300] [--backends sqlite,postgres] [--profile] [--no-write]
 
 For each database: a fresh database at the newest schema, a live real-or-fake study made from a
 generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same server:
@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,11 +122,12 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds: server, postgres, client
 
     def row(self) -> dict[str, object]:
-        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        lat = np.asarray(self.latencies_ms)
+        p50, p99 = (float(np.percentile(lat, q)) for q in (50, 99)) if lat.size else (float("nan"),) * 2
         return {
             "phase": self.name, "ok": self.ok, "errors": self.errors,
             "per_s": self.ok / self.wall_s if self.wall_s else float("nan"),
-            "p50_ms": float(np.nanpercentile(lat, 50)), "p99_ms": float(np.nanpercentile(lat, 99)),
+            "p50_ms": p50, "p99_ms": p99,
             **{f"cpu_ms_{k}": 1000 * v / max(self.ok + self.errors, 1) for k, v in self.cpu.items()},
         }
 
@@ -409,6 +411,62 @@ def _pg_database(server_url: str) -> tuple[str, object]:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
 
 
+# Where the server's sampled time goes, first match from the top of the list wins.
+PROFILE_CATEGORIES = (
+    ("pool checkout (new connections, pre-ping)", ("Pool.connect", "_checkout", "do_ping", "_create_connection")),
+    ("commit", ("do_commit",)),
+    ("SQL statements in the driver (SQLite lock waits, PostgreSQL round trips)", ("do_execute",)),
+    ("writing responses", ("gunicorn/util.py", "Response.write")),
+    ("application Python (Flask, SQLAlchemy, endpoint)", ("Flask.__call__",)),
+    ("waiting for requests", ("EpollSelector.select", "wait_for_and_dispatch_events")),
+    ("idle worker threads", ("leaf:_worker ",)),
+)
+
+
+def find_py_spy() -> str | None:
+    """py-spy (optional, `pip install py-spy`): $PY_SPY, next to this Python, or on PATH."""
+    candidates = [os.environ.get("PY_SPY"), str(Path(sys.executable).parent / "py-spy"), shutil.which("py-spy")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+class Profiler:
+    """py-spy sampling the gunicorn master and its workers while a phase runs."""
+
+    def __init__(self, exe: str, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "-r", "100",
+             "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # let it attach before the phase starts
+
+    def stop(self) -> list[tuple[str, float]]:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return []
+        return summarise_profile(self.out.read_text() if self.out.exists() else "")
+
+
+def summarise_profile(raw: str) -> list[tuple[str, float]]:
+    """Shares of py-spy's raw samples ("frame;frame;... count" lines) per PROFILE_CATEGORIES."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        leaf = stack.rsplit(";", 1)[-1]
+        name = next((label for label, keys in PROFILE_CATEGORIES
+                     if any(leaf.startswith(k[5:]) if k.startswith("leaf:") else k in stack for k in keys)), "other")
+        counts[name] = counts.get(name, 0) + int(n)
+    return [(name, counts[name] / total) for name in sorted(counts, key=counts.get, reverse=True)] if total else []
+
+
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix=f"dp-bench-{backend}-") as tmp:
         work = Path(tmp)
@@ -423,7 +481,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
             with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
-                result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args))
+                result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
                 result["server_log_tail"] = server_proc.log.read_text()[-1500:]
         finally:
             if drop is not None:
@@ -442,24 +500,29 @@ async def _measured(server_pid: int, coro):  # noqa: ANN001, ANN202
     return out
 
 
-async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse.Namespace) -> dict[str, object]:
+async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse.Namespace,
+                 work: Path) -> dict[str, object]:
     """Start the participants, then per load model (back to back; paced) the /healthz baseline
-    and the submissions; each participant has 2 x trials, half for each load model."""
+    and the submissions; each participant has 2 x trials, half for each load model. With
+    --profile, py-spy samples the server during the back-to-back submissions."""
     started, people = await start_participants("127.0.0.1", port, slug, args.participants)
     conns = [c for c, _ in people]
     trial_ids = _trial_ids(url, slug, [t for _, t in people])
-    runs, confirmed = [], []
+    runs, confirmed, profile = [], [], None
     for k, rate in enumerate((None, args.paced_rate)):
         if k and not rate:
             continue
         base = await _measured(server_pid, baseline(conns, args.trials, rate, args.seed))
         mine = [(c, t, trial_ids[t][k * args.trials:(k + 1) * args.trials]) for c, t in people]
+        spy = Profiler(args.py_spy, server_pid, work / "profile.txt") if args.py_spy and k == 0 else None
         sub, ok = await _measured(server_pid, submit(mine, args.seed + k, rate))
+        if spy is not None:
+            profile = spy.stop()
         runs.append((base, sub))
         confirmed += ok
     for c in conns:
         await c.close()
-    return {"start": started, "runs": runs, "counts": _count(url, confirmed)}
+    return {"start": started, "runs": runs, "counts": _count(url, confirmed), "profile": profile}
 
 
 # ---------------------------------------------------------------- report
@@ -518,6 +581,9 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
             f"duplicated; CPU-bound ceiling on 2 otherwise idle cores (2,000 ms / CPU ms per submission) "
             f"~{_fmt(ceiling)}/s; {GOAL}: **{'met' if met else 'not met'}**."
         )
+        if r.get("profile"):
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in r["profile"])
+            lines.append(f"  Server time sampled by py-spy during the back-to-back submissions: {shares}.")
         samples = [s for run in r["runs"] for p in run for s in p.error_samples] + r["start"].error_samples
         if samples:
             lines.append(f"  First errors: {'; '.join(s.replace('|', '/') for s in samples[:3])}")
@@ -534,8 +600,13 @@ def main(argv: list[str]) -> int:
                         help="submissions/s offered in the paced run (0: skip it)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the server with py-spy during the back-to-back submissions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
+    args.py_spy = find_py_spy() if args.profile else None
+    if args.profile and args.py_spy is None:
+        print("[study bench] --profile: py-spy not found (pip install py-spy, or set PY_SPY); no profile", flush=True)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     bad = [b for b in backends if b not in ("sqlite", "postgres")]
     if bad or args.participants < 1 or args.trials < 1:
