@@ -266,3 +266,24 @@ def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> No
         n_trials = s.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == p.id))
     assert len({r.trial_id for r in responses}) == n_trials == 4
     assert len({r.client_uuid for r in responses}) == 4
+
+
+def test_researcher_preview_runs_the_flow_and_stores_nothing(server, page) -> None:  # noqa: ANN001
+    base, app = server
+    slug = build_study(app, task="realfake", n_main=2, n_practice=1, n_catch=0, status="draft")
+    # A researcher's signed session cookie, as H2's login sets it.
+    cookie = app.session_interface.get_signing_serializer(app).dumps({"researcher_id": 1})
+    page.context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie,
+                               "url": base}])
+    page.goto(f"{base}/s/{slug}?preview=1")
+    assert page.locator(".preview-banner").is_visible()
+    page.click("#agree")
+    page.wait_for_url(f"**/s/{slug}/task?preview=1")
+    page.locator("#begin").click()
+    for index, key in enumerate(["f", "j", "f"]):
+        realfake_answer(page, index, key)
+    assert finish(page) == "C0DE42"
+    assert page.locator("#return-link").is_hidden()  # a preview never sends anyone to Prolific
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        for model in (Participant, Trial, Response, BrowserEvent):
+            assert s.scalar(select(func.count()).select_from(model)) == 0
