@@ -14,7 +14,7 @@ import torch
 from analysis import figures as afigures
 from analysis import generalization as gen
 from experiments import figures, stages
-from experiments.rundir import RunDir, md_table
+from experiments.rundir import RunDir, markdown, md_table
 from models.classifiers.protonet import classify
 from models.classifiers.simclr import extract_features
 
@@ -193,4 +193,4 @@ def run_artist(run: RunDir, device: torch.device, progress: bool = True) -> Path
     ]
     log_sum = ", ".join(f"w={k}: {v:.2f}" for k, v in run.metrics["cfgdm_recognizability_by_guidance"].items())
     run.log.info("CFGDM recognizability %s; human drawings %.2f", log_sum, human["recognizability"])
-    return run.finish("".join(report))
+    return run.finish(markdown(report))

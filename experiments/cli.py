@@ -3,7 +3,8 @@
   python -m experiments run artist|facade|study [--profile tiny|full|FILE.toml] [--data PATH]
                             [--out DIR] [--seed N] [--device auto|cpu|cuda] [--cache DIR]
                             [--set SECTION.FIELD=VALUE ...] [--quiet]
-  python -m experiments demo [--no-serve] [--port N] [--root DIR] [--device ...] [--quiet]
+  python -m experiments demo [--no-serve] [--port N] [--root DIR] [--cache DIR] [--device ...]
+                             [--workers N] [--quiet]
 
 Bad input ends with a message naming the option or field and exit code 2, never a traceback.
 """
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-serve", action="store_true", help="build everything, print the links, do not serve")
     d.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (a free one when taken)")
     d.add_argument("--root", type=Path, help="demo folder (default data/demo)")
+    d.add_argument("--cache", type=Path, help="cache of trained models and stimuli (default ROOT/cache)")
     d.add_argument("--device", default=None)
     d.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     d.add_argument("--quiet", action="store_true")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1:
             return _fail("--workers: must be at least 1")
         try:
-            return run_demo(root=args.root, device=device, serve=not args.no_serve, port=args.port,
+            return run_demo(root=args.root, cache=args.cache, device=device, serve=not args.no_serve, port=args.port,
                             workers=args.workers, progress=not args.quiet)
         except (ProfileError, DemoError) as exc:
             return _fail(str(exc))

@@ -33,10 +33,9 @@ def _logger() -> logging.Logger:
     log = logging.getLogger("experiments.demo")
     log.setLevel(logging.INFO)
     log.propagate = False
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("[demo] %(message)s"))
-        log.addHandler(h)
+    h = logging.StreamHandler(sys.stderr)  # the current stderr (tests swap it)
+    h.setFormatter(logging.Formatter("[demo] %(message)s"))
+    log.handlers = [h]
     return log
 
 
@@ -53,13 +52,13 @@ def _researcher(site: studies.StudySite, root: Path) -> tuple[str, str]:
     return email, password or stored.get("password", "(see data/demo/researcher.json)")
 
 
-def build_demo(root: Path, device: torch.device, progress: bool = True) -> dict:
+def build_demo(root: Path, device: torch.device, progress: bool = True, cache: Path | None = None) -> dict:
     """Build (or reuse) everything the demo serves; returns what `run_demo` prints."""
     log = _logger()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     profile = load_profile("tiny", seed=0)
-    cache = root / "cache"
+    cache = cache or root / "cache"
     ckpts = stages.train_models(profile, cache, device, log, progress)
     manifest = stages.make_stimuli(profile, ckpts, cache, 0, device, log, progress)
     _train, heldout, _split = stages.split_data(profile.models[0])
@@ -89,12 +88,12 @@ def print_links(info: dict, url: str) -> None:
 
 
 def run_demo(root: Path | None = None, device: torch.device | None = None, serve: bool = True,
-             port: int = 8000, workers: int = 2, progress: bool = True) -> int:
+             port: int = 8000, workers: int = 2, progress: bool = True, cache: Path | None = None) -> int:
     root = Path(root) if root else DEFAULT_ROOT
     if root.exists() and not root.is_dir():
         raise DemoError(f"--root: {root} is a file, not a folder")
     device = device or torch.device("cpu")
-    info = build_demo(root, device, progress)
+    info = build_demo(root, device, progress, cache)
     chosen = free_port(port)
     url = f"http://127.0.0.1:{chosen}"
     if chosen != port:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from experiments import figures, stages
-from experiments.rundir import RunDir, md_table
+from experiments.rundir import RunDir, markdown, md_table
 from models.attribution.methods import gradcam, saliency
 from models.classifiers.realfake import fraction_sweep, stratified_split, train_realfake
 from models.classifiers.training import predict_logits
@@ -48,8 +48,10 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
     # 1. The data-fraction sweep, per model and architecture, reals matched in number.
     sweep_rows = []
     for model in models:
-        mask = (fakes_table["model"] == model).to_numpy()
-        fake = fakes[torch.as_tensor(mask.nonzero()[0])]
+        idx = (fakes_table["model"] == model).to_numpy().nonzero()[0]
+        if len(idx) > f["max_per_model"]:  # a seeded subset; samples are ordered by guidance
+            idx = np.sort(rng.choice(idx, f["max_per_model"], replace=False))
+        fake = fakes[torch.as_tensor(idx)]
         real = reals[torch.as_tensor(np.sort(rng.choice(len(reals), min(len(reals), len(fake)), replace=False)))]
         for arch in f["archs"]:
             log.info("sweep: %s vs real, %s, fractions %s", model, arch, f["fractions"])
@@ -61,6 +63,10 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
 
     # 2. One classifier per architecture on all models' samples; the held-out test part tells
     # which models, classes and guidance scales fool it.
+    keep = np.arange(len(fakes))
+    if len(keep) > f["max_pooled"]:
+        keep = np.sort(rng.choice(keep, f["max_pooled"], replace=False))
+    fakes_table, fakes = fakes_table.iloc[keep].reset_index(drop=True), fakes[torch.as_tensor(keep)]
     real = reals[torch.as_tensor(np.sort(rng.choice(len(reals), min(len(reals), len(fakes)), replace=False)))]
     images = torch.cat([real, fakes])
     labels = torch.cat([torch.zeros(len(real), dtype=torch.long), torch.ones(len(fakes), dtype=torch.long)])
@@ -138,7 +144,7 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
         "for the 'fake' logit)\n",
     ]
     log.info("test accuracy (all models): %s", ", ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
-    return run.finish("".join(report))
+    return run.finish(markdown(report))
 
 
 def _train_on(images: torch.Tensor, labels: torch.Tensor, arch: str, epochs: int,

@@ -97,7 +97,8 @@ def fooling_figure(table: pd.DataFrame, by: str) -> Figure:
     clfs = sorted(table["classifier"].unique())
     width = 0.8 / len(clfs)
     for k, clf in enumerate(clfs):
-        g = table.loc[table["classifier"] == clf].set_index(table[by].astype(str))
+        g = table.loc[table["classifier"] == clf]
+        g = g.set_index(g[by].astype(str))
         vals = [float(g.loc[key, "fooled_rate"]) if key in g.index else np.nan for key in keys]
         ax.bar(np.arange(len(keys)) + k * width, vals, width, label=clf)
     ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=40, ha="right", fontsize=7)

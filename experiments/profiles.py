@@ -32,7 +32,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, float | None]]] = {
                  "max_classes": (int, 2), "batch_size": (int, 1)},
     "critics": {"protonet_episodes": (int, 1), "protonet_way": (int, 2), "protonet_query": (int, 1),
                 "simclr_epochs": (int, 1), "n_way": (int, 2)},
-    "facade": {"epochs": (int, 1), "resnet_epochs": (int, 1), "test_fraction": (float, 0.0),
+    "facade": {"max_per_model": (int, 10), "max_pooled": (int, 10), "epochs": (int, 1), "resnet_epochs": (int, 1), "test_fraction": (float, 0.0),
                "saliency_images": (int, 1)},
     "study": {"clickme_participants": (int, 2), "realfake_participants": (int, 2),
               "trials_per_participant": (int, 2), "observer_dprime": (float, 0.0),

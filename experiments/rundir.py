@@ -117,3 +117,8 @@ def md_table(rows: list[dict[str, Any]], columns: list[str] | None = None, digit
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown(parts: list[str]) -> str:
+    """Join report parts as markdown blocks (a blank line between blocks)."""
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts if p.strip())

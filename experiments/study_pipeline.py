@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis import figures as afigures
 from analysis import judgments, maps
-from analysis.load import load_export
+from analysis.load import load_export, load_maps
 from analysis.report import ExtraInputs, ReportOptions, build_report
 from experiments import modelmaps, stages, studies
-from experiments.rundir import RunDir, md_table
+from experiments.rundir import RunDir, markdown, md_table
 from experiments.server import serve, study_env
 from models.classifiers.feedback import FeedbackClassifier
 from study.simulate import SimulationConfig, run_simulation
@@ -103,8 +104,16 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     hm = maps.image_maps(click.trials, click.clicks, (size, size), min_clicks=1, min_subjects=2, blur="none")
     ink = _ink_maps(click.trials, stim, hm.stimulus_ids)
     rho_ink = maps.rowwise_spearman(hm.maps, ink)
-    align = pd.read_csv(run.path / "analysis" / "run-clickme" / "tables" / "alignment_summary.csv") \
-        if (run.path / "analysis" / "run-clickme" / "tables" / "alignment_summary.csv").exists() else None
+    align_csv = run.path / "analysis" / "run-clickme" / "tables" / "alignment_by_method.csv"
+    align = pd.read_csv(align_csv) if align_csv.exists() else None
+
+    run.save_figure("realfake_by_model", afigures.judgment_figure(by_model, ["model"]))
+    model_maps = load_maps(run.path / "maps")
+    show = [s for s in hm.stimulus_ids if all(s in m for m in model_maps.values())][:6]
+    pos_h = {s: i for i, s in enumerate(hm.stimulus_ids)}
+    human = maps.blur_maps(hm.maps[[pos_h[s] for s in show]], "disc")
+    run.save_figure("clickme_maps", afigures.maps_side_by_side(
+        human, {k: np.stack([v[s] for s in show]) for k, v in model_maps.items()}, show))
 
     run.metrics.update({
         "simulation": sims, "export_rows": counts,
@@ -142,5 +151,7 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     if align is not None:
         cols = [c for c in ("method", "n_images", "spearman", "alignment", "alignment_lo", "alignment_hi") if c in align]
         report += ["\n## Human vs model map alignment (analysis report)\n", md_table(align[cols].to_dict("records"))]
+    report += ["\n## Figures\n", "- `figures/realfake_by_model.png`: d' and error rate per model (95% CI)\n"
+               "- `figures/clickme_maps.png`: human ClickMe maps (blurred) beside the model maps\n"]
     report += ["\n## Reports\n"] + [f"- `{Path(v).relative_to(run.path)}`\n" for v in reports.values()]
-    return run.finish("".join(report))
+    return run.finish(markdown(report))

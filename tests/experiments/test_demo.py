@@ -1,0 +1,37 @@
+"""The demo builds everything with --no-serve, and a second run reuses what the first built."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.experiments.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_builds_then_reuses(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "demo"
+    assert run_cli("demo", "--no-serve", "--root", str(root), "--cache", str(tiny_cache), "--device", "cpu") == 0
+    first = capsys.readouterr()
+    assert "/s/demo-clickme" in first.out and "/s/demo-realfake" in first.out
+    assert "/researcher/" in first.out
+    creds = json.loads((root / "researcher.json").read_text())
+    assert creds["password"] in first.out
+    assert "created" in first.err
+    db = root / "study.db"
+    assert db.is_file()
+    checkpoints = sorted(p.stat().st_mtime_ns for p in tiny_cache.rglob("*.pt"))
+
+    assert run_cli("demo", "--no-serve", "--root", str(root), "--cache", str(tiny_cache), "--device", "cpu") == 0
+    second = capsys.readouterr()
+    assert "reusing" in second.err and "training" not in second.err
+    assert "study demo-clickme: reused" in second.err and "study demo-realfake: reused" in second.err
+    assert creds["password"] in second.out  # the same login is printed again
+    assert sorted(p.stat().st_mtime_ns for p in tiny_cache.rglob("*.pt")) == checkpoints
+
+
+def test_demo_bad_port() -> None:
+    assert run_cli("demo", "--no-serve", "--port", "70000") == 2

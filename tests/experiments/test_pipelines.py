@@ -1,0 +1,104 @@
+"""The three pipelines end to end on the tiny profile (one shared cache of trained models), and
+their outputs: the files each run folder promises and numbers that must hold if the code is
+right. The tiny profile is a smoke test: claims that need real model quality (recognizability
+rising with guidance) are checked on the full profile's result in BENCHMARKS.md instead."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.experiments.conftest import _run, metrics_of
+
+pytestmark = pytest.mark.slow
+
+RUN_FILES = ("config.json", "log.txt", "metrics.json", "report.md")
+
+
+def _has_run_files(run: Path, figures: tuple[str, ...]) -> None:
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    for fig in figures:
+        png = run / "figures" / f"{fig}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
+    config = json.loads((run / "config.json").read_text())
+    assert config["profile_name"] == "tiny" and len(config["models"]) == 3
+
+
+def test_artist_outputs(artist_run: Path) -> None:
+    _has_run_files(artist_run, ("samples", "generalization_curves", "diversity_vs_recognizability",
+                                "recognizability_by_guidance"))
+    m = metrics_of(artist_run)
+    # CFGDM is reported at every guidance scale of the profile; DDPM (no context dropout) at 0 only.
+    assert set(m["cfgdm_recognizability_by_guidance"]) == {"0", "0.5", "1", "2"}
+    summary = pd.DataFrame(m["summary"])
+    assert set(summary.loc[summary["model"] == "ddpm", "guidance"]) == {0.0}
+    assert set(summary["model"]) == {"ddpm", "cfgdm", "fsdm", "human"}
+    for r in m["summary"]:
+        assert 0.0 <= r["recognizability"] <= 1.0 and r["originality"] > 0 and r["diversity"] > 0
+    # The critic recognises real held-out drawings far above chance, from one exemplar each.
+    assert m["human_recognizability"] > 2 * m["chance"]
+    items = pd.read_csv(artist_run / "items.csv")
+    assert set(items["correct"].unique()) <= {0, 1}
+    curves = pd.read_csv(artist_run / "generalization_curves.csv")
+    assert {"model", "guidance", "bin", "originality", "recognizability"} <= set(curves.columns)
+    assert "human" in set(curves["model"])
+    assert "recognizability" in (artist_run / "report.md").read_text()
+
+
+def test_artist_same_seed_same_numbers(artist_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    again = _run("artist", tiny_cache, tmp_path / "again")
+    a, b = metrics_of(artist_run), metrics_of(again)
+    a.pop("wall_s")
+    b.pop("wall_s")
+    assert a == b
+    assert (artist_run / "items.csv").read_text() == (again / "items.csv").read_text()
+
+
+def test_facade_outputs(facade_run: Path) -> None:
+    _has_run_files(facade_run, ("fraction_sweep", "fooling_by_model_guidance", "fooling_by_class",
+                                "saliency_lenet", "saliency_resnet18"))
+    m = metrics_of(facade_run)
+    # Both classifiers tell the tiny models' samples from human drawings better than chance.
+    assert set(m["test_accuracy_all_models"]) == {"CNN", "ResNet-18"}
+    for acc in m["test_accuracy_all_models"].values():
+        assert acc > 0.6
+    sweep = pd.DataFrame(m["sweep"])
+    assert set(sweep["model"]) == {"ddpm", "cfgdm", "fsdm"} and set(sweep["arch"]) == {"lenet", "resnet18"}
+    assert sweep.groupby(["model", "arch"]).size().eq(3).all()
+    assert (sweep["n_train"].diff().fillna(1) != 0).all()
+    fool = pd.read_csv(facade_run / "fooling_by_model.csv")
+    assert fool["fooled_rate"].between(0, 1).all() and (fool["n"] > 0).all()
+
+
+def test_study_outputs(study_run: Path) -> None:
+    _has_run_files(study_run, ("realfake_by_model", "clickme_maps"))
+    assert (study_run / "studies.json").is_file()
+    m = metrics_of(study_run)
+    for slug, sim in m["simulation"].items():
+        assert sim["errors"] == 0, (slug, sim["first_errors"])
+        assert sim["completed"] == sim["participants"] > 0
+        assert sim["confirmed"] == sim["sent"] > 0
+    # Every confirmed response is in the export exactly once.
+    for slug, counts in m["export_rows"].items():
+        trials = pd.read_csv(study_run / "exports" / slug / "trials.csv")
+        assert len(trials) == counts["trials"] == m["simulation"][slug]["confirmed"]
+        assert trials["client_uuid"].is_unique
+    clicks = pd.read_csv(study_run / "exports" / "run-clickme" / "clicks.csv")
+    assert len(clicks) > 0 and clicks["x"].between(0, 1).all()
+    # Ground truth comes back: the observers' d' lies in the recovered CI (or close), and the
+    # clickers' maps follow the ink they clicked on.
+    rf = m["realfake"]
+    assert math.isfinite(rf["dprime"])
+    assert rf["dprime_lo"] - 0.5 <= rf["dprime_true"] <= rf["dprime_hi"] + 0.5
+    assert m["clickme"]["n_images_with_map"] > 0
+    assert m["clickme"]["mean_spearman_human_map_vs_ink"] > 0.3
+    for method in m["model_map_methods"]:
+        index = json.loads((study_run / "maps" / method / "index.json").read_text())
+        assert len(index["stimulus_ids"]) > 0
+    for report in m["reports"].values():
+        assert Path(report).is_file()

@@ -1,0 +1,64 @@
+"""Profiles load, apply overrides and refuse bad values with messages naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.profiles import ProfileError, load_profile, parse_override
+
+
+def test_tiny_profile_builds_three_models_with_its_overrides() -> None:
+    p = load_profile("tiny")
+    assert [m.name for m in p.models] == ["ddpm", "cfgdm", "fsdm"]
+    assert all(m.training.steps == p.raw["models"]["set"]["training.steps"] for m in p.models)
+    assert all(m.data.dataset == "digits" for m in p.models)
+    cfg = {m.name: m for m in p.models}
+    assert cfg["ddpm"].training.p_uncond == 0.0 and cfg["cfgdm"].training.p_uncond > 0
+    assert p.section("sampling")["guidance"] == [0.0, 0.5, 1.0, 2.0]
+
+
+def test_full_profile_is_the_seed_papers_size(tmp_path) -> None:
+    p = load_profile("full", data_root=str(tmp_path))
+    for m in p.models:
+        assert m.diffusion.T == 500 and m.model.n_feat == 48
+        assert m.data.dataset == "omniglot" and m.data.root == str(tmp_path.resolve())
+
+
+def test_full_profile_needs_data() -> None:
+    with pytest.raises(ProfileError, match="--data"):
+        load_profile("full")
+
+
+def test_seed_and_overrides_reach_every_model() -> None:
+    p = load_profile("tiny", overrides=["models.set.training.steps=7", "sampling.n_per_class=3"], seed=5)
+    assert {m.training.steps for m in p.models} == {7}
+    assert {m.seed for m in p.models} == {5}
+    assert p.section("sampling")["n_per_class"] == 3
+    assert p.digest() != load_profile("tiny").digest()
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("sampling.n_per_class=0", "sampling.n_per_class"),
+    ("sampling.guidance=[0.5, 1.0]", "sampling.guidance"),
+    ("facade.archs=[\"vgg\"]", "facade.archs"),
+    ("facade.fractions=[0.0, 1.0]", "facade.fractions"),
+    ("study.workers=\"two\"", "study.workers"),
+    ("models.set.model.n_feat=0", "model.n_feat"),
+    ("models.set.training.bogus=1", "training.bogus"),
+])
+def test_bad_values_name_their_field(override: str, field: str) -> None:
+    with pytest.raises(ProfileError, match=field.replace(".", r"\.")):
+        load_profile("tiny", overrides=[override])
+
+
+def test_override_syntax() -> None:
+    assert parse_override("a.b=3") == ("a.b", 3)
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("a.b=word") == ("a.b", "word")
+    with pytest.raises(ProfileError, match="--set"):
+        parse_override("no-equals-sign")
+
+
+def test_unknown_profile() -> None:
+    with pytest.raises(ProfileError, match="--profile"):
+        load_profile("huge")
