@@ -143,7 +143,7 @@ def fd_infinity(x: np.ndarray, y: np.ndarray, ns: np.ndarray | None = None, seed
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     n = len(x)
     if ns is None:
-        ns = np.unique(np.linspace(max(n // 5, x.shape[1] + 2), n, 8).astype(int))
+        ns = np.unique(np.linspace(max(n // 5, 2), n, 8).astype(int))
     ns = np.asarray(ns, int)
     if len(ns) < 2 or ns.max() > n or ns.min() < 2:
         raise ValueError("fd_infinity needs at least two subset sizes between 2 and len(x)")
