@@ -15,6 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from flask import current_app, jsonify, request, session
 from sqlalchemy import bindparam, func, insert, or_, select
@@ -105,12 +106,14 @@ def external_ids(platform: str, values: dict[str, Any]) -> tuple[str | None, str
     return ext, ext_study, ext_session
 
 
-def completion_redirect(platform: str, settings: StudySettings, code: str, p: Any) -> str | None:
-    if platform == "prolific":
-        return PROLIFIC_COMPLETE_URL.format(code=code)
-    if platform == "mturk":
-        from urllib.parse import urlencode
-
+def completion_redirect(settings: StudySettings, code: str, p: Participant) -> str | None:
+    """Where the debrief sends the participant: back to the platform they came from, unless
+    the study redirects nowhere (`redirect_platform: none`)."""
+    if settings.redirect_platform == "none":
+        return None
+    if p.platform == "prolific":
+        return PROLIFIC_COMPLETE_URL.format(code=quote(code, safe=""))
+    if p.platform == "mturk":
         query = urlencode({"assignmentId": p.external_session_id or "", "completion_code": code})
         return f"{settings.mturk_submit_url}?{query}"
     return None
@@ -554,7 +557,7 @@ def complete():  # noqa: ANN201
     code = study.completion_code
     return jsonify(
         completion_code=code,
-        redirect_url=completion_redirect(p.platform, settings, code, p),
+        redirect_url=completion_redirect(settings, code, p),
     )
 
 

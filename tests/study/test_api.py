@@ -452,3 +452,15 @@ def test_images_come_only_from_the_stimulus_root(app: Flask, client: FlaskClient
     assert res.status_code == 200 and res.data[:4] == b"\x89PNG"
     assert client.get(f"/api/v1/stimuli/{stimulus_id}/image").status_code == 404
     assert client.get("/api/v1/stimuli/99999999/image").status_code == 404
+
+
+def test_no_redirect_when_the_study_says_none(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    slug = make_study(n_main=1, n_practice=0, n_catch=0, settings={"redirect_platform": "none"})
+    token = start(client, slug, pid="LAB1")["token"]
+    finish_all(client, token)
+    out = post(client, token, {}, path="complete").get_json()
+    assert out == {"completion_code": "C0DE42", "redirect_url": None}
+    direct = make_study(n_main=1, n_practice=0, n_catch=0)
+    token = start(client, direct)["token"]
+    finish_all(client, token)
+    assert post(client, token, {}, path="complete").get_json()["redirect_url"] is None
