@@ -5,6 +5,8 @@ Environment variables (all optional):
   SECRET_KEY     signs session cookies; default: created once in the instance folder
   STIMULI_ROOT   folder that stimulus paths in a manifest are relative to; default: data/stimuli
   SESSION_COOKIE_SECURE  "1" behind HTTPS
+  FEEDBACK_CLASSIFIER  checkpoint of the ClickMe feedback classifier for every study (else each
+                 study's `feedback_classifier` setting; relative paths from the project root)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def build_config(instance_path: str | os.PathLike) -> dict:
         "DATABASE_URL": os.environ.get("DATABASE_URL", default_database_url()),
         "SECRET_KEY": load_secret_key(instance_path),
         "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),
+        "FEEDBACK_CLASSIFIER": os.environ.get("FEEDBACK_CLASSIFIER") or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _truthy(os.environ.get("SESSION_COOKIE_SECURE")),
