@@ -580,8 +580,12 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         ceiling = 2000.0 / per_sub if per_sub > 0 else float("nan")
         errors = sum(p.errors for run in r["runs"] for p in run)
         met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and errors == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
+        sub_phase = r["runs"][0][1]
+        used = sum(sub_phase.cpu.values()) / sub_phase.wall_s if sub_phase.wall_s else float("nan")
         lines.append(
-            f"- {r['backend']}: back-to-back submissions reach {sub['per_s'] / base['per_s']:.0%} of the no-op "
+            f"- {r['backend']}: while the submissions ran back to back, server + database + client used "
+            f"{used:.2f} of the {os.cpu_count()} cores (the rest went to other work on the machine); "
+            f"back-to-back submissions reach {sub['per_s'] / base['per_s']:.0%} of the no-op "
             f"route's rate; {counts['stored']} responses stored, {counts['lost']} lost, {counts['duplicated']} "
             f"duplicated; CPU-bound ceiling on 2 otherwise idle cores (2,000 ms / CPU ms per submission) "
             f"~{_fmt(ceiling)}/s; {GOAL}: **{'met' if met else 'not met'}**."
