@@ -67,7 +67,11 @@ def fuzz(document: dict[str, Any], token_sets: list[dict[str, str]], max_example
         raise ValueError("give exactly one of app and base_url")
     schema = load_schema(document)
     report = FuzzReport()
-    target = {"app": app} if app is not None else {"base_url": base_url}
+    if base_url is not None:  # the document's paths are relative to its server URL (/api/v1)
+        prefix = ((document.get("servers") or [{}])[0].get("url") or "").rstrip("/")
+        target: dict[str, Any] = {"base_url": base_url.rstrip("/") + (prefix if prefix.startswith("/") else "")}
+    else:
+        target = {"app": app}
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -76,6 +80,9 @@ def fuzz(document: dict[str, Any], token_sets: list[dict[str, str]], max_example
                 test()
             except Unsatisfiable:
                 continue
+            except Exception as exc:  # schemathesis may re-raise a check failure after the run
+                first = str(exc).strip().splitlines()
+                report.fail(f"{operation.label} [{mode.value}]: {first[0] if first else type(exc).__name__}")
     return report
 
 
