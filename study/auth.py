@@ -2,26 +2,33 @@
 
 The logged-in researcher's id lives in the signed session cookie under `session["researcher_id"]`
 (the participant side's preview mode reads the same key). Passwords are stored only as werkzeug
-hashes (scrypt by default).
+hashes (scrypt by default). After MAX_FAILED_LOGINS wrong passwords in a row an account is locked
+for LOCK_SECONDS, also for the right password; the count and the lock are columns of the
+researcher's row, so the limit holds across gunicorn workers and hosts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import jsonify, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from study.models import Researcher
+from study.models import Researcher, utcnow
 
 SESSION_KEY = "researcher_id"
 MIN_PASSWORD_LENGTH = 8
+MAX_FAILED_LOGINS = 5
+LOCK_SECONDS = 300
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A fixed hash checked when the email is unknown, so that a login takes the same time either way.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -74,6 +81,51 @@ def authenticate(db: Session, email: str, password: str) -> Researcher | None:
     if not check_password_hash(researcher.password_hash, password or ""):
         return None
     return researcher
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A login attempt: the researcher on success; `retry_after` seconds when locked out."""
+
+    researcher: Researcher | None
+    retry_after: int | None = None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite gives back naive UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def attempt_login(db: Session, email: str, password: str) -> LoginResult:
+    """Check a login and keep count (commits): wrong passwords add to the researcher's failure
+    count, which locks the account at MAX_FAILED_LOGINS; a locked account is refused without
+    looking at the password; a success resets the count."""
+    try:
+        key = normalise_email(email)
+    except AccountError:
+        key = None
+    row = db.scalar(select(Researcher).where(Researcher.email == key)) if key else None
+    now = utcnow()
+    if row is not None:
+        locked = _aware(row.locked_until)
+        if locked is not None and locked > now:
+            return LoginResult(None, retry_after=max(1, math.ceil((locked - now).total_seconds())))
+    researcher = authenticate(db, email, password)
+    if row is None:
+        return LoginResult(None)
+    if researcher is not None:
+        db.execute(update(Researcher).where(Researcher.id == row.id).values(failed_logins=0, locked_until=None))
+        db.commit()
+        return LoginResult(researcher)
+    # Counted in SQL (failed_logins + 1) so that concurrent workers do not lose a failure.
+    db.execute(update(Researcher).where(Researcher.id == row.id).values(failed_logins=Researcher.failed_logins + 1))
+    failures = db.scalar(select(Researcher.failed_logins).where(Researcher.id == row.id))
+    if failures >= MAX_FAILED_LOGINS:
+        until = now + dt.timedelta(seconds=LOCK_SECONDS)
+        db.execute(update(Researcher).where(Researcher.id == row.id).values(failed_logins=0, locked_until=until))
+    db.commit()
+    return LoginResult(None)
 
 
 def log_in(researcher: Researcher) -> None:

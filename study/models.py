@@ -54,6 +54,10 @@ class Researcher(Base):
     email: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Login throttling (study/auth.py): consecutive wrong passwords, and the lock they caused.
+    # In the database, so the limit holds across gunicorn workers and hosts.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Study(Base):

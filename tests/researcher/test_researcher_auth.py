@@ -108,3 +108,36 @@ def test_csrf_token_is_required_on_forms(tmp_path):
     resp = client.post("/api/v1/studies/demo/participants", json={"platform": "direct", "consent": True})
     assert resp.status_code != 400 or "CSRF" not in resp.get_data(as_text=True)
     app.extensions["sqlalchemy_engine"].dispose()
+
+
+def test_wrong_passwords_lock_the_account_for_a_while(app, client, researcher):
+    import datetime as dt
+
+    from study import auth
+
+    for _ in range(auth.MAX_FAILED_LOGINS):
+        assert client.post("/researcher/login", data={"email": EMAIL, "password": "nope-nope"}).status_code == 401
+    locked = client.post("/researcher/login", data={"email": EMAIL, "password": PASSWORD})
+    assert locked.status_code == 429
+    assert 0 < int(locked.headers["Retry-After"]) <= auth.LOCK_SECONDS
+    assert b"locked" in locked.data
+    with app.app_context():  # the lock runs out
+        row = db.session().get(Researcher, researcher)
+        row.locked_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        db.session().commit()
+    assert client.post("/researcher/login", data={"email": EMAIL, "password": PASSWORD}).status_code == 302
+    with app.app_context():
+        row = db.session().get(Researcher, researcher)
+        assert row.failed_logins == 0 and row.locked_until is None
+
+
+def test_a_success_resets_the_failure_count(app, client, researcher):
+    from study import auth
+
+    for _ in range(auth.MAX_FAILED_LOGINS - 1):
+        client.post("/researcher/login", data={"email": EMAIL, "password": "nope-nope"})
+    assert client.post("/researcher/login", data={"email": EMAIL, "password": PASSWORD}).status_code == 302
+    client.post("/researcher/logout")
+    for _ in range(auth.MAX_FAILED_LOGINS - 1):
+        assert client.post("/researcher/login", data={"email": EMAIL, "password": "nope-nope"}).status_code == 401
+    assert client.post("/researcher/login", data={"email": EMAIL, "password": PASSWORD}).status_code == 302
