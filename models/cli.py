@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--data-root", help="override data.root")
     t.add_argument("--steps", type=int, help="override training.steps")
+    t.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on busy shared cores)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="sample stimuli + manifest from checkpoints")
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=["auto", "heldout", "train"], default="auto")
     s.add_argument("--data-root", help="where the checkpoint's data set lives now")
     s.add_argument("--config", help="refuse checkpoints whose config differs from this TOML")
+    s.add_argument("--postprocess", choices=["binarise", "none"], default="binarise",
+                   help="threshold samples at 0 like the binarised real images (default) or keep grey")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--quiet", action="store_true")
 
     m = sub.add_parser("merge", help="merge manifest.shard*of*.json files into manifest.csv/json")
@@ -122,7 +126,7 @@ def _sample(args: argparse.Namespace) -> int:
         steps=args.steps, eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard,
         device=args.device, batch_size=args.batch_size, max_classes=args.max_classes,
         set_size=args.set_size, use_split=args.split, dataset_root=args.data_root,
-        progress=not args.quiet,
+        progress=not args.quiet, postprocess=args.postprocess,
     )
     print(f"manifest: {path}")
     return 0
@@ -145,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in DELEGATES:
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            print("error: --threads: must be >= 1", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         if args.command == "train":
             return _train(args)

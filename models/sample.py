@@ -38,6 +38,7 @@ COLUMNS = [
     "stimulus_id", "path", "sha256", "source", "model", "class_label", "exemplar_id", "guidance",
     "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
 ]
+POSTPROCESS = ("binarise", "none")
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -248,15 +249,20 @@ def run_sampling(
     use_split: str = "auto",
     dataset_root: str | None = None,
     progress: bool = True,
+    postprocess: str = "binarise",
 ) -> Path:
     """Make this shard's stimuli under out_dir/images, exemplars under out_dir/exemplars, and write
     manifest.{csv,json} (or manifest.shard{i}of{n}.{csv,json} for n > 1). Returns the JSON path.
-    guidance/sampler/steps/eta left None come from each checkpoint's [sampling] config."""
+    guidance/sampler/steps/eta left None come from each checkpoint's [sampling] config.
+    postprocess "binarise" thresholds samples at 0 like the (binarised) real images, so that a
+    real/fake judgment cannot rest on grey levels alone; "none" keeps the grey levels."""
     i, n = shard
     if not (n >= 1 and 0 <= i < n):
         raise SampleError(f"--shard: need 0 <= i < n, got {i}/{n}")
     if n_per_class < 0 or real_per_class < 0:
         raise SampleError("--n-per-class/--real: must be >= 0")
+    if postprocess not in POSTPROCESS:
+        raise SampleError(f"--postprocess: must be one of {POSTPROCESS}, got {postprocess!r}")
     if sampler not in (None, "ddpm", "ddim"):
         raise SampleError(f"--sampler: must be ddpm or ddim, got {sampler!r}")
     if guidance is not None and (not guidance or any(w < 0 for w in guidance)):
@@ -308,6 +314,8 @@ def run_sampling(
                                    [j.class_index for j in batch])
             x = generate(m.net, schedule, ctx, [j.seed for j in batch], w, plan["sampler"], plan["steps"],
                          plan["eta"], dev)
+            if postprocess == "binarise":
+                x = torch.where(x >= 0, 1.0, -1.0)
             for job, img in zip(batch, x, strict=True):
                 rel = f"images/{job.stimulus_id}.png"
                 digest = _write_png(tensor_to_png_array(img), out / rel)
@@ -333,7 +341,7 @@ def run_sampling(
         "sampler": sampler, "steps": steps, "eta": eta,
         "guidance": list(guidance) if guidance is not None else None,
         "n_per_class": n_per_class, "real_per_class": real_per_class, "seed": seed,
-        "set_size": set_size, "shard": f"{i}/{n}", "device": str(dev), "notes": notes,
+        "set_size": set_size, "postprocess": postprocess, "shard": f"{i}/{n}", "device": str(dev), "notes": notes,
         "ink": "black on white PNG; models.data.preprocess.load_stimulus reads it back to [-1, 1]",
         "n_total": len(jobs),
     }

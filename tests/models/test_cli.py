@@ -87,6 +87,23 @@ def test_sample_writes_manifest_contract(trained, tmp_path, capsys):
     seeds = {r["stimulus_id"]: r["seed"] for r in model}
     assert seeds["cfgdm-w0.0-c000-e0-s1"] == seeds["cfgdm-w1.0-c000-e0-s1"]
     assert (tmp_path / doc["exemplars"][0]["path"]).exists()
+    # samples are binarised like the real images by default
+    from models.data.preprocess import load_stimulus
+
+    for r in rows:
+        assert set(load_stimulus(str(tmp_path / r["path"])).unique().tolist()) <= {-1.0, 1.0}
+    assert doc["generator"]["postprocess"] == "binarise"
+
+
+def test_postprocess_none_keeps_grey_levels(trained, tmp_path):
+    assert cli.main(["sample", str(trained["cfgdm"][1]), "--out", str(tmp_path), "--n-per-class", "3",
+                     "--postprocess", "none", "--threads", "1", "--device", "cpu", "--quiet"]) == 0
+    from models.data.preprocess import load_stimulus
+
+    values = set()
+    for r in _rows(tmp_path):
+        values |= set(load_stimulus(str(tmp_path / r["path"])).unique().tolist())
+    assert len(values) > 2
 
 
 def test_shards_merge_to_the_unsharded_run(trained, tmp_path):
