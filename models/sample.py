@@ -39,6 +39,7 @@ COLUMNS = [
     "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
 ]
 POSTPROCESS = ("binarise", "none")
+UNCONDITIONAL = "unconditional"
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -178,6 +179,8 @@ def plan_jobs(
     notes: list[str] = []
     for m in models:
         classes = m.data.class_names[:max_classes] if max_classes else m.data.class_names
+        if m.cfg.model.context == "none":
+            classes = [UNCONDITIONAL]  # n_per_class unconditional samples in all
         exemplars = m.meta["split"]["exemplars"]
         scales = list(guidance) if guidance is not None else list(m.cfg.sampling.guidance)
         if m.cfg.training.p_uncond == 0.0 and any(w != 0 for w in scales):
@@ -192,7 +195,8 @@ def plan_jobs(
                         stimulus_id=f"{m.cfg.name}-w{float(w)}-c{ci:03d}-e0-s{j}",
                         source="model", class_label=cls, split=m.split, image_id=exemplar,
                         model=m.cfg.name, checkpoint=m.path, guidance=float(w),
-                        seed=sample_seed(seed, key), class_index=m.data.class_names.index(cls),
+                        seed=sample_seed(seed, key),
+                        class_index=m.data.class_names.index(cls) if cls in m.data.class_names else 0,
                     ))
     if real_per_class and models:
         m = models[0]

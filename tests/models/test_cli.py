@@ -191,3 +191,14 @@ def test_delegated_command_missing_module(monkeypatch, capsys):
     monkeypatch.setitem(cli.DELEGATES, "classifier", "models.no_such_package.cli")
     assert cli.main(["classifier", "train"]) == 2
     assert "models.no_such_package.cli" in _error(capsys)
+
+
+def test_unconditional_model_samples(tmp_path):
+    cfg = write_cfg(tmp_path / "u.toml", name="uncond", context="none", p_uncond=0.0)
+    assert cli.main(["train", str(cfg), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet"]) == 0
+    assert cli.main(["sample", str(tmp_path / "m" / "checkpoint.pt"), "--out", str(tmp_path / "s"),
+                     "--n-per-class", "3", "--real", "1", "--device", "cpu", "--quiet"]) == 0
+    rows = _rows(tmp_path / "s")
+    model = [r for r in rows if r["source"] == "model"]
+    assert len(model) == 3 and {r["class_label"] for r in model} == {"unconditional"}
+    assert all(r["exemplar_id"] == "" for r in model)
