@@ -375,3 +375,31 @@ def active_content(html: str) -> list[str]:
 def test_the_active_content_detector_sees_injected_script() -> None:
     assert active_content(XSS) == ["inline <script>", "script body", "<img onerror>"]
     assert active_content('<p>&lt;script&gt;</p><script type="module" src="/a.js"></script>') == []
+
+
+def test_the_csrf_exempt_api_cannot_be_driven_cross_site(app: Flask, client: FlaskClient) -> None:
+    """The JSON API is exempt from form CSRF tokens; what protects it instead: a cross-site page can
+    only send "simple" requests (form or text/plain bodies, no custom headers) without a CORS
+    preflight, and the API refuses those (415), and grants no cross-origin access."""
+    from sqlalchemy import func, select
+
+    from study import db
+    from study.models import Participant
+
+    evil = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+    body = '{"platform": "direct", "consent": true}'
+    res = client.post("/api/v1/studies/clickme/participants", data=body, headers=evil)
+    assert res.status_code == 415
+    form = client.post("/api/v1/studies/clickme/participants", data={"consent": "true"},
+                       headers={"Origin": "https://evil.example"})
+    assert form.status_code == 415
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Participant)) == 0
+    pre = client.options("/api/v1/participant/responses", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-participant-token, content-type"})
+    ok = client.post("/api/v1/studies/clickme/participants", json={"consent": True},
+                     headers={"Origin": "https://evil.example"})
+    for res in (pre, ok):
+        assert "Access-Control-Allow-Origin" not in res.headers
+        assert "Access-Control-Allow-Credentials" not in res.headers
