@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -305,7 +306,17 @@ class PgCluster:
         subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-p", str(self.port), "-d", "postgres",
                         "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, timeout=60)
 
+    def _drop_stale(self) -> None:
+        """Drop clusters an earlier, killed run left behind (named dphardPID...; PID is gone)."""
+        base = Path("/etc/postgresql") / self.version
+        for conf in base.glob("dphard*"):
+            m = re.fullmatch(r"dphard(\d+)[0-9a-f]{4}", conf.name)
+            if m and not Path(f"/proc/{m.group(1)}").exists():
+                subprocess.run(["pg_dropcluster", self.version, conf.name, "--stop"], check=False,
+                               capture_output=True, timeout=120)
+
     def __enter__(self) -> PgCluster:
+        self._drop_stale()
         try:
             subprocess.run(["pg_createcluster", self.version, self.name, "--port", str(self.port), "--start",
                             "-o", "fsync=off",
