@@ -1,7 +1,7 @@
 """Hardening of the live study at full size: load with faults, and bad input against a live server.
 
     python -m benchmarks hardening [--participants 1000] [--trials 5] [--backends sqlite,postgres]
-                                   [--fuzz-examples 40] [--workers 2] [--threads 16] [--no-write]
+                                   [--fuzz-examples 20] [--workers 2] [--threads 16] [--no-write]
 
 1. Load and faults (benchmarks/hardening_load.py): N participants at once do whole studies through
    gunicorn on 127.0.0.1; once all have started, faults hit the run -- SQLite: kill -9 of a
@@ -194,7 +194,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--participants", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--fuzz-examples", type=int, default=40, help="schemathesis examples per operation and mode")
+    parser.add_argument("--fuzz-examples", type=int, default=20, help="schemathesis examples per operation and mode")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
