@@ -73,3 +73,28 @@ def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
     assert "GET /api/v1/participant/trial" in text  # the access log was on
     leaked = [s[:12] + "..." for s in secrets_seen if s and s in text]
     assert leaked == [], f"secrets found in the server log: {leaked}"
+
+
+def test_a_database_error_does_not_log_the_token(app, start, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    """When the database fails mid-request (a restart, a lock held too long), the error logged
+    must not carry the statement's parameters, which include the participant's token."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    token = start("clickme")["token"]
+    engine = app.extensions["sqlalchemy_engine"]
+
+    def fail(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+        if token in str(parameters):
+            raise sqlite3.OperationalError("database is locked")
+
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        with caplog.at_level("DEBUG"):
+            res = app.test_client().get("/api/v1/participant/trial", headers={"X-Participant-Token": token})
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)
+    assert res.status_code >= 500 and token not in res.get_data(as_text=True)
+    assert "database is locked" in caplog.text  # the failure itself was logged
+    assert token not in caplog.text, "the participant token was written to the log"
