@@ -403,3 +403,16 @@ def test_the_csrf_exempt_api_cannot_be_driven_cross_site(app: Flask, client: Fla
     for res in (pre, ok):
         assert "Access-Control-Allow-Origin" not in res.headers
         assert "Access-Control-Allow-Credentials" not in res.headers
+
+
+def test_pages_and_answers_holding_secrets_are_not_cached(client: FlaskClient, logged_in: FlaskClient) -> None:
+    """The task page embeds the participant's token and the API answers carry trial data; no
+    browser or proxy cache may keep them (shared lab computers, back button after the study)."""
+    start = client.post("/api/v1/studies/clickme/participants", json={"consent": True})
+    token = start.get_json()["token"]
+    task = client.get("/s/clickme/task")
+    assert token in task.get_data(as_text=True)
+    answers = [start, task, client.get("/api/v1/participant/trial", headers={H: token}),
+               logged_in.get("/researcher/"), logged_in.get("/researcher/studies/clickme/export/trials.csv")]
+    for res in answers:
+        assert "no-store" in res.headers.get("Cache-Control", ""), (res.request.path, res.headers.get("Cache-Control"))
