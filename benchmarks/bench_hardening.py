@@ -5,7 +5,8 @@
 
 1. Load and faults (benchmarks/hardening_load.py): N participants at once do whole studies through
    gunicorn on 127.0.0.1; once all have started, faults hit the run -- SQLite: kill -9 of a
-   worker, a 5 s write lock held by another connection, a restart of the whole server;
+   worker, a 5 s write lock held by another connection, a 35 s one (beyond the app's 30 s busy
+   timeout: writes fail until it goes), a restart of the whole server;
    PostgreSQL (a private cluster made with pg_createcluster, so a restart disturbs nobody): kill -9
    of a worker, `pg_ctlcluster ... restart`, a restart of the whole server. Clients go offline
    and come back, lose replies and resend, answer from two tabs at once. The database is counted
@@ -108,7 +109,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[LoadReport | No
         work = Path(tmp)
         if backend == "sqlite":
             cfg = LoadConfig(participants=args.participants, trials=args.trials, task="clickme",
-                             faults=("kill_worker", "sqlite_lock", "restart"), lock_s=5.0,
+                             faults=("kill_worker", "sqlite_lock", "sqlite_lock_long", "restart"), lock_s=5.0,
                              workers=args.workers, threads=args.threads, seed=args.seed)
             return run_load(cfg, f"sqlite:///{work / 'load.db'}", work), ""
         why = why_no_pg_cluster()

@@ -7,6 +7,8 @@ injected at set shares of the expected responses:
 - `kill_worker`: kill -9 of the busiest gunicorn worker (the master starts a new one);
 - `restart`: the whole server killed with SIGKILL and started again on the same port;
 - `sqlite_lock`: another connection holds SQLite's write lock (BEGIN IMMEDIATE) for `lock_s`;
+- `sqlite_lock_long`: the same for 5 s longer than the app's busy timeout, so that writes fail
+  (5xx) until the lock goes and the clients' retries must carry the answers through;
 - `pg_restart`: `pg_ctlcluster VER NAME restart` of the PostgreSQL cluster (fast shutdown).
 
 Client misbehaviour is mixed in throughout: some participants go offline before a send (their
@@ -40,7 +42,8 @@ import numpy as np
 from benchmarks.servers import Conn, Gunicorn, PgCluster, make_study, server_env
 from study.simulate import importance_clicks
 
-FAULTS = ("kill_worker", "restart", "sqlite_lock", "pg_restart")
+FAULTS = ("kill_worker", "restart", "sqlite_lock", "sqlite_lock_long", "pg_restart")
+SQLITE_BUSY_TIMEOUT_S = 30.0  # study/db.py: PRAGMA busy_timeout=30000
 HOST = "127.0.0.1"
 RETRYABLE = (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError, asyncio.TimeoutError)
 
@@ -376,6 +379,10 @@ def _fault_thread(run: _Run, server: Gunicorn, database_url: str, pg: PgCluster 
             if not database_url.startswith("sqlite"):
                 raise RuntimeError("sqlite_lock needs a SQLite database")
             return _hold_sqlite_lock(database_url, cfg.lock_s)
+        if name == "sqlite_lock_long":
+            if not database_url.startswith("sqlite"):
+                raise RuntimeError("sqlite_lock_long needs a SQLite database")
+            return _hold_sqlite_lock(database_url, SQLITE_BUSY_TIMEOUT_S + 5)
         if name == "pg_restart":
             if pg is None:
                 raise RuntimeError("pg_restart needs a PostgreSQL cluster this harness controls")
