@@ -23,6 +23,7 @@ import math
 import re
 import secrets
 import shutil
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,12 +63,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column:
-            where.append(f"column {self.column}")
-        return f"{', '.join(where) or 'manifest'}: {self.message}"
+        if self.row is None:  # the file as a whole, a header column or a setting
+            return f"{self.column or 'manifest'}: {self.message}"
+        where = f"row {self.row}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
 
 
 class ManifestError(ValueError):
@@ -77,7 +76,7 @@ class ManifestError(ValueError):
         self.problems = problems
         shown = "\n".join(str(p) for p in problems[:50])
         more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} problem(s) in the manifest:\n{shown}{more}")
+        super().__init__(f"{len(problems)} problem(s) found:\n{shown}{more}")
 
     @property
     def field(self) -> str | None:
@@ -358,21 +357,17 @@ def load_definition(path: str | Path | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError([Problem(None, "settings", f"file not found: {path}")])
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ManifestError([Problem(None, "settings", "must be a .json or .toml file")])
     try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            return tomllib.loads(path.read_text())
-        if path.suffix.lower() == ".json":
-            doc = json.loads(path.read_text())
-            if not isinstance(doc, dict):
-                raise ManifestError([Problem(None, "settings", "must be a JSON object")])
-            return doc
-    except (json.JSONDecodeError, ValueError) as exc:
-        if isinstance(exc, ManifestError):
-            raise
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError included
         raise ManifestError([Problem(None, "settings", f"cannot be parsed: {exc}")]) from None
-    raise ManifestError([Problem(None, "settings", "must be a .json or .toml file")])
+    if not isinstance(doc, dict):
+        raise ManifestError([Problem(None, "settings", "must be an object (a table of keys)")])
+    return doc
 
 
 def parse_definition(raw: dict[str, Any]) -> StudyDefinition:

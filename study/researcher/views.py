@@ -51,6 +51,14 @@ def preview_url(slug: str) -> str:
     return f"/s/{slug}?preview=1"
 
 
+@bp.after_request
+def _no_store(resp: Response) -> Response:
+    """Researcher pages show participants' data: no browser or proxy may keep a copy."""
+    if request.endpoint != "researcher.static":
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.app_context_processor
 def _researcher_context() -> dict:
     return {"researcher_id": auth.current_researcher_id(), "logout_form": LogoutForm()}

@@ -147,3 +147,11 @@ def test_logged_in_uploads_may_exceed_the_app_body_limit(app, logged_in, client,
     assert _upload(logged_in, data, "big.zip", slug="big").status_code == 302
     anonymous = app.test_client()
     assert _upload(anonymous, data, "big.zip", slug="big2").status_code in (401, 413)
+
+
+def test_researcher_pages_are_not_cached(app, logged_in, stimuli_dir):
+    create_demo_study(app, stimuli_dir(1, 1))
+    for url in ("/researcher/", "/researcher/studies/demo", "/researcher/progress.json",
+                "/researcher/studies/demo/export/trials.csv", "/researcher/login"):
+        assert logged_in.get(url).headers["Cache-Control"] == "no-store", url
+    assert "no-store" not in logged_in.get("/researcher/static/researcher.css").headers.get("Cache-Control", "")
