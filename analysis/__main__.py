@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--blur", choices=["disc", "gaussian", "none"], default="disc")
     r.add_argument("--n-boot", type=int, default=1000)
     r.add_argument("--ceiling-repeats", type=int, default=50)
-    r.add_argument("--mixed-max-trials", type=int, default=20000)
+    r.add_argument("--mixed-max-trials", type=int, default=10000,
+                   help="fit the mixed model on whole participants up to this many trials")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-exclude", action="store_true", help="keep participants that fail QC")
     r.add_argument("--min-catch-accuracy", type=float, default=QCRules.min_catch_accuracy)

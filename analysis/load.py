@@ -86,19 +86,24 @@ def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
     for col in required:
         values = df[col].reset_index(drop=True)
         if col in _STRING_COLUMNS:
-            out[col] = values.astype("string").fillna("").astype(str)
+            if values.dtype != object and pd.api.types.is_string_dtype(values):
+                out[col] = values.fillna("")  # already text (CSV read as str, Parquet strings)
+            else:
+                out[col] = values.astype("string").fillna("").astype(str)
         elif col in _FLOAT_COLUMNS or col in _INT_COLUMNS:
-            if values.dtype == bool:
-                values = values.astype(float)
-            if values.dtype == object or pd.api.types.is_string_dtype(values):
+            if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+                # nullable Int64/boolean from Parquet: NA becomes NaN
+                num = pd.Series(values.astype("Float64").to_numpy(np.float64, na_value=np.nan))
+            elif values.dtype == object or pd.api.types.is_string_dtype(values):
                 values = values.replace({"True": "1", "False": "0", "true": "1", "false": "0"})
-            num = pd.to_numeric(values, errors="coerce")
-            bad = num.isna() & values.notna() & (values.astype("string").fillna("") != "")
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise AnalysisInputError(
-                    f"{name}{where}: column {col} has a non-numeric value {values[row]!r} (row {row})"
-                )
+                num = pd.to_numeric(values, errors="coerce")
+                bad = num.isna() & values.notna() & (values.astype("string").fillna("") != "")
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise AnalysisInputError(f"{name}{where}: column {col} has a non-numeric "
+                                             f"value {values[row]!r} (row {row})")
+            else:
+                raise AnalysisInputError(f"{name}{where}: column {col} must be numeric")
             if col in _INT_COLUMNS:
                 if num.isna().any():
                     raise AnalysisInputError(f"{name}{where}: column {col} has empty values")

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal, stats
+from scipy import ndimage, signal
 
 CLICKME_DISC_DIAMETER = 21  # px, at CLICKME_SIZE
 CLICKME_SIZE = 256  # px
+DIRECT_MAX_DIAMETER = 11  # px; larger discs are convolved by FFT
 
 
 @dataclass
@@ -80,7 +81,13 @@ def blur_maps(
         return maps.copy()
     k = disc_kernel(diameter).reshape((1,) * (maps.ndim - 2) + (diameter, diameter))
     for _ in range(2):  # applied twice, each pass zero-padded as ClickMe's pipeline does
-        maps = signal.fftconvolve(maps, k, mode="same", axes=(-2, -1)).clip(min=0)
+        if diameter <= DIRECT_MAX_DIAMETER:  # direct sums: exact zeros stay zero (ties)
+            maps = ndimage.convolve(maps, k, mode="constant")
+        else:
+            maps = signal.fftconvolve(maps, k, mode="same", axes=(-2, -1))
+            # FFT round-off leaves ~1e-17 where the map is zero; zero it so ties stay ties
+            scale = np.abs(maps).max(axis=(-2, -1), keepdims=True)
+            maps[np.abs(maps) <= 1e-12 * scale] = 0.0
     return maps
 
 
@@ -107,7 +114,8 @@ def click_index(
     first = ~pd.Series(key_t).duplicated().to_numpy()
     stim = trials["stimulus_id"].to_numpy()[first]
     keep_t = n_points >= min_clicks
-    img_codes, img_of_trial = np.unique(stim, return_inverse=True)
+    img_of_trial, img_codes = pd.factorize(stim, sort=True)
+    img_codes = np.asarray(img_codes, dtype=object)
     subjects = np.bincount(img_of_trial[keep_t], minlength=len(img_codes))
     keep_img = subjects >= max(min_subjects, 1)
     keep_t &= keep_img[img_of_trial]
@@ -119,7 +127,8 @@ def click_index(
     col = np.minimum((x * w).astype(np.int64), w - 1)
     row = np.minimum((y * h).astype(np.int64), h - 1)
     sel = keep_t[t_code]
-    pair = np.unique(new_trial[t_code[sel]] * (h * w) + (row * w + col)[sel])
+    pair = np.sort(new_trial[t_code[sel]] * (h * w) + (row * w + col)[sel])
+    pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if pair.size else pair  # painted once
     return ClickIndex(
         trial=pair // (h * w),
         pixel=pair % (h * w),
@@ -150,12 +159,18 @@ def mean_maps(index: ClickIndex, trial_weight: np.ndarray | None = None) -> np.n
     h, w = index.shape
     n_img = len(index.stimulus_ids)
     tw = np.ones(len(index.trial_image)) if trial_weight is None else trial_weight
-    img = index.trial_image[index.trial]
-    sums = np.bincount(img * (h * w) + index.pixel, weights=tw[index.trial],
-                       minlength=n_img * h * w)
+    sums = _pixel_sums(index, None if trial_weight is None else tw)
     denom = np.bincount(index.trial_image, weights=tw, minlength=n_img)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (sums.reshape(n_img, h, w) / denom[:, None, None])
+
+
+def _pixel_sums(index: ClickIndex, trial_weight: np.ndarray | None) -> np.ndarray:
+    """(n_images * H * W,) sum over trials of (weighted) binary trial maps."""
+    h, w = index.shape
+    flat = index.trial_image[index.trial] * (h * w) + index.pixel
+    weights = None if trial_weight is None else trial_weight[index.trial]
+    return np.bincount(flat, weights=weights, minlength=len(index.stimulus_ids) * h * w)
 
 
 def image_maps(
@@ -179,9 +194,26 @@ def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     A constant row gives NaN (as scipy.stats.spearmanr).
     """
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
-    return rowwise_pearson(stats.rankdata(a, axis=1), stats.rankdata(b, axis=1))
+    return rowwise_pearson(average_ranks(a), average_ranks(b))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..p within each row of x (n, ...) -> (n, p), ties given their average rank.
+
+    Same as scipy.stats.rankdata(x, axis=1) (method "average"), with one unstable argsort and
+    one bincount over all rows, about twice as fast on image maps.
+    """
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    n, p = x.shape
+    order = (np.argsort(x, axis=1) + (np.arange(n) * p)[:, None]).ravel()  # flat positions
+    xs = x.ravel()[order].reshape(n, p)
+    new = np.ones((n, p), bool)
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    group = np.cumsum(new.ravel()) - 1
+    pos = np.tile(np.arange(1, p + 1, dtype=np.float64), n)
+    ranks = np.empty(n * p)
+    ranks[order] = (np.bincount(group, weights=pos) / np.bincount(group))[group]
+    return ranks.reshape(n, p)
 
 
 def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -233,6 +265,9 @@ def split_half_ceiling(
     if n_img == 0 or per_img.min() < 2:
         raise ValueError("split-half ceiling needs at least 2 trials on every image")
     starts = np.concatenate([[0], np.cumsum(per_img)[:-1]])
+    h, w = index.shape
+    total = _pixel_sums(index, None).reshape(n_img, h, w)
+    flat = index.trial_image[index.trial] * (h * w) + index.pixel
     ceil = np.zeros((n_repeats, n_img))
     floor = np.zeros((n_repeats, n_img))
     for r in range(n_repeats):
@@ -240,14 +275,18 @@ def split_half_ceiling(
         pos = np.empty(n_tr, np.int64)
         pos[order] = np.arange(n_tr) - starts[index.trial_image[order]]
         first = (pos < per_img[index.trial_image] // 2).astype(np.float64)
-        a = blur_maps(mean_maps(index, first), blur, **blur_kw)
-        b = blur_maps(mean_maps(index, 1.0 - first), blur, **blur_kw)
-        ceil[r] = rowwise_spearman(a, b)
+        n_a = np.bincount(index.trial_image, weights=first, minlength=n_img)[:, None, None]
+        sum_a = np.bincount(flat, weights=first[index.trial], minlength=total.size).reshape(
+            total.shape)
+        ra = average_ranks(blur_maps(sum_a / n_a, blur, **blur_kw))
+        rb = average_ranks(blur_maps((total - sum_a) / (per_img[:, None, None] - n_a), blur,
+                                     **blur_kw))
+        ceil[r] = rowwise_pearson(ra, rb)
         if n_img > 1:
             perm = rng.permutation(n_img)
             other = np.empty(n_img, np.int64)
             other[perm] = np.roll(perm, 1)  # a derangement: no image paired with itself
-            floor[r] = rowwise_spearman(a, b[other])
+            floor[r] = rowwise_pearson(ra, rb[other])  # ranks of b's rows, reused
         else:
             floor[r] = np.nan
     pc = np.nanmean(ceil, axis=0)

@@ -44,7 +44,7 @@ class ReportOptions:
     blur: str = "disc"
     n_boot: int = 1000
     ceiling_repeats: int = 50
-    mixed_max_trials: int = 20000
+    mixed_max_trials: int = 10000
     seed: int = 0
     exclude: bool = True
     qc_rules: qc.QCRules = field(default_factory=qc.QCRules)
@@ -210,15 +210,19 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
         w.table("staircase_summary", judgments.summarise_thresholds(thr, opt.n_boot, opt.seed),
                 "HYPE-time: mean threshold per condition (95% CI over participants)")
     sub = rt
-    if len(rt) > opt.mixed_max_trials:
-        sub = rt.sample(opt.mixed_max_trials, random_state=opt.seed)
+    if len(rt) > opt.mixed_max_trials:  # whole participants, so the crossed design stays dense
+        parts = rt["participant"].drop_duplicates().sample(frac=1.0, random_state=opt.seed)
+        n_of = rt.groupby("participant").size().reindex(parts)
+        keep = parts[(n_of.cumsum() <= opt.mixed_max_trials).to_numpy()]
+        sub = rt.loc[rt["participant"].isin(keep)]
     if sub["participant"].nunique() > 1 and sub["stimulus_id"].nunique() > 1 and sub[
             "source"].nunique() > 1:
         res = judgments.mixed_logit(sub, ["source"])
         w.text(f"Mixed-effects logistic model of correct ~ source with crossed random "
                f"intercepts (participant, stimulus), statsmodels BinomialBayesMixedGLM "
                f"(variational Bayes) on {res.n_trials} trials"
-               + (" (a random subset)." if len(sub) < len(rt) else "."))
+               + (f" (all trials of {sub['participant'].nunique()} randomly drawn participants)."
+                  if len(sub) < len(rt) else "."))
         w.table("mixed_logit_fixed", res.fixed, "Fixed effects (logit scale, posterior mean/sd)")
         w.table("mixed_logit_random", res.random, "Random-intercept SDs")
 

@@ -74,32 +74,33 @@ def make_inputs(root: Path, scale: float, seed: int = 0) -> dict[str, int | str]
             trials["participant"].nunique(), "n_stimuli": len(stim), "n_click_images": n_img}
 
 
-def report_child(root: Path, n_boot: int, repeats: int) -> tuple[float, float, list[str]]:
-    """Run the report CLI in a child process: (wall seconds, peak RSS GiB, argv)."""
+def report_child(root: Path, n_boot: int, repeats: int) -> tuple[float, float, float, list[str]]:
+    """Run the report CLI in a child process: (wall s, CPU s (user + sys), peak RSS GiB, argv)."""
     argv = ["report", "--export", str(root / "export"), "--maps", str(root / "maps"),
             "--features", str(root / "features.npz"), "--critic", str(root / "critic.csv"),
             "--classifier", str(root / "classifier.csv"), "--out", str(root / "out"),
             "--n-boot", str(n_boot), "--ceiling-repeats", str(repeats)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "analysis", *argv], cwd=ROOT,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"report failed: {proc.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss is the largest child so far (KiB on Linux); the report is the largest child
-    return wall, max(peak, before) / 2**20, argv
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru.ru_utime - ru0.ru_utime) + (ru.ru_stime - ru0.ru_stime)
+    # ru_maxrss: the largest child so far (KiB on Linux); the report is the only child
+    return wall, cpu, ru.ru_maxrss / 2**20, argv
 
 
-def stage_times(root: Path, n_boot: int, repeats: int) -> list[tuple[str, float]]:
-    """Time each analysis stage in-process on the written export."""
-    out: list[tuple[str, float]] = []
+def stage_times(root: Path, n_boot: int, repeats: int) -> list[tuple[str, float, float]]:
+    """Time each analysis stage in-process on the written export: (name, wall s, CPU s)."""
+    out: list[tuple[str, float, float]] = []
 
     def timed(name, fn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = fn()
-        out.append((name, time.perf_counter() - t0))
+        out.append((name, time.perf_counter() - t0, time.process_time() - c0))
         return res
 
     exp = timed("load export (Parquet) + type checks", lambda: load.load_export(root / "export"))
@@ -111,8 +112,9 @@ def stage_times(root: Path, n_boot: int, repeats: int) -> list[tuple[str, float]
     timed(f"SDT per model x guidance, two-way bootstrap ({n_boot})",
           lambda: judgments.sdt_table(rt, ["model", "guidance"], resample=both, n_boot=n_boot))
     timed("staircase thresholds", lambda: judgments.staircase_thresholds(rt))
-    timed("mixed logit (20,000-trial subset)", lambda: judgments.mixed_logit(
-        rt.sample(min(20000, len(rt)), random_state=0)))
+    some = rt["participant"].drop_duplicates().sample(frac=1.0, random_state=0)[:100]
+    timed("mixed logit (all trials of 100 participants)", lambda: judgments.mixed_logit(
+        rt.loc[rt["participant"].isin(some)]))
     ck = exp.trials[exp.trials["task"] == "clickme"]
     idx = timed("click index (5M clicks to grid)",
                 lambda: maps.click_index(ck, exp.clicks, (64, 64), 1, 2))
@@ -194,11 +196,14 @@ def main(argv: list[str]) -> int:
         sizes = make_inputs(root, args.scale)
         t_gen = time.perf_counter() - t0
         print(f"generated {sizes} in {t_gen:.1f} s", flush=True)
-        wall, peak_gib, cli = report_child(root, args.n_boot, args.ceiling_repeats)
-        print(f"report CLI: {wall:.1f} s, peak RSS {peak_gib:.2f} GiB", flush=True)
+        load0 = os.getloadavg()[0]
+        wall, cpu, peak_gib, cli = report_child(root, args.n_boot, args.ceiling_repeats)
+        print(f"report CLI: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak_gib:.2f} GiB",
+              flush=True)
         stages = stage_times(root, args.n_boot, args.ceiling_repeats)
-        for name, sec in stages:
-            print(f"  {name}: {sec:.2f} s", flush=True)
+        load1 = os.getloadavg()[0]
+        for name, sec, c in stages:
+            print(f"  {name}: {sec:.2f} s wall, {c:.2f} s CPU", flush=True)
         naive = naive_comparisons(root)
         for row in naive:
             print("  naive vs vectorised:", row, flush=True)
@@ -213,12 +218,19 @@ def main(argv: list[str]) -> int:
         markdown_table(["what", "value", "goal"], [
             ["whole report (`python -m analysis report ...`, child process), wall time",
              f"{wall:.1f} s", "< 60 s"],
+            ["whole report, CPU time (user + sys)", f"{cpu:.1f} s", ""],
             ["whole report, peak RSS", f"{peak_gib:.2f} GiB", "< 4 GB"],
         ]),
         "",
-        "Stages timed in-process (same data):",
+        f"Load average of the machine during the run: {load0:.1f} at the start, {load1:.1f} "
+        "after the stages (2 cores shared with other jobs: wall time above CPU time means the "
+        "process waited for a core).",
         "",
-        markdown_table(["stage", "seconds"], [[n, f"{s:.2f}"] for n, s in stages]),
+        f"Stages timed in-process (same data; {args.n_boot} bootstrap resamples, "
+        f"{args.ceiling_repeats} split-half repeats):",
+        "",
+        markdown_table(["stage", "wall s", "CPU s"],
+                       [[n, f"{s:.2f}", f"{c:.2f}"] for n, s, c in stages]),
         "",
         "Vectorised vs a naive Python loop (per click / per resample), on a subset, same run:",
         "",

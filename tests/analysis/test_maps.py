@@ -119,3 +119,20 @@ def test_resize_map_block_mean_and_bilinear():
     np.testing.assert_allclose(maps.resize_map(m, (2, 2)), [[2.5, 4.5], [10.5, 12.5]])
     up = maps.resize_map(m, (7, 7))
     assert up.shape == (7, 7) and up[0, 0] == pytest.approx(0) and up[-1, -1] == pytest.approx(15)
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 5, (7, 3, 11)).astype(float)
+    np.testing.assert_array_equal(maps.average_ranks(x),
+                                  stats.rankdata(x.reshape(7, -1), axis=1))
+
+
+def test_large_disc_uses_fft_and_keeps_exact_zeros():
+    m = np.zeros((2, 64, 64))
+    m[0, 5, 5] = 1.0
+    got = maps.blur_maps(m, "disc", diameter=15)
+    k = maps.disc_kernel(15)
+    want = ndimage.convolve(ndimage.convolve(m[0], k, mode="constant"), k, mode="constant")
+    np.testing.assert_allclose(got[0], want, atol=1e-12)
+    assert (got[0][want == 0] == 0).all() and (got[1] == 0).all()
