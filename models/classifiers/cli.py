@@ -128,11 +128,15 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError("--fake-manifest: realfake needs a manifest of model samples")
         fakes, _rows = _manifest_images(args.fake_manifest, args.model, data.size)
         arch = args.arch or "lenet"
+        # balanced classes, as in the Facade study: as many real images (seeded draw) as samples
+        gen = torch.Generator().manual_seed(args.seed)
+        real = data.images[torch.randperm(len(data), generator=gen)[: len(fakes)]]
         if args.sweep:
-            points = realfake.fraction_sweep(data.images, fakes, fractions=args.sweep, arch=arch,
+            points = realfake.fraction_sweep(real, fakes, fractions=args.sweep, arch=arch,
                                              epochs=args.epochs or 10, device=device, seed=args.seed)
             summary["sweep"] = [p.as_dict() for p in points]
-        net = realfake.train_realfake(data.images, fakes, arch=arch, **opt, **common)
+        net = realfake.train_realfake(real, fakes, arch=arch, **opt, **common)
+        summary.update(n_real=len(real), n_fake=len(fakes))
         config.update(kind="realfake_classifier", arch=arch, n_classes=2, class_names=list(realfake.CLASS_NAMES),
                       label_column="source", model=args.model or "all")
     elif args.kind == "nway":
