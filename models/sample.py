@@ -218,7 +218,7 @@ def plan_jobs(
 
 def _write_png(arr: np.ndarray, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr, mode="L").save(path, format="PNG")
+    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(path, format="PNG")
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -29,7 +29,7 @@ def resize_unit(img: np.ndarray, size: int) -> np.ndarray:
     bilinear when enlarging (so thin strokes keep their mass)."""
     if img.shape == (size, size):
         return img.astype(np.float32)
-    pil = Image.fromarray(img.astype(np.float32), mode="F")
+    pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32))  # mode F
     method = Image.Resampling.BOX if img.shape[0] > size else Image.Resampling.BILINEAR
     return np.asarray(pil.resize((size, size), method), dtype=np.float32)
 
