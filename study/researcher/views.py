@@ -22,7 +22,6 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
-from werkzeug.routing import BuildError
 from werkzeug.utils import secure_filename
 
 from study import auth, db, export, manifest, progress
@@ -41,14 +40,9 @@ def _study_or_404(slug: str) -> Study:
 
 
 def preview_url(slug: str) -> str:
-    """The participant side's preview of a study (H1's participant blueprint decides the URL)."""
-    for endpoint in ("participant.preview", "participant.landing", "participant.study"):
-        if endpoint in current_app.view_functions:
-            try:
-                return url_for(endpoint, slug=slug, preview=1)
-            except BuildError:
-                continue
-    return f"/s/{slug}?preview=1"
+    """The participant side's landing page in preview mode (a logged-in researcher runs the
+    whole flow and nothing is stored)."""
+    return url_for("participant.landing", slug=slug, preview=1)
 
 
 @bp.after_request
