@@ -6,6 +6,7 @@
   study-status SLUG live|paused|closed
   export SLUG --out DIR [--format csv|parquet] [--no-pseudonymise]
   simulate SLUG --url http://127.0.0.1:PORT -n N --behaviour accurate|random|observer|clicker|dropout
+  backup --out FILE / restore FILE --yes / delete-participant SLUG ...   (study/backup.py, study/privacy.py)
 
 Bad input ends with a message naming the argument or field and exit code 2, never a traceback.
 """
@@ -202,8 +203,12 @@ COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cm
 
 
 def register_commands(group: click.Group) -> None:
-    """Add the study commands to `group` (app.cli or the `python -m study` group)."""
-    for command in COMMANDS:
+    """Add the study commands to `group` (app.cli or the `python -m study` group), with the
+    data-protection ones of study/backup.py and study/privacy.py."""
+    from study.backup import backup_cmd, restore_cmd
+    from study.privacy import delete_participant_cmd
+
+    for command in (*COMMANDS, backup_cmd, restore_cmd, delete_participant_cmd):
         group.add_command(command)
 
 

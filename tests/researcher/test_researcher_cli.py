@@ -119,3 +119,10 @@ def test_commands_on_an_unmigrated_database_say_so(tmp_path):
 def test_create_study_helper_and_cli_agree(app, stimuli_dir):
     sid = create_demo_study(app, stimuli_dir(1, 1))
     assert sid > 0
+
+
+def test_all_commands_are_registered(app):
+    result = app.test_cli_runner().invoke(args=["--help"])
+    for name in ("db-upgrade", "create-researcher", "create-study", "study-status", "export", "simulate",
+                 "backup", "restore", "delete-participant"):
+        assert name in result.output, name
