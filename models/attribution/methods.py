@@ -42,14 +42,8 @@ Context = torch.Tensor
 
 
 def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device is None:
-        try:
-            return next(model.parameters()).device
-        except StopIteration:
-            return pick_device(None)
-    return pick_device(device)
+    """The device to run on: as given, else CUDA when available, else CPU (the model moves there)."""
+    return device if isinstance(device, torch.device) else pick_device(device)
 
 
 def _prepare(
