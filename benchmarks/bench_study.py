@@ -592,8 +592,9 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         )
         if r.get("profile"):
             shares = ", ".join(f"{name} {share:.0%}" for name, share in r["profile"]["shares"])
-            lines.append(f"  Where the server's time goes (py-spy samples of all worker threads during an extra, "
-                         f"profiled back-to-back pass at {_fmt(r['profile']['per_s'])}/s): {shares}.")
+            lines.append(f"  Where the worker threads' wall-clock time goes (py-spy samples of all gunicorn threads "
+                         f"during an extra, profiled back-to-back pass at {_fmt(r['profile']['per_s'])}/s; "
+                         f"'pool checkout' includes waiting for a free pooled connection): {shares}.")
         samples = [s for run in r["runs"] for p in run for s in p.error_samples] + r["start"].error_samples
         if samples:
             lines.append(f"  First errors: {'; '.join(s.replace('|', '/') for s in samples[:3])}")
