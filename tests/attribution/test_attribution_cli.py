@@ -123,3 +123,23 @@ def test_bad_options_give_one_line_errors(stimuli, tmp_path, capsys, extra, fiel
 def test_missing_manifest_names_the_option(tmp_path, capsys):
     rc = cli.main(["--manifest", str(tmp_path / "nope"), "--checkpoint", str(tmp_path / "c.pt"), "--out", str(tmp_path)])
     assert rc == 2 and "checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("context", ["set", "class", "none"])
+def test_other_context_modes_remake_their_samples(tmp_path, capsys, context):
+    cfg = TINY.replace('context = "exemplar"', f'context = "{context}"').replace('name = "cfgdm"', f'name = "m{context}"')
+    w = "1"
+    if context == "none":  # no context dropout and no guidance without a context
+        cfg, w = cfg.replace("p_uncond = 0.1", "p_uncond = 0.0"), "0"
+    (tmp_path / "m.toml").write_text(cfg)
+    assert models_cli.main(["train", str(tmp_path / "m.toml"), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet"]) == 0
+    ckpt = tmp_path / "m" / "checkpoint.pt"
+    assert models_cli.main(["sample", str(ckpt), "--out", str(tmp_path / "stim"), "--n-per-class", "1",
+                            "--guidance", w, "--real", "1", "--device", "cpu", "--quiet"]) == 0
+    rc = cli.main(["--manifest", str(tmp_path / "stim"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "maps"),
+                   "--methods", "diffusion_score,denoising_loss_ig", "--n-draws", "1", "--n-timesteps", "2",
+                   "--n-steps", "3", "--device", "cpu", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    score = _index(tmp_path / "maps" / "diffusion_score")
+    assert score["stimulus_ids"] and max(score["path_check_mismatch"].values()) <= 0.02
+    assert _index(tmp_path / "maps" / "denoising_loss_ig")["stimulus_ids"]
