@@ -10,7 +10,8 @@ generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same s
   3. submissions: the N participants at once each POST their T responses in order
      (the trial ids come from the database, as a browser knows them from GET /trial);
   2 and 3 run twice: back to back (as fast as the server answers) and paced (the participants
-  together offer --paced-rate requests/s, as people with think time do).
+  together offer --paced-rate requests/s, as people with think time do);
+  4. the full participant flow with study.simulate (httpx threads) on a second study.
 Reported: requests/s, p50 and p99 latency, errors, and, counted in the database afterwards,
 responses lost (confirmed but not stored) and duplicated (stored twice).
 
@@ -270,8 +271,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _make_study(database_url: str, work: Path, trials: int) -> str:
-    """A fresh schema and a live real-or-fake study; returns its slug."""
+def _make_study(database_url: str, work: Path, trials: int, sim_trials: int) -> str:
+    """A fresh schema and two live real-or-fake studies: `bench` (`trials` per participant, for
+    the asyncio client) and `bench-sim` (`sim_trials`, for study.simulate); returns `bench`."""
     from PIL import Image
     from sqlalchemy.orm import Session
 
@@ -291,15 +293,16 @@ def _make_study(database_url: str, work: Path, trials: int) -> str:
         source = "model" if i % 2 else "real"
         lines.append(f"s{i},s{i}.png,{sha},{source},{'cfgdm' if i % 2 else ''},digit{i % 10},digits,heldout")
     (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
-    definition = manifest.parse_definition(
-        {"task": "realfake", "trials_per_participant": trials, "n_practice": 0, "n_catch": 0,
-         "max_participants": None, "conditions": ["a", "b"]}
-    )
     engine = make_engine(database_url)
     try:
-        with Session(engine) as s:
-            manifest.create_study(s, manifest.read_manifest(folder / "manifest.csv"), folder, definition,
-                                  work / "store", slug="bench", live=True)
+        for slug, n in (("bench", trials), ("bench-sim", sim_trials)):
+            definition = manifest.parse_definition(
+                {"task": "realfake", "trials_per_participant": n, "n_practice": 0, "n_catch": 0,
+                 "max_participants": None, "conditions": ["a", "b"]}
+            )
+            with Session(engine) as s:
+                manifest.create_study(s, manifest.read_manifest(folder / "manifest.csv"), folder, definition,
+                                      work / "store", slug=slug, live=True)
     finally:
         engine.dispose()
     return "bench"
@@ -477,11 +480,18 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
             url, drop = _pg_database(server)
         try:
-            slug = _make_study(url, work, 3 * args.trials)
+            slug = _make_study(url, work, 3 * args.trials, args.trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
             with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
                 result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
+                if args.simulate:
+                    before, client0 = cpu_snapshot(server_proc.proc.pid), time.process_time()
+                    result["simulate"] = _full_flow(server_proc.port, args)
+                    after = cpu_snapshot(server_proc.proc.pid)
+                    result["simulate_cpu"] = {k: after[k] - before[k] for k in after} | {"client": time.process_time() - client0}
+                    result["confirmed"] += result["simulate"].confirmed_uuids
+                result["counts"] = _count(url, result["confirmed"])
                 result["server_log_tail"] = server_proc.log.read_text()[-1500:]
         finally:
             if drop is not None:
@@ -527,7 +537,17 @@ async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse
         confirmed += ok
     for c in conns:
         await c.close()
-    return {"start": started, "runs": runs, "counts": _count(url, confirmed), "profile": profile}
+    return {"start": started, "runs": runs, "confirmed": confirmed, "profile": profile}
+
+
+def _full_flow(port: int, args: argparse.Namespace):  # noqa: ANN202
+    """study.simulate's participants (httpx in threads) through the whole API at once: start,
+    GET trial, POST response (retried with its UUID), complete."""
+    from study.simulate import SimulationConfig, run_simulation
+
+    cfg = SimulationConfig(behaviour="random", n=args.participants, concurrency=args.participants,
+                           seed=args.seed, timeout_s=60.0)
+    return run_simulation(f"http://127.0.0.1:{port}", "bench-sim", cfg)
 
 
 # ---------------------------------------------------------------- report
@@ -552,6 +572,15 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
                 rows.append([r["backend"], row["phase"], _fmt(row["per_s"]), _fmt(row["p50_ms"]),
                              _fmt(row["p99_ms"]), row["errors"], *extra, _fmt(row["cpu_ms_server"]), db_cpu,
                              _fmt(row["cpu_ms_client"])])
+        sim = r.get("simulate")
+        if sim is not None:
+            summary = sim.summary()
+            cpu = {k: 1000 * v / max(sim.confirmed, 1) for k, v in r["simulate_cpu"].items()}
+            rows.append([r["backend"], "full flow with study.simulate (httpx threads): POST /participant/responses",
+                         _fmt(summary["submissions_per_s"] or float("nan")), _fmt(summary["p50_ms"] or float("nan")),
+                         _fmt(summary["p99_ms"] or float("nan")), sim.errors, counts["lost"], counts["duplicated"],
+                         _fmt(cpu["server"]), _fmt(max(cpu["postgres"], 0.0)) if r["backend"] == "postgres" else "-",
+                         _fmt(cpu["client"])])
     headers = ["database", "route and load", "requests/s", "p50 ms", "p99 ms", "errors", "lost",
                "duplicated", "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -564,7 +593,10 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         f"{args.trials} responses each per load model ({args.participants * args.trials} submissions). Back to back: "
         f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
         f"think time, so by Little's law latency ~ {args.participants} / throughput); paced: the participants "
-        f"together offer a fixed rate. The baseline makes as many calls to the no-op `/healthz` on the same "
+        f"together offer a fixed rate; full flow: {args.participants} participants of study.simulate (httpx, one "
+        f"thread each) start, fetch each trial, answer it and complete (its rate counts only the responses, "
+        f"over the whole run, and its CPU per response covers all the flow's requests; httpx in {args.participants} "
+        f"threads costs the client far more CPU than the asyncio client, so this row is client-bound). The baseline makes as many calls to the no-op `/healthz` on the same "
         f"server in the same run. Lost = confirmed by the server but missing from the database; duplicated = "
         f"stored twice (same client_uuid or same trial), both counted in the database afterwards (over all "
         f"load models). CPU ms/req: CPU time used during the phase (from /proc) divided by its requests "
@@ -578,7 +610,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         counts = r["counts"]
         per_sub = sub["cpu_ms_server"] + sub["cpu_ms_client"] + (max(sub["cpu_ms_postgres"], 0.0) if r["backend"] == "postgres" else 0)
         ceiling = 2000.0 / per_sub if per_sub > 0 else float("nan")
-        errors = sum(p.errors for run in r["runs"] for p in run)
+        errors = sum(p.errors for run in r["runs"] for p in run) + (r["simulate"].errors if r.get("simulate") else 0)
         met = sub["per_s"] >= 1000 and sub["p99_ms"] < 100 and errors == 0 and counts["lost"] == 0 and counts["duplicated"] == 0
         sub_phase = r["runs"][0][1]
         used = sum(sub_phase.cpu.values()) / sub_phase.wall_s if sub_phase.wall_s else float("nan")
@@ -611,6 +643,8 @@ def main(argv: list[str]) -> int:
                         help="submissions/s offered in the paced run (0: skip it)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-simulate", dest="simulate", action="store_false",
+                        help="skip the full-flow run with study.simulate")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server with py-spy during the back-to-back submissions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -631,6 +665,8 @@ def main(argv: list[str]) -> int:
         print(f"[study bench] {backend}: start {r['start'].row()}", flush=True)
         for base, sub in r["runs"]:
             print(f"  {base.row()}\n  {sub.row()}", flush=True)
+        if r.get("simulate"):
+            print(f"  simulate {r['simulate'].summary()}", flush=True)
         print(f"  counts {r['counts']}", flush=True)
     text = render(results, command.strip(), args)
     print(text)
