@@ -480,7 +480,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
             url, drop = _pg_database(server)
         try:
-            slug = _make_study(url, work, 3 * args.trials, args.trials)
+            slug = _make_study(url, work, 3 * args.trials, args.sim_trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
             with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
@@ -594,7 +594,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
         f"think time, so by Little's law latency ~ {args.participants} / throughput); paced: the participants "
         f"together offer a fixed rate; full flow: {args.participants} participants of study.simulate (httpx, one "
-        f"thread each) start, fetch each trial, answer it and complete (its rate counts only the responses, "
+        f"thread each) start, fetch each of {args.sim_trials} trials, answer it and complete (its rate counts only the responses, "
         f"over the whole run, and its CPU per response covers all the flow's requests; httpx in {args.participants} "
         f"threads costs the client far more CPU than the asyncio client, so this row is client-bound). The baseline makes as many calls to the no-op `/healthz` on the same "
         f"server in the same run. Lost = confirmed by the server but missing from the database; duplicated = "
@@ -645,6 +645,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-simulate", dest="simulate", action="store_false",
                         help="skip the full-flow run with study.simulate")
+    parser.add_argument("--sim-trials", type=int, default=3,
+                        help="trials per participant in the full-flow run (httpx threads are slow)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server with py-spy during the back-to-back submissions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -654,8 +656,9 @@ def main(argv: list[str]) -> int:
         print("[study bench] --profile: py-spy not found (pip install py-spy, or set PY_SPY); no profile", flush=True)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     bad = [b for b in backends if b not in ("sqlite", "postgres")]
-    if bad or args.participants < 1 or args.trials < 1:
-        parser.error(f"--backends must name sqlite and/or postgres (got {bad})" if bad else "--participants and --trials must be >= 1")
+    if bad or args.participants < 1 or args.trials < 1 or args.sim_trials < 1:
+        parser.error(f"--backends must name sqlite and/or postgres (got {bad})" if bad
+                     else "--participants, --trials and --sim-trials must be >= 1")
     command = "python -m benchmarks study " + " ".join(shlex.quote(a) for a in argv)
     results = []
     for backend in backends:
