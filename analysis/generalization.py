@@ -104,9 +104,14 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        k = a @ b.T
+        k /= d
+        k += 1
+        return k * k * k
+
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
     m, n = len(x), len(y)
     return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
                  + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())

@@ -207,12 +207,17 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     n, p = x.shape
     order = (np.argsort(x, axis=1) + (np.arange(n) * p)[:, None]).ravel()  # flat positions
     xs = x.ravel()[order].reshape(n, p)
-    new = np.ones((n, p), bool)
-    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    group = np.cumsum(new.ravel()) - 1
-    pos = np.tile(np.arange(1, p + 1, dtype=np.float64), n)
+    diff = xs[:, 1:] != xs[:, :-1]
+    first = np.ones((n, p), bool)  # first sorted position of a run of equal values
+    first[:, 1:] = diff
+    last = np.ones((n, p), bool)
+    last[:, :-1] = diff
+    idx = np.arange(n * p)
+    start = np.maximum.accumulate(np.where(first.ravel(), idx, 0))
+    end = np.minimum.accumulate(np.where(last.ravel(), idx, n * p)[::-1])[::-1]
+    row0 = np.repeat(np.arange(n) * p, p)
     ranks = np.empty(n * p)
-    ranks[order] = (np.bincount(group, weights=pos) / np.bincount(group))[group]
+    ranks[order] = (start + end) / 2 + 1 - row0  # the mean rank of the element's run
     return ranks.reshape(n, p)
 
 
