@@ -10,6 +10,7 @@ trained here on the same data.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -170,6 +171,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
+    load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     data = load_dataset("digits10", None, SIZE)
     base = config_from_dict({"name": "bench", "data": {"dataset": "digits10", "size": SIZE, "heldout_classes": 0},
@@ -220,6 +222,7 @@ def main(argv: list[str]) -> int:
         "DDPM-500 vs DDIM-50": frechet_distance(feats["ddpm"], feats["ddim"]),
     }
     elapsed = time.perf_counter() - t0
+    load = f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
 
     def per_param(v: float, n: int) -> float:
         return v * n / 1e6
@@ -245,7 +248,7 @@ def main(argv: list[str]) -> int:
         "### Models: our UNet vs diffusers' UNet2DModel, and DDIM-50 vs DDPM-500",
         "",
         f"Command: `{cmd.strip()}` ({elapsed:.0f} s). Device: **{dev}** with {args.threads} torch "
-        f"thread(s); no GPU was lent to this session, so there are no GPU figures. Both networks: "
+        f"thread(s), {load}; no GPU was lent to this session, so there are no GPU figures. Both networks: "
         f"16x16 digits, 2 resolution levels, 1 residual block per level, no attention, batch {args.batch}, "
         f"T = {T}; timings alternate between the two nets (best of {args.repeats} rounds; DDPM best of 2) because the "
         "development machine's 2 cores are shared with other jobs. Ratio = ours / diffusers.",
