@@ -301,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         paths = merge_shards(args.merge) if args.merge is not None else run(args)
-    except (CliError, ValueError, FileNotFoundError) as exc:
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}: missing from the input", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # CliError, CheckpointError, unreadable files
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"indexes": [str(p) for p in paths]}, indent=1))

@@ -66,7 +66,11 @@ def load_images(base: Path, rows: list[dict[str, Any]], size: int | None = None)
         p = base / str(r["path"])
         if not p.is_file():
             raise FileNotFoundError(f"path: stimulus {r['stimulus_id']} file {str(p)!r} is missing")
-        out.append(to_grid(read_png(p)[None], size)[0] if size else read_png(p))
+        try:
+            img = read_png(p)
+        except OSError as exc:
+            raise ValueError(f"path: stimulus {r['stimulus_id']} file {str(p)!r} is not a readable image ({exc})") from exc
+        out.append(to_grid(img[None], size)[0] if size else img)
     shapes = {tuple(x.shape) for x in out}
     if len(shapes) > 1:
         raise ValueError(f"path: stimuli have different sizes {sorted(shapes)}; pass a model size")

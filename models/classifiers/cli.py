@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             raise CliError("--out: the checkpoint path is required")
         summary = _train(args)
-    except (CliError, ValueError, FileNotFoundError) as exc:
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}: missing from the input", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # CliError, CheckpointError, unreadable files
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
