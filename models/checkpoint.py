@@ -22,6 +22,8 @@ from torch import nn
 FORMAT = "diffusion-psychophysics-checkpoint"
 FORMAT_VERSION = 1
 COMPARED_SECTIONS = ("kind", "data", "model", "diffusion")
+# where the data lives may change; what it is is checked by the data set's hash instead
+IGNORED_FIELDS = {"data.root"}
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _CONFIG_PARSERS: dict[str, Callable[[dict], Any]] = {}
@@ -134,6 +136,8 @@ def config_differences(stored: dict[str, Any], given: dict[str, Any], sections=C
         a, b = stored.get(sec), given.get(sec)
         if isinstance(a, dict) and isinstance(b, dict):
             for key in sorted(set(a) | set(b)):
+                if f"{sec}.{key}" in IGNORED_FIELDS:
+                    continue
                 if a.get(key) != b.get(key):
                     diffs.append(f"{sec}.{key}: checkpoint {a.get(key)!r}, config {b.get(key)!r}")
         elif a != b:

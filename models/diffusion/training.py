@@ -104,6 +104,8 @@ def train(
         diffs = config_differences(payload["config"], cfg.to_dict())
         if diffs:
             raise CheckpointError(f"--resume: {ckpt_path} was trained with another config: " + "; ".join(diffs))
+        if payload["meta"].get("dataset_hash") != split["dataset_hash"]:
+            raise CheckpointError(f"--resume: {ckpt_path} was trained on other data (data set hash differs)")
         state = payload.get("train_state") or {}
         net.load_state_dict(payload["state_dict"])
         ema.load_state_dict(payload["ema_state_dict"])

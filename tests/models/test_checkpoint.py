@@ -43,6 +43,7 @@ def test_mismatched_config_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"model\.n_feat: checkpoint 8, config 16"):
         load_checkpoint(path, "cpu", config=_cfg(n_feat=16))
     load_checkpoint(path, "cpu", config=_cfg().replace("training", steps=7))  # training may differ
+    load_checkpoint(path, "cpu", config=_cfg().replace("data", root="/moved"))  # so may the data's place
 
 
 def test_foreign_and_missing_files(tmp_path):
