@@ -26,7 +26,10 @@ def _check(report) -> None:  # noqa: ANN001
     assert d["lost"] == 0 and d["duplicated"] == 0 and d["stored_unconfirmed"] == 0, summary
     # The faults and the misbehaving clients really happened.
     assert report.retries > 0, summary
-    assert report.two_tab_pairs > 0 and set(report.two_tab_statuses) == {"(200, 201)"}, summary
+    # Two tabs: one stores (201), the other gets the stored result (200); both 200 when a fault
+    # cut the 201 and its retry came back as a repeat. Never two 201s.
+    assert report.two_tab_pairs > 0 and "(200, 201)" in report.two_tab_statuses, summary
+    assert set(report.two_tab_statuses) <= {"(200, 201)", "(200, 200)"}, summary
     assert report.lost_replies > 0 and report.offline_attempts > 0, summary
 
 
