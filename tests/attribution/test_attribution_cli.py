@@ -143,3 +143,13 @@ def test_other_context_modes_remake_their_samples(tmp_path, capsys, context):
     score = _index(tmp_path / "maps" / "diffusion_score")
     assert score["stimulus_ids"] and max(score["path_check_mismatch"].values()) <= 0.02
     assert _index(tmp_path / "maps" / "denoising_loss_ig")["stimulus_ids"]
+
+
+def test_unreadable_stimulus_names_the_path(stimuli, tmp_path, capsys):
+    _base, _ckpt, clf = stimuli
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "manifest.csv").write_text("stimulus_id,path,source,class_label\na,bad.png,real,digit1\n")
+    rc = cli.main(["--manifest", str(tmp_path), "--checkpoint", str(clf), "--out", str(tmp_path / "m"),
+                   "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: path:") and "Traceback" not in err
