@@ -202,3 +202,12 @@ def test_unconditional_model_samples(tmp_path):
     model = [r for r in rows if r["source"] == "model"]
     assert len(model) == 3 and {r["class_label"] for r in model} == {"unconditional"}
     assert all(r["exemplar_id"] == "" for r in model)
+
+
+def test_classifier_and_attribute_commands_are_dispatched():
+    for name in ("classifier", "attribute"):
+        try:
+            rc = cli.main([name, "--help"])
+        except SystemExit as exc:
+            rc = exc.code
+        assert rc == 0
