@@ -2,6 +2,7 @@
 
 Environment variables (all optional):
   DATABASE_URL   SQLAlchemy URL; default: SQLite file data/study.db in WAL mode
+  DATABASE_POOL_SIZE  pooled PostgreSQL connections per process (>= threads per worker); 40
   SECRET_KEY     signs session cookies; default: created once in the instance folder
   STIMULI_ROOT   folder that stimulus paths in a manifest are relative to; default: data/stimuli
   SESSION_COOKIE_SECURE  "1" behind HTTPS
@@ -47,6 +48,7 @@ def build_config(instance_path: str | os.PathLike) -> dict:
     """The app's configuration from defaults and the environment."""
     return {
         "DATABASE_URL": os.environ.get("DATABASE_URL", default_database_url()),
+        "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "40")),
         "SECRET_KEY": load_secret_key(instance_path),
         "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),
         "FEEDBACK_CLASSIFIER": os.environ.get("FEEDBACK_CLASSIFIER") or None,
