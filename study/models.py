@@ -127,6 +127,9 @@ class Participant(Base):
     external_id: Mapped[str | None] = mapped_column(String(128))  # PROLIFIC_PID or workerId
     external_study_id: Mapped[str | None] = mapped_column(String(128))  # STUDY_ID or hitId
     external_session_id: Mapped[str | None] = mapped_column(String(128))  # SESSION_ID or assignmentId
+    # The browser's key for its start call: a retried start whose reply was lost gets the same
+    # participant back instead of "already taken part".
+    start_key: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="started")
     condition_id: Mapped[int | None] = mapped_column(ForeignKey("conditions.id"))
     seed: Mapped[int] = mapped_column(Integer)

@@ -259,14 +259,11 @@ def start(slug: str):  # noqa: ANN201
     if why:
         raise ApiError(why[0], why[1], None)
     id_field = PLATFORM_IDS[platform][0]
-    if ext is not None and s.scalar(
-        select(Participant.id).where(
-            Participant.study_id == study.id,
-            Participant.platform == platform,
-            Participant.external_id == ext,
-        )
-    ):
-        raise ApiError(409, "this participant has already taken part in this study", id_field)
+    start_key = get_str(body, "start_key", max_len=64)
+    if ext is not None:
+        existing = _existing_participant(s, study.id, platform, ext)
+        if existing is not None:
+            return _resume_start(s, slug, existing, start_key, id_field)
     settings = settings_from_json(study.settings, None)
     condition_id = choose_condition(s, study.id, now, settings.active_window_minutes)
     condition = s.get(Condition, condition_id) if condition_id is not None else None
@@ -294,6 +291,7 @@ def start(slug: str):  # noqa: ANN201
         seed=seed,
         current_index=0,
         n_trials=len(plan),
+        start_key=start_key,
         staircase=staircase.initial_state(settings.staircase) if settings.staircase.enabled else {},
         user_agent=(request.user_agent.string or "")[:500] or None,
         started_at=now,
@@ -312,18 +310,44 @@ def start(slug: str):  # noqa: ANN201
         s.commit()
     except IntegrityError:
         s.rollback()  # the same external id started at the same moment in another request
-        raise ApiError(409, "this participant has already taken part in this study", id_field) from None
+        existing = _existing_participant(s, study.id, platform, ext) if ext is not None else None
+        if existing is None:
+            raise
+        return _resume_start(s, slug, existing, start_key, id_field)
+    return jsonify(_started(slug, p, condition.name if condition is not None else None)), 201
+
+
+def _existing_participant(s, study_id: int, platform: str, ext: str) -> Participant | None:  # noqa: ANN001
+    return s.scalar(
+        select(Participant).where(
+            Participant.study_id == study_id,
+            Participant.platform == platform,
+            Participant.external_id == ext,
+        )
+    )
+
+
+def _resume_start(s, slug: str, p: Participant, start_key: str | None, id_field: str):  # noqa: ANN001, ANN202
+    """A repeated start: the same browser's retry (same start_key, not finished) gets its
+    participant back with 200; anyone else is refused with 409."""
+    if start_key is None or p.start_key != start_key or p.status != "started":
+        raise ApiError(409, "this participant has already taken part in this study", id_field)
+    condition = s.get(Condition, p.condition_id) if p.condition_id is not None else None
+    return jsonify(_started(slug, p, condition.name if condition is not None else None)), 200
+
+
+def _started(slug: str, p: Participant, condition: str | None) -> dict[str, Any]:
+    """The start call's answer; the token also goes into the signed session cookie."""
     tokens = dict(session.get("participants") or {})
     tokens[slug] = p.token
     session["participants"] = tokens
-    out = {
+    return {
         "token": p.token,
         "participant_id": p.public_id,
-        "condition": condition.name if condition is not None else None,
+        "condition": condition,
         "n_trials": p.n_trials,
-        "current_index": 0,
+        "current_index": p.current_index,
     }
-    return jsonify(out), 201
 
 
 @bp.get("/participant/trial")

@@ -76,6 +76,12 @@ SCHEMAS: dict[str, Any] = {
             "assignmentId": {"type": "string", "maxLength": 128},
             "hitId": {"type": "string", "maxLength": 128},
             "preview": {"type": "boolean", "description": "a logged-in researcher's preview"},
+            "start_key": {
+                "type": "string",
+                "maxLength": 64,
+                "description": "the browser's key for this start; a retry with the same key "
+                "(reply lost) gets the same participant back with 200",
+            },
         },
     },
     "Started": {
@@ -200,6 +206,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, **_json(_ref("StartRequest"))},
             "responses": {
                 "201": {"description": "started", **_json(_ref("Started"))},
+                "200": {"description": "the same browser's retried start", **_json(_ref("Started"))},
                 **_errors(*_BODY_ERRORS, 403, 404, 409, 410),
             },
         }

@@ -24,8 +24,9 @@ def healthz():  # noqa: ANN201
     return jsonify(ok=True)
 
 
-def _message(title: str, text: str, status: int):  # noqa: ANN202
-    return render_template("participant/message.html", title=title, text=text), status
+def _message(title: str, text: str, status: int, resume: dict | None = None):  # noqa: ANN202
+    page = render_template("participant/message.html", title=title, text=text, resume=resume)
+    return page, status
 
 
 def _platform(args: dict[str, str]) -> str:
@@ -86,19 +87,28 @@ def landing(slug: str):  # noqa: ANN201
                 200,
             )
         ext_key = PLATFORM_IDS[platform][0]
-        if ext_key and db.session().scalar(
-            select(Participant.id).where(
+        earlier = ext_key and db.session().scalar(
+            select(Participant.status).where(
                 Participant.study_id == study.id,
                 Participant.platform == platform,
                 Participant.external_id == args[ext_key],
             )
-        ):
+        )
+        if earlier:
+            # The browser that started (and lost the reply) resumes from this page by its
+            # start key; see static/js/resume.js.
+            resume = (
+                {"slug": slug, "start_json": json.dumps({"platform": platform, **args})}
+                if earlier == "started"
+                else None
+            )
             return _message(
                 "You have already taken part",
                 "Our records show that you have already started this study, and each person "
                 "may take part only once. If you believe this is a mistake, please contact "
                 "the researchers through your platform.",
                 409,
+                resume,
             )
     start = {"platform": platform, **args}
     return render_template(

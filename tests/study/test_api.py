@@ -464,3 +464,25 @@ def test_no_redirect_when_the_study_says_none(client: FlaskClient, make_study) -
     token = start(client, direct)["token"]
     finish_all(client, token)
     assert post(client, token, {}, path="complete").get_json()["redirect_url"] is None
+
+
+def test_retried_start_with_the_same_key_resumes(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    """A start whose reply was lost is retried by the same browser (same start_key): it gets its
+    participant back; another browser, or one with no key, is still refused."""
+    slug = make_study()
+    url = f"/api/v1/studies/{slug}/participants"
+    body = {"consent": True, "platform": "prolific", "PROLIFIC_PID": "LOST", "start_key": "k-1"}
+    first = client.post(url, json=body)
+    assert first.status_code == 201
+    fresh = client.application.test_client()
+    again = fresh.post(url, json=body)
+    assert again.status_code == 200
+    assert again.get_json()["token"] == first.get_json()["token"]
+    assert again.get_json()["participant_id"] == first.get_json()["participant_id"]
+    # The retry also set the session cookie, so the page resumes at the task.
+    assert fresh.get(f"/s/{slug}?PROLIFIC_PID=LOST").status_code == 302
+    for other in ({**body, "start_key": "k-2"}, {k: v for k, v in body.items() if k != "start_key"}):
+        res = client.application.test_client().post(url, json=other)
+        assert res.status_code == 409 and res.get_json()["error"]["field"] == "PROLIFIC_PID"
+    res = client.post(url, json={**body, "start_key": "x" * 65})
+    assert res.status_code == 400 and res.get_json()["error"]["field"] == "start_key"

@@ -237,6 +237,38 @@ def test_reload_in_the_middle_resumes(server, page) -> None:  # noqa: ANN001
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
 
+def test_start_whose_reply_is_lost_resumes(server, page) -> None:  # noqa: ANN001
+    """The server stores the start but the browser never sees the reply (nor its cookie): the
+    retry carries the same start key and continues as the same participant, also after a reload."""
+    base, app = server
+    slug = build_study(app, task="realfake", n_main=2, n_practice=0, n_catch=0)
+    cut = {"n": 0}
+
+    def lose_first_reply(route) -> None:  # noqa: ANN001
+        if cut["n"] == 0:
+            cut["n"] += 1
+            route.fetch()  # reaches the server, which stores the participant
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/studies/*/participants", lose_first_reply)
+    page.goto(f"{base}/s/{slug}?PROLIFIC_PID=LOSTREPLY")
+    page.click("#agree")
+    page.wait_for_url(f"**/s/{slug}/task")
+    assert cut["n"] == 1
+    # A reload of the study link in this browser resumes too (by the stored start key).
+    page.context.clear_cookies()
+    page.goto(f"{base}/s/{slug}?PROLIFIC_PID=LOSTREPLY")
+    page.wait_for_url(f"**/s/{slug}/task")
+    page.locator("#begin").click()
+    realfake_answer(page, 0, "f")
+    realfake_answer(page, 1, "j")
+    assert finish(page) == "C0DE42"
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
+
+
 def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> None:  # noqa: ANN001
     base, app = server
     slug = build_study(app, task="realfake", n_main=4, n_practice=0, n_catch=0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-25 01:54:44.911802
+Create Date: 2026-11-25 02:19:39.523506
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def upgrade() -> None:
     sa.Column('external_id', sa.String(length=128), nullable=True),
     sa.Column('external_study_id', sa.String(length=128), nullable=True),
     sa.Column('external_session_id', sa.String(length=128), nullable=True),
+    sa.Column('start_key', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('condition_id', sa.Integer(), nullable=True),
     sa.Column('seed', sa.Integer(), nullable=False),

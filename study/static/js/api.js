@@ -16,6 +16,22 @@ export function newUUID() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+// This browser's key for its start call in a study, kept in localStorage across retries and
+// reloads, so that a start whose reply was lost resumes instead of being refused.
+export function startKey(slug, create = false) {
+  const name = `dp-start-key:${slug}`;
+  try {
+    let key = window.localStorage.getItem(name);
+    if (!key && create) {
+      key = newUUID();
+      window.localStorage.setItem(name, key);
+    }
+    return key;
+  } catch {
+    return create ? newUUID() : null;
+  }
+}
+
 // One request; resolves {status, ok, data} or throws on a network failure.
 export async function api(path, { method = "GET", body, token } = {}) {
   const headers = { Accept: "application/json" };

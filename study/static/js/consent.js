@@ -1,6 +1,6 @@
 // The consent page: "I agree" starts the participant through the API, then opens the task.
 
-import { api, untilAnswered } from "./api.js";
+import { api, startKey, untilAnswered } from "./api.js";
 
 const root = document.getElementById("consent");
 const button = document.getElementById("agree");
@@ -15,13 +15,13 @@ function say(text) {
 
 button.addEventListener("click", async () => {
   button.disabled = true;
-  const body = { ...JSON.parse(root.dataset.start), consent: true };
+  const body = { ...JSON.parse(root.dataset.start), consent: true, start_key: startKey(slug, true) };
   if (preview) body.preview = true;
   const res = await untilAnswered(
     () => api(`/studies/${encodeURIComponent(slug)}/participants`, { method: "POST", body }),
     (waiting) => say(waiting ? "Connecting to the server…" : ""),
   );
-  if (res.status === 201) {
+  if (res.status === 201 || res.status === 200) {
     window.location.assign(`/s/${encodeURIComponent(slug)}/task${preview ? "?preview=1" : ""}`);
     return;
   }
