@@ -95,6 +95,7 @@ class LoadReport:
     backend: str
     started: int = 0
     start_lost: int = 0  # the start's reply was lost and the retry was refused (409)
+    start_resumed: int = 0  # a start retried after a lost reply got its participant back (200)
     completed: int = 0
     gave_up: int = 0
     sent: int = 0  # distinct client UUIDs sent
@@ -122,7 +123,7 @@ class LoadReport:
         return {
             "backend": self.backend, "participants": self.config.participants,
             "trials": self.config.trials, "task": self.config.task, "started": self.started,
-            "start_lost": self.start_lost, "completed": self.completed, "gave_up": self.gave_up,
+            "start_lost": self.start_lost, "start_resumed": self.start_resumed, "completed": self.completed, "gave_up": self.gave_up,
             "sent": self.sent, "confirmed": self.confirmed, "repeats": self.repeats,
             "retries": self.retries, "offline_attempts": self.offline_attempts,
             "lost_replies": self.lost_replies, "two_tab_pairs": self.two_tab_pairs,
@@ -204,16 +205,23 @@ class _Run:
             delay = min(delay * 2, 2.0)
 
     async def _start(self, i: int, conn: Conn, rng: random.Random) -> str | None:
+        """Start with a start_key, as the browser does; participants who lose replies lose the
+        start's reply too and must get their participant back (200) on the retry."""
         body = {"platform": "prolific", "PROLIFIC_PID": f"hard-{self.cfg.seed}-{i}-{uuid.uuid4().hex[:6]}",
-                "STUDY_ID": "hardening", "SESSION_ID": f"s{i}", "consent": True}
+                "STUDY_ID": "hardening", "SESSION_ID": f"s{i}", "consent": True,
+                "start_key": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
         path = f"/api/v1/studies/{self.slug}/participants"
         try:
+            if self.modes.get(i) == "lost_reply":
+                await self._drop_after_send(path, body, {})
+                await asyncio.sleep(rng.uniform(0.05, 0.3))
             out = await self.call(conn, "POST", path, body, {}, rng)
             if out is None:
                 return None
             status, payload = out
-            if status == 201:
+            if status in (200, 201):
                 self.report.started += 1
+                self.report.start_resumed += status == 200
                 return json.loads(payload)["token"]
             if status == 409 and self.last_retried.get(id(conn)):
                 self.report.start_lost += 1  # stored, but the reply was lost: one start per id
@@ -239,10 +247,10 @@ class _Run:
             body["answer"] = rng.choice(("real", "fake"))
         return body
 
-    async def _drop_after_send(self, body: dict[str, Any], headers: dict[str, str]) -> None:
+    async def _drop_after_send(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         """Send the request and cut the connection before the reply: a lost reply."""
         data = json.dumps(body).encode()
-        head = (f"POST /api/v1/participant/responses HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+        head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
                 + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
         try:
@@ -321,7 +329,7 @@ class _Run:
                         await asyncio.sleep(delay)
                         delay *= 2
                 elif here == "lost_reply":
-                    await self._drop_after_send(body, headers)
+                    await self._drop_after_send("/api/v1/participant/responses", body, headers)
                     await asyncio.sleep(rng.uniform(0.05, 0.5))
                 if trial["index"] == trial["n_trials"] - 1:
                     # Hold the last answer until every fault has been injected, so that a fast run
