@@ -172,7 +172,8 @@ def render(reports: list[tuple[LoadReport, str]], bad: dict[str, object] | None,
         verdict = "**0 lost, 0 duplicated, every participant finished**" if not problems else (
             "**FAILED**: " + "; ".join(problems))
         lines.append(f"- {r.backend}{' (' + note + ')' if note else ''}: {verdict}. "
-                     f"Two-tab answers: {dict(r.two_tab_statuses)}.")
+                     f"Two-tab answers (status pairs): {dict(r.two_tab_statuses)}; starts whose reply was "
+                     f"cut and that resumed with their start_key: {r.start_resumed}; refused: {r.start_lost}.")
         if r.client_errors:
             lines.append(f"  First client errors: {'; '.join(e.replace('|', '/') for e in r.client_errors[:3])}")
     if bad is not None:
