@@ -142,9 +142,10 @@ def sdt_table(
     statistic's _lo/_hi CI.
     """
     by = list(by or [])
-    rt = trials.copy()
-    p, pu = pd.factorize(rt["participant"])
-    s, su = pd.factorize(rt["stimulus_id"])
+    keep = list(dict.fromkeys(by + list(noise_by or []) + ["source", "answer"]))
+    rt = trials[keep].copy()  # only the columns needed: row selections stay cheap
+    p, pu = pd.factorize(trials["participant"])
+    s, su = pd.factorize(trials["stimulus_id"])
     rt["_p"], rt["_s"] = p, s
     rt.attrs.update(n_p=len(pu), n_s=len(su))
     if noise_by is None:

@@ -88,7 +88,11 @@ def blur_maps(
             # FFT round-off leaves ~1e-17 where the map is zero; zero it so ties stay ties
             scale = np.abs(maps).max(axis=(-2, -1), keepdims=True)
             maps[np.abs(maps) <= 1e-12 * scale] = 0.0
-    return maps
+    # values equal in exact arithmetic can differ by a few ulp after summing in another order;
+    # rounding to 12 significant digits of the map's maximum makes them tie again (Spearman)
+    scale = maps.max(axis=(-2, -1), keepdims=True)
+    scale[scale == 0] = 1.0
+    return np.round(maps / scale, 12) * scale
 
 
 def click_index(
@@ -272,6 +276,7 @@ def split_half_ceiling(
     starts = np.concatenate([[0], np.cumsum(per_img)[:-1]])
     h, w = index.shape
     total = _pixel_sums(index, None).reshape(n_img, h, w)
+    blur_total = blur_maps(total, blur, **blur_kw)
     flat = index.trial_image[index.trial] * (h * w) + index.pixel
     ceil = np.zeros((n_repeats, n_img))
     floor = np.zeros((n_repeats, n_img))
@@ -283,9 +288,14 @@ def split_half_ceiling(
         n_a = np.bincount(index.trial_image, weights=first, minlength=n_img)[:, None, None]
         sum_a = np.bincount(flat, weights=first[index.trial], minlength=total.size).reshape(
             total.shape)
-        ra = average_ranks(blur_maps(sum_a / n_a, blur, **blur_kw))
-        rb = average_ranks(blur_maps((total - sum_a) / (per_img[:, None, None] - n_a), blur,
-                                     **blur_kw))
+        # blur is linear: blur(B) = blur(all) - blur(A), one blur per repeat. Where B has no
+        # click, direct convolution sums the same numbers in the same order (difference exactly
+        # 0); FFT round-off is zeroed as in blur_maps so that ties stay ties.
+        blur_a = blur_maps(sum_a, blur, **blur_kw)
+        blur_b = blur_total - blur_a
+        blur_b[blur_b <= 1e-12 * blur_total.max(axis=(1, 2), keepdims=True)] = 0.0
+        ra = average_ranks(_quantise(blur_a / n_a))
+        rb = average_ranks(_quantise(blur_b / (per_img[:, None, None] - n_a)))
         ceil[r] = rowwise_pearson(ra, rb)
         if n_img > 1:
             perm = rng.permutation(n_img)
@@ -298,6 +308,14 @@ def split_half_ceiling(
     pf = np.nanmean(floor, axis=0) if n_img > 1 else np.full(n_img, np.nan)
     return NoiseCeiling(float(np.nanmean(pc)), float(np.nanmean(pf)) if n_img > 1 else np.nan,
                         pc, pf, index.stimulus_ids, n_repeats)
+
+
+def _quantise(m: np.ndarray, digits: int = 9) -> np.ndarray:
+    """Round each (H, W) map to `digits` significant digits of its maximum, so that values
+    equal in exact arithmetic (but a few ulp apart after the blur shortcut) tie again."""
+    scale = m.max(axis=(-2, -1), keepdims=True)
+    scale[scale == 0] = 1.0
+    return np.round(m / scale * 10.0**digits)
 
 
 def resize_map(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

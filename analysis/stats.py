@@ -13,15 +13,19 @@ def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0,
     if v.size == 0:
         return np.nan, np.nan, np.nan
     rng = np.random.default_rng(seed)
-    w = rng.multinomial(v.size, np.full(v.size, 1 / v.size), size=n_boot)  # (B, n) counts
-    means = w @ v / v.size
+    means = resample_weights(v.size, n_boot, rng) @ v / v.size
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(v.mean()), float(lo), float(hi)
 
 
 def resample_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n) bootstrap counts: how often each of n units is drawn in each resample."""
-    return rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(np.float64)
+    """(n_boot, n) bootstrap counts: how often each of n units is drawn in each resample.
+
+    n draws with replacement per resample, counted with one bincount (a multinomial draw per
+    resample is ~50x slower for thousands of units).
+    """
+    draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

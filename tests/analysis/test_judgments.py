@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from analysis import judgments, simulate
+from analysis.stats import resample_weights
 
 
 def test_sdt_log_linear_by_hand():
@@ -53,7 +54,7 @@ def test_participant_bootstrap_matches_a_naive_loop():
     tab = judgments.sdt_table(t, [], n_boot=200, seed=3)
     rng = np.random.default_rng(3)
     parts = pd.factorize(t["participant"])[1]
-    w = rng.multinomial(len(parts), np.full(len(parts), 1 / len(parts)), size=200)
+    w = resample_weights(len(parts), 200, rng).astype(int)  # the same draws, resampled by hand
     ds = []
     for row in w:
         sample = pd.concat([t[t["participant"] == p] for p, k in zip(parts, row, strict=True)
@@ -138,3 +139,10 @@ def test_mixed_logit_recovers_a_fixed_effect():
     fe = res.fixed.set_index("term")["mean"]
     assert fe["C(source)[T.real]"] == pytest.approx(1.0, abs=0.3)
     assert res.random.set_index("group").loc["participant", "sd"] == pytest.approx(0.7, abs=0.3)
+
+
+def test_resample_weights_are_bootstrap_counts():
+    w = resample_weights(50, 4000, np.random.default_rng(0))
+    assert w.shape == (4000, 50) and (w.sum(axis=1) == 50).all()
+    # each unit's count is Binomial(50, 1/50): mean 1, variance 0.98
+    assert w.mean() == pytest.approx(1.0) and w.var() == pytest.approx(0.98, abs=0.03)

@@ -136,3 +136,29 @@ def test_large_disc_uses_fft_and_keeps_exact_zeros():
     want = ndimage.convolve(ndimage.convolve(m[0], k, mode="constant"), k, mode="constant")
     np.testing.assert_allclose(got[0], want, atol=1e-12)
     assert (got[0][want == 0] == 0).all() and (got[1] == 0).all()
+
+
+def test_ceiling_shortcut_equals_blurring_each_half():
+    rng = np.random.default_rng(7)
+    size, ids = 16, [f"s{i}" for i in range(3)]
+    trials, clicks = simulate.clickme_export(simulate.blob_maps(3, size, rng), ids, 6, 10, rng)
+    idx = maps.click_index(trials, clicks, (size, size))
+    nc = maps.split_half_ceiling(idx, n_repeats=1, seed=11, blur="disc", diameter=5)
+    # the same split by hand: blur each half's mean map separately
+    r = np.random.default_rng(11)
+    n_tr = len(idx.trial_image)
+    order = np.lexsort((r.random(n_tr), idx.trial_image))
+    per = np.bincount(idx.trial_image)
+    starts = np.concatenate([[0], np.cumsum(per)[:-1]])
+    pos = np.empty(n_tr, np.int64)
+    pos[order] = np.arange(n_tr) - starts[idx.trial_image[order]]
+    first = (pos < per[idx.trial_image] // 2).astype(float)
+    a = maps.blur_maps(maps.mean_maps(idx, first), "disc", diameter=5)
+    b = maps.blur_maps(maps.mean_maps(idx, 1 - first), "disc", diameter=5)
+
+    def q(m):  # 9 significant digits of the map's maximum: exact-arithmetic ties stay ties
+        return np.round(m / m.max(axis=(1, 2), keepdims=True) * 1e9)
+
+    want = [stats.spearmanr(x.ravel(), y.ravel()).statistic
+            for x, y in zip(q(a), q(b), strict=True)]
+    np.testing.assert_allclose(nc.per_image_ceiling, want, atol=1e-9)
