@@ -49,6 +49,11 @@ def _ensure_default_builders() -> None:
         from models.diffusion.unet import UNet
 
         register_builder("diffusion", UNet, config_from_dict)
+    # Classifier checkpoints share this format; their kinds live in models.classifiers.
+    from models.classifiers.store import KINDS, register_classifier_kinds
+
+    if not set(KINDS) <= _BUILDERS.keys():
+        register_classifier_kinds()
 
 
 def code_version() -> str:

@@ -95,6 +95,7 @@ def classify(
     app: Flask, path: Path, image: np.ndarray, points: Sequence[tuple[float, float]], radius: float
 ) -> tuple[str, float]:
     """The classifier's (label, probability) on the revealed part of `image`."""
-    revealed = revealed_image(image, points, radius)
-    label, prob = _classifier(app, path).predict(revealed[None])[0]
+    clf = _classifier(app, path)
+    revealed = revealed_image(image, points, radius, fill=float(getattr(clf, "fill", 0.0)))
+    label, prob = clf.predict(revealed[None])[0]
     return str(label), float(prob)

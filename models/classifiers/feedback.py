@@ -5,7 +5,8 @@ Contract (the study's web app calls it, see study/feedback.py):
 `FeedbackClassifier.load(path, device=None)` and
 `.predict(images: np.ndarray float32 (N, H, W) in [0, 1]) -> list[(label, probability)]`.
 Inputs are in the stimulus PNG's polarity (black ink = 0 on white = 1, grey levels / 255) with
-the unrevealed pixels set to `fill` (0.0, what study.feedback.revealed_image writes); any H, W is
+the unrevealed pixels set to `fill` (default 0.5, a neutral grey that is neither ink nor paper;
+stored in the checkpoint, and study.feedback uses the loaded classifier's value); any H, W is
 resized to the classifier's grid. Training shows it exactly that: real images turned to PNG
 polarity, random bubbles revealed (some images fully), the rest set to `fill`.
 """
@@ -30,7 +31,7 @@ def random_reveal(
     unit: torch.Tensor,
     gen: torch.Generator,
     *,
-    fill: float = 0.0,
+    fill: float = 0.5,
     max_bubbles: int = 12,
     radius: tuple[float, float] = (0.06, 0.2),
     p_full: float = 0.15,
@@ -62,7 +63,7 @@ class FeedbackClassifier:
         net: nn.Module,
         class_names: Sequence[str],
         size: int,
-        fill: float = 0.0,
+        fill: float = 0.5,
         device: torch.device | str | None = None,
         arch: str = "lenet",
     ) -> None:
@@ -89,7 +90,7 @@ class FeedbackClassifier:
         *,
         arch: str = "lenet",
         epochs: int = 20,
-        fill: float = 0.0,
+        fill: float = 0.5,
         lr: float = 2e-3,
         device: torch.device | str | None = None,
         seed: int = 0,

@@ -122,3 +122,22 @@ def test_checkpoint_errors_name_the_field(tmp_path):
         save_classifier(tmp_path / "c.pt", ProtoNet(), {"kind": "unet"}, {})
     with pytest.raises(CheckpointError, match="checkpoint"):
         load_classifier(tmp_path / "missing.pt")
+
+
+def test_generic_load_checkpoint_knows_classifier_kinds(tmp_path):
+    """models.checkpoint.load_checkpoint alone (no classifiers import first) builds a classifier."""
+    import subprocess
+    import sys
+
+    from models.classifiers.backbones import build_classifier
+    from models.classifiers.store import save_classifier
+
+    net = build_classifier("lenet", n_classes=3)
+    path = save_classifier(tmp_path / "c.pt", net, {"kind": "nway_classifier"}, {})
+    code = (
+        "import sys; from models.checkpoint import load_checkpoint; "
+        f"net, config, meta = load_checkpoint({str(path)!r}, device='cpu'); "
+        "print(type(net).__name__, config['kind'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "nway_classifier"
