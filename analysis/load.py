@@ -38,6 +38,13 @@ _FLOAT_COLUMNS = {
 _INT_COLUMNS = {"trial_index", "n_clicks", "order", "stroke"}
 
 
+_DB_ORDER = {  # a deterministic row order for SQL reads (files keep their own order)
+    "trials": ("study", "participant", "trial_index"),
+    "clicks": ("study", "participant", "trial_index", "order"),
+    "events": ("study", "participant", "t_ms"),
+}
+
+
 class AnalysisInputError(ValueError):
     """An input file, column or value the analysis needs is missing or malformed."""
 
@@ -179,6 +186,7 @@ def load_database(
                 query = sa.select(sa.table(relation, *[sa.column(c) for c in COLUMNS[name]]))
                 if study is not None:
                     query = query.where(sa.column("study") == study)
+                query = query.order_by(*[sa.column(c) for c in _DB_ORDER[name]])
                 raw = pd.read_sql_query(query, conn)
                 tables[name] = tidy(raw, name, f"{engine.url!r}:{relation}")
     except sa.exc.SQLAlchemyError as exc:
