@@ -114,6 +114,8 @@ def _validate(raw: dict[str, Any]) -> None:
         raise ProfileError(f"sampling.guidance: expected a non-empty list of numbers >= 0, got {guidance!r}")
     if 0 not in guidance:
         raise ProfileError("sampling.guidance: must include 0 (the unguided reference)")
+    if raw["sampling"].get("postprocess") not in ("binarise", "none"):
+        raise ProfileError(f"sampling.postprocess: must be binarise or none, got {raw['sampling'].get('postprocess')!r}")
     if raw["sampling"].get("sampler") not in ("ddim", "ddpm"):
         raise ProfileError(f"sampling.sampler: must be ddim or ddpm, got {raw['sampling'].get('sampler')!r}")
     fractions = raw["facade"].get("fractions")

@@ -84,7 +84,7 @@ def make_stimuli(profile: Profile, checkpoints: dict[str, Path], cache: Path, se
         [str(p) for p in checkpoints.values()], folder, n_per_class=s["n_per_class"],
         guidance=[float(g) for g in s["guidance"]], sampler=s["sampler"], steps=s["steps"],
         real_per_class=s["real_per_class"], seed=seed, device=device, batch_size=s["batch_size"],
-        max_classes=s["max_classes"], progress=progress,
+        max_classes=s["max_classes"], progress=progress, postprocess=s["postprocess"],
     )
 
 
