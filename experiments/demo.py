@@ -58,7 +58,7 @@ def build_demo(root: Path, device: torch.device, progress: bool = True, cache: P
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     profile = load_profile("tiny", seed=0)
-    cache = cache or root / "cache"
+    cache = Path(cache).resolve() if cache else root / "cache"
     ckpts = stages.train_models(profile, cache, device, log, progress)
     manifest = stages.make_stimuli(profile, ckpts, cache, 0, device, log, progress)
     _train, heldout, _split = stages.split_data(profile.models[0])
@@ -89,7 +89,7 @@ def print_links(info: dict, url: str) -> None:
 
 def run_demo(root: Path | None = None, device: torch.device | None = None, serve: bool = True,
              port: int = 8000, workers: int = 2, progress: bool = True, cache: Path | None = None) -> int:
-    root = Path(root) if root else DEFAULT_ROOT
+    root = Path(root).resolve() if root else DEFAULT_ROOT
     if root.exists() and not root.is_dir():
         raise DemoError(f"--root: {root} is a file, not a folder")
     device = device or torch.device("cpu")

@@ -55,12 +55,12 @@ class RunDir:
     def __init__(self, pipeline: str, profile: Profile, seed: int, out: Path | str | None = None,
                  argv: list[str] | None = None, cache: Path | str | None = None) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-        self.path = Path(out) if out else DEFAULT_RUNS / f"{pipeline}-{profile.name}-s{seed}-{stamp}"
+        self.path = Path(out).resolve() if out else DEFAULT_RUNS / f"{pipeline}-{profile.name}-s{seed}-{stamp}"
         self.path.mkdir(parents=True, exist_ok=True)
         self.figures = self.path / "figures"
         self.figures.mkdir(exist_ok=True)
         self.pipeline, self.profile, self.seed = pipeline, profile, seed
-        self.cache = Path(cache) if cache else DEFAULT_RUNS / "cache"
+        self.cache = Path(cache).resolve() if cache else DEFAULT_RUNS / "cache"
         self.metrics: dict[str, Any] = {}
         self.started = time.perf_counter()
         self.log = logging.getLogger(f"experiments.{pipeline}.{id(self)}")

@@ -35,6 +35,7 @@ def app_environment(env: dict[str, str]) -> Iterator[None]:
 
 def study_env(database_url: str, stimuli_root: Path, instance: Path) -> dict[str, str]:
     """The environment variables that point the app at one run's database and files."""
+    instance, stimuli_root = instance.resolve(), stimuli_root.resolve()  # Flask wants absolute
     instance.mkdir(parents=True, exist_ok=True)
     return {
         "DATABASE_URL": database_url,
