@@ -232,6 +232,10 @@ def main(argv: list[str]) -> int:
         markdown_table(["stage", "wall s", "CPU s"],
                        [[n, f"{s:.2f}", f"{c:.2f}"] for n, s, c in stages]),
         "",
+        "The split-half ceiling (each repeat ranks two 1000 x 4096 maps) is the largest "
+        "share; `--ceiling-repeats` scales it linearly. The mixed model is fitted on whole "
+        "participants up to `--mixed-max-trials` (10,000) trials.",
+        "",
         "Vectorised vs a naive Python loop (per click / per resample), on a subset, same run:",
         "",
         markdown_table(["computation", "naive loop (s)", "vectorised (s)", "speed-up"], naive),
