@@ -38,6 +38,8 @@ _FLOAT_COLUMNS = {
 _INT_COLUMNS = {"trial_index", "n_clicks", "order", "stroke"}
 
 
+_NULLABLE = {("events", "trial_index")}  # empty outside trials: kept as float with NaN
+
 _DB_ORDER = {  # a deterministic row order for SQL reads (files keep their own order)
     "trials": ("study", "participant", "trial_index"),
     "clicks": ("study", "participant", "trial_index", "order"),
@@ -81,7 +83,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
     """Check the documented columns of table `name` and give each its type.
 
-    Strings: empty for missing; numeric columns: float with NaN for missing (counts as int64).
+    Strings: empty for missing; numeric columns: float with NaN for missing (counts as int64,
+    except the events' trial_index, empty outside trials, kept as float).
     Raises AnalysisInputError naming the table, the origin and every missing column or bad value.
     """
     required = COLUMNS[name]
@@ -111,7 +114,7 @@ def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
                                              f"value {values[row]!r} (row {row})")
             else:
                 raise AnalysisInputError(f"{name}{where}: column {col} must be numeric")
-            if col in _INT_COLUMNS:
+            if col in _INT_COLUMNS and (name, col) not in _NULLABLE:
                 if num.isna().any():
                     raise AnalysisInputError(f"{name}{where}: column {col} has empty values")
                 out[col] = num.astype(np.int64)
