@@ -241,12 +241,16 @@ class MixedLogit:
     n_trials: int
 
 
-def fixed_design(df: pd.DataFrame, fixed: list[str]) -> pd.DataFrame:
-    """Intercept plus treatment-coded dummies (first sorted level as the base) per column."""
+def fixed_design(df: pd.DataFrame, fixed: list[str],
+                 reference: dict[str, str] | None = None) -> pd.DataFrame:
+    """Intercept plus treatment-coded dummies per column; the base level is reference[col]
+    when given, else the first sorted level."""
     cols = {"Intercept": np.ones(len(df))}
     for col in fixed:
         values = df[col].astype(str)
-        for level in sorted(values.unique())[1:]:
+        levels = sorted(values.unique())
+        base = (reference or {}).get(col, levels[0] if levels else "")
+        for level in [lv for lv in levels if lv != base]:
             cols[f"C({col})[T.{level}]"] = (values == level).to_numpy(float)
     return pd.DataFrame(cols, index=df.index)
 
@@ -269,6 +273,7 @@ def mixed_logit(
     outcome: str = "correct",
     fit_method: str = "L-BFGS-B",
     minim_opts: dict[str, float] | None = None,
+    reference: dict[str, str] | None = None,
 ) -> MixedLogit:
     """Logistic mixed model of `outcome` (0/1) with crossed random intercepts.
 
@@ -277,14 +282,15 @@ def mixed_logit(
     The design is built sparse, so large data sets fit without dense indicator matrices;
     fit_method is scipy's optimiser of the variational objective (L-BFGS-B: about 10x faster
     than statsmodels' default BFGS with thousands of random-effect levels, same optimum);
-    minim_opts: its options (default tight tolerances for L-BFGS-B).
+    minim_opts: its options (default tight tolerances for L-BFGS-B); reference: base level
+    per fixed column (e.g. {"model": "real"}).
     """
     from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
     fixed = ["source"] if fixed is None else fixed
     groups = ["participant", "stimulus_id"] if groups is None else groups
     df = trials.loc[trials[outcome].notna()]
-    x = fixed_design(df, fixed)
+    x = fixed_design(df, fixed, reference)
     z, ident = random_design(df, groups)
     model = BinomialBayesMixedGLM(df[outcome].to_numpy(float), x.to_numpy(), z, ident,
                                   fep_names=list(x.columns), vcp_names=list(groups))

@@ -219,8 +219,10 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
             "source"].nunique() > 1:
         # scipy's default L-BFGS-B tolerances: estimates within ~1e-3 of the tight fit, in a
         # fraction of its time (far below the posterior SDs)
-        res = judgments.mixed_logit(sub, ["source"], minim_opts={})
-        w.text(f"Mixed-effects logistic model of correct ~ source with crossed random "
+        sub = sub.assign(model=sub["model"].where(sub["source"] == "model", "real"))
+        res = judgments.mixed_logit(sub, ["model"], minim_opts={}, reference={"model": "real"})
+        w.text(f"Mixed-effects logistic model of correct ~ model (reals as the base level) "
+               f"with crossed random "
                f"intercepts (participant, stimulus), statsmodels BinomialBayesMixedGLM "
                f"(variational Bayes) on {res.n_trials} trials"
                + (f" (all trials of {sub['participant'].nunique()} randomly drawn participants)."

@@ -146,3 +146,11 @@ def test_resample_weights_are_bootstrap_counts():
     assert w.shape == (4000, 50) and (w.sum(axis=1) == 50).all()
     # each unit's count is Binomial(50, 1/50): mean 1, variance 0.98
     assert w.mean() == pytest.approx(1.0) and w.var() == pytest.approx(0.98, abs=0.03)
+
+
+def test_fixed_design_reference_level():
+    df = pd.DataFrame({"model": ["real", "ddpm", "cfgdm", "real"]})
+    x = judgments.fixed_design(df, ["model"], {"model": "real"})
+    assert list(x.columns) == ["Intercept", "C(model)[T.cfgdm]", "C(model)[T.ddpm]"]
+    assert x["C(model)[T.ddpm]"].tolist() == [0, 1, 0, 0]
+    assert list(judgments.fixed_design(df, ["model"]).columns)[1] == "C(model)[T.ddpm]"

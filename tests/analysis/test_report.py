@@ -48,6 +48,8 @@ def test_report_writes_html_with_figures_and_tables(tmp_path, fmt):
     inputs = pd.read_csv(out / "tables" / "inputs.csv")
     assert inputs["path"].str.endswith(f"trials.{fmt}").any()
     assert inputs["sha256"].str.len().eq(64).all()
+    mixed = pd.read_csv(out / "tables" / "mixed_logit_fixed.csv")
+    assert mixed["term"].tolist() == ["Intercept", "C(model)[T.cfgdm]", "C(model)[T.ddpm]"]
     align = pd.read_csv(out / "tables" / "alignment_by_method.csv").set_index("method")
     assert align.loc["saliency", "spearman"] > align.loc["random", "spearman"] + 0.2
 
