@@ -106,7 +106,7 @@ class _Writer:
     def write(self, title: str) -> Path:
         style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
                  ".tbl{border-collapse:collapse;font-size:12px}.tbl td,.tbl th{padding:2px 6px;"
-                 "border-bottom:1px solid #ddd;text-align:right}figure{margin:1em 0}"
+                 "border-bottom:1px solid #ddd;text-align:right}figure{margin:1em 0;overflow-x:auto}"
                  "figcaption{font-size:12px;color:#555}.note{font-size:12px;color:#555}")
         doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
                f"</title><style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
