@@ -2,6 +2,7 @@
 
     python -m study.migrate upgrade [DATABASE_URL]   # to head; default: the app's DATABASE_URL
     python -m study.migrate regenerate               # rewrite the initial revision from the ORM
+                                                     # (0002_export_views, hand-written, stays)
 
 The project keeps a single initial revision while the schema is young; `regenerate` rebuilds it
 by autogenerating against an empty SQLite database, and tests/study/test_migrations.py checks
@@ -36,16 +37,24 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def regenerate_initial() -> Path:
-    """Delete the revisions and autogenerate the initial one from study.models; returns its path."""
+    """Autogenerate the initial revision anew from study.models; returns its path. Later
+    hand-written revisions (0002_export_views: SQL views) are kept."""
     versions = MIGRATIONS_DIR / "versions"
-    for old in versions.glob("*.py"):
-        if old.name != "__init__.py":
-            old.unlink()
+    for old in versions.glob("0001_*.py"):
+        old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = alembic_config(f"sqlite:///{Path(tmp) / 'empty.db'}")
-        script = command.revision(
-            cfg, message="initial schema", autogenerate=True, rev_id=INITIAL_REVISION
-        )
+        # The later revisions step aside while Alembic autogenerates against an empty database.
+        later = [p for p in versions.glob("*.py") if p.name != "__init__.py"]
+        for p in later:
+            p.rename(Path(tmp) / p.name)
+        try:
+            cfg = alembic_config(f"sqlite:///{Path(tmp) / 'empty.db'}")
+            script = command.revision(
+                cfg, message="initial schema", autogenerate=True, rev_id=INITIAL_REVISION
+            )
+        finally:
+            for p in later:
+                (Path(tmp) / p.name).rename(p)
     return Path(script.path)  # type: ignore[union-attr]
 
 
