@@ -11,7 +11,16 @@ from __future__ import annotations
 from sqlalchemy import Integer, Select, String, case, cast, select
 from sqlalchemy.engine import Connection
 
-from study.models import BrowserEvent, Click, Condition, Participant, Response, Stimulus, Study, Trial
+from study.models import (
+    BrowserEvent,
+    Click,
+    Condition,
+    Participant,
+    Response,
+    Stimulus,
+    Study,
+    Trial,
+)
 
 VIEWS = ("export_trials", "export_clicks", "export_events")
 
