@@ -44,6 +44,8 @@ def json_object() -> dict[str, Any]:
         body = json.loads(raw or b"", parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON ({exc})", "body") from None
+    except RecursionError:  # e.g. "[[[[..." 100,000 deep: refuse it, never a 500
+        raise ApiError(400, "the body is nested too deeply", "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", "body")
     return body
