@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
 
-    `pool_size` (PostgreSQL) should be at least the number of threads per worker.
+    `pool_size` (PostgreSQL) should be at least the number of threads per worker. Statement
+    parameters are kept out of exception messages (hide_parameters): they hold participant
+    tokens, and a failed statement's exception is logged.
     """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
