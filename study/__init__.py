@@ -44,4 +44,7 @@ def _security_headers(resp: Response) -> Response:
     resp.headers.setdefault("X-Frame-Options", "DENY")
     # Prolific and MTurk ids travel in the participant's URL: never leak it to other sites.
     resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    # Pages and API answers may hold a participant's token or trial data: no cache keeps them.
+    # Static files and stimulus images set their own Cache-Control, which stays.
+    resp.headers.setdefault("Cache-Control", "no-store")
     return resp
