@@ -2,7 +2,8 @@
 
 `ApiError` is raised by the endpoints and validators; `register(app)` turns it and every HTTP
 error under /api/ (404, 405, 413, 415, bad JSON) into that body. Participant pages keep Flask's
-HTML error pages.
+HTML error pages. A database that is unreachable or locked answers 503 with Retry-After (the
+client retries); any other unhandled error is a 500 with the same body.
 """
 
 from __future__ import annotations
@@ -54,5 +55,21 @@ def register(app: Flask) -> None:
     def _server_error(err: InternalServerError):  # noqa: ANN202
         if not _is_api_request():
             return err
+        if _database_unavailable(err.original_exception):
+            # A restarting PostgreSQL or an SQLite lock held past the busy timeout: nothing was
+            # stored, and the same request will work shortly (the browser's outbox retries).
+            app.logger.warning("database unavailable on %s: %s", request.path,
+                               str(getattr(err.original_exception, "orig", "")).splitlines()[:1])
+            resp = error_response(503, "the database is briefly unavailable; the request was not "
+                                  "stored, please retry")
+            resp.headers["Retry-After"] = "2"
+            return resp
         app.logger.exception("unhandled error on %s", request.path)
         return error_response(500, "internal error; the request was not stored")
+
+
+def _database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` is the database being unreachable or locked (not a bug in a request)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
