@@ -56,6 +56,8 @@ def test_postgres_survives_worker_kill_and_database_restart(tmp_path: Path, pg_c
                          faults=("kill_worker", "pg_restart", "restart"), seed=2)
         report = run_load(cfg, url, tmp_path, pg=pg_cluster)
         _check(report)
+        # While PostgreSQL restarted, the app said 503 (retry), never a bare 500.
+        assert 500 not in report.statuses, report.statuses
     finally:
         drop()
 
@@ -86,3 +88,27 @@ def test_counting_detects_loss_duplication_and_stuck_progress(tmp_path: Path) ->
 def test_config_refuses_unknown_faults() -> None:
     with pytest.raises(ValueError, match="faults"):
         LoadConfig(faults=("unplug",)).check()
+
+
+def test_a_database_outage_is_503_with_retry_after(app, start) -> None:  # noqa: ANN001
+    """While the database is unreachable or locked, the API says so (503, Retry-After, the JSON
+    error body) instead of a bare 500, so that clients and proxies know to retry."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    token = start("clickme")["token"]
+    engine = app.extensions["sqlalchemy_engine"]
+
+    def fail(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+        raise sqlite3.OperationalError("database is locked")
+
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        res = app.test_client().get("/api/v1/participant/trial", headers={"X-Participant-Token": token})
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)
+    assert res.status_code == 503 and res.headers.get("Retry-After") == "2"
+    assert res.get_json()["error"]["message"] and res.get_json()["error"]["field"] is None
+    ok = app.test_client().get("/api/v1/participant/trial", headers={"X-Participant-Token": token})
+    assert ok.status_code == 200
