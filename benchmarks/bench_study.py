@@ -31,7 +31,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,74 +41,24 @@ from pathlib import Path
 
 import numpy as np
 
+# The HTTP client, the gunicorn runner, the PostgreSQL database helper and the CPU accounting
+# are shared with the hardening benchmark (benchmarks/servers.py).
+from benchmarks.servers import (  # noqa: F401  (Conn and _proc_stat are part of this module's API)
+    Conn,
+    Gunicorn,
+    cpu_snapshot,
+    make_study,
+)
+from benchmarks.servers import free_port as _free_port  # noqa: F401
+from benchmarks.servers import pg_database as _pg_database
+from benchmarks.servers import proc_stat as _proc_stat  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://dp:dp@127.0.0.1:5432/dp_test"
 GOAL = "goal: >= 1,000 submissions/s, p99 < 100 ms, 0 errors / lost / duplicated"
 
 
 # ---------------------------------------------------------------- a minimal HTTP/1.1 client
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection (responses must carry Content-Length)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def _open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await self.writer.wait_closed()
-            except OSError:
-                pass
-            self.writer = None
-
-    async def request(self, method: str, path: str, body: object | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else b""
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive",
-                f"Content-Length: {len(data)}"]
-        if body is not None:
-            head.append("Content-Type: application/json")
-        for k, v in (headers or {}).items():
-            head.append(f"{k}: {v}")
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
-        for attempt in range(2):  # a keep-alive connection the server closed: reopen once
-            if self.writer is None:
-                await self._open()
-            try:
-                self.writer.write(raw)
-                await self.writer.drain()
-                status_line = await self.reader.readline()
-                if not status_line:
-                    raise ConnectionResetError("closed by server")
-                status = int(status_line.split()[1])
-                length, close = 0, False
-                while True:
-                    line = await self.reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    name = name.strip().lower()
-                    if name == "content-length":
-                        length = int(value)
-                    elif name == "connection" and value.strip().lower() == "close":
-                        close = True
-                payload = await self.reader.readexactly(length) if length else b""
-                if close:
-                    await self.close()
-                return status, payload
-            except (ConnectionError, asyncio.IncompleteReadError, OSError):
-                await self.close()
-                if attempt == 1 or method == "POST" and path.endswith("/participants"):
-                    raise
-        raise ConnectionError("unreachable")
 
 
 @dataclass
@@ -234,77 +183,12 @@ async def submit(people: list[tuple[Conn, str, list[int]]], seed: int, rate: flo
 # ---------------------------------------------------------------- set-up: database, study, server
 
 
-def _proc_stat(pid: int) -> tuple[str, int, float] | None:
-    """(command name, parent pid, user+system CPU seconds) of a process, from /proc."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    name = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
-
-
-def cpu_snapshot(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the gunicorn workers and by all PostgreSQL processes."""
-    out = {"server": 0.0, "postgres": 0.0}
-    if not Path("/proc").is_dir():
-        return out
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _proc_stat(int(entry.name))
-        if stat is None:
-            continue
-        name, ppid, cpu = stat
-        if ppid == server_pid or int(entry.name) == server_pid:
-            out["server"] += cpu
-        elif name.startswith("postgres"):
-            out["postgres"] += cpu
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _make_study(database_url: str, work: Path, trials: int, sim_trials: int) -> str:
-    """A fresh schema and two live real-or-fake studies: `bench` (`trials` per participant, for
-    the asyncio client) and `bench-sim` (`sim_trials`, for study.simulate); returns `bench`."""
-    from PIL import Image
-    from sqlalchemy.orm import Session
-
-    from study import manifest, migrate
-    from study.db import make_engine
-
-    migrate.upgrade(database_url)
-    folder = work / "stimuli"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    lines = ["stimulus_id,path,sha256,source,model,class_label,dataset,split"]
-    for i in range(20):
-        img = Image.new("L", (8, 8))
-        img.putdata([255 if rng.random() < 0.3 else 0 for _ in range(64)])
-        img.save(folder / f"s{i}.png")
-        sha = manifest.sha256_file(folder / f"s{i}.png")
-        source = "model" if i % 2 else "real"
-        lines.append(f"s{i},s{i}.png,{sha},{source},{'cfgdm' if i % 2 else ''},digit{i % 10},digits,heldout")
-    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
-    engine = make_engine(database_url)
-    try:
-        for slug, n in (("bench", trials), ("bench-sim", sim_trials)):
-            definition = manifest.parse_definition(
-                {"task": "realfake", "trials_per_participant": n, "n_practice": 0, "n_catch": 0,
-                 "max_participants": None, "conditions": ["a", "b"]}
-            )
-            with Session(engine) as s:
-                manifest.create_study(s, manifest.read_manifest(folder / "manifest.csv"), folder, definition,
-                                      work / "store", slug=slug, live=True)
-    finally:
-        engine.dispose()
+    """A fresh schema and two live real-or-fake studies over 20 stimuli: `bench` (`trials` per
+    participant, for the asyncio client) and `bench-sim` (`sim_trials`, for study.simulate);
+    returns `bench`."""
+    make_study(database_url, work, trials, slug="bench", n_stimuli=20)
+    make_study(database_url, work, sim_trials, slug="bench-sim", n_stimuli=20)
     return "bench"
 
 
@@ -353,65 +237,6 @@ def _count(database_url: str, confirmed: list[str]) -> dict[str, int]:
         "duplicated": (total - distinct_uuid) + (total - distinct_trial),
         "unconfirmed_stored": len(stored - set(confirmed)),
     }
-
-
-class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path) -> None:
-        self.port = _free_port()
-        self.cmd = [
-            str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-k", "gthread",
-            "--threads", str(threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048",
-            "--keep-alive", "30", "--log-level", "warning", "wsgi:app",
-        ]
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Gunicorn:
-        self.fh = self.log.open("w")
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self.fh, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-                    if b"200" in s.recv(64):
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer /healthz within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.fh.close()
-
-
-def _pg_database(server_url: str) -> tuple[str, object]:
-    """Create a fresh database on the server; returns (url, drop function)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from study.db import make_engine
-
-    name = f"dp_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
 
 
 # Where the server's sampled time goes, first match from the top of the list wins.

@@ -377,9 +377,10 @@ def write_stimuli(folder: Path, n: int = 20, seed: int = 0) -> Path:
 
 
 def make_study(database_url: str, work: Path, trials: int, task: str = "realfake", slug: str = "bench",
-               extra: dict | None = None) -> str:
-    """A fresh schema and a live study (`task`) with `trials` main trials; returns its slug.
-    Stimuli are copied under work/store, which is the server's STIMULI_ROOT."""
+               extra: dict | None = None, n_stimuli: int | None = None) -> str:
+    """A fresh schema and a live study (`task`) with `trials` main trials over `n_stimuli`
+    generated images (default max(20, trials)); returns its slug. Stimuli are copied under
+    work/store, which is the server's STIMULI_ROOT."""
     from sqlalchemy.orm import Session
 
     from study import manifest, migrate
@@ -387,7 +388,7 @@ def make_study(database_url: str, work: Path, trials: int, task: str = "realfake
 
     migrate.upgrade(database_url)
     folder = work / "stimuli"
-    manifest_path = write_stimuli(folder, n=max(20, trials))
+    manifest_path = write_stimuli(folder, n=n_stimuli or max(20, trials))
     raw = {"task": task, "trials_per_participant": trials, "n_practice": 0, "n_catch": 0,
            "max_participants": None, "conditions": ["a", "b"]}
     if task == "clickme":
