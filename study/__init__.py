@@ -1,4 +1,3 @@
-# NOTE FOR ENGINEERS: read docs/TEAM_RULES.md first (parallel work: ownership, commit rules, 03:20 UTC deadline).
 """The study platform: a Flask app where participants do ClickMe and real-or-fake tasks."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# NOTE FOR ENGINEERS: read docs/TEAM_RULES.md first (parallel work: ownership, commit rules, 03:20 UTC deadline).
 """The study's tables (SQLAlchemy 2.x typed ORM). One row per trial, one row per click.
 
 Alembic migrations in study/migrations must match this metadata (a test compares them).
