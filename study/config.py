@@ -12,6 +12,7 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -53,6 +54,8 @@ def build_config(instance_path: str | os.PathLike) -> dict:
         "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),
         "FEEDBACK_CLASSIFIER": os.environ.get("FEEDBACK_CLASSIFIER") or None,
         "SESSION_COOKIE_HTTPONLY": True,
+        # A researcher's login lasts a working day, not Flask's default of 31 days.
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=12),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _truthy(os.environ.get("SESSION_COOKIE_SECURE")),
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,

@@ -3,6 +3,8 @@ flags, security headers and no inline script, unguessable tokens, path traversal
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import io
 import math
 import re
@@ -181,6 +183,11 @@ def test_session_cookies_are_httponly_samesite_and_secure_when_set(app: Flask, w
         for cookie in cookies:
             assert "HttpOnly" in cookie and re.search(r"SameSite=(Lax|Strict)", cookie), cookie
             assert ("Secure" in cookie) == secure, cookie
+    # A researcher's login expires within a working day (Flask's default would be 31 days).
+    expires = re.search(r"Expires=([^;]+)", _cookie_flags(login)[0])
+    assert expires, _cookie_flags(login)
+    left = email.utils.parsedate_to_datetime(expires.group(1)) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=11) < left <= dt.timedelta(hours=12, minutes=1)
 
 
 def test_the_secure_flag_follows_the_environment(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
