@@ -14,7 +14,9 @@ import pytest
 
 from tests.experiments.conftest import _run, metrics_of
 
-pytestmark = pytest.mark.slow
+# The first test to need the shared cache trains the tiny models: minutes on a quiet 2-core
+# machine, longer on a loaded one, hence more than pyproject's 600 s per-test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 RUN_FILES = ("config.json", "log.txt", "metrics.json", "report.md")
 
