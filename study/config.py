@@ -5,6 +5,8 @@ Environment variables (all optional):
   DATABASE_POOL_SIZE  pooled PostgreSQL connections per process (>= threads per worker); 40
   SECRET_KEY     signs session cookies; default: created once in the instance folder
   STIMULI_ROOT   folder that stimulus paths in a manifest are relative to; default: data/stimuli
+  FEEDBACK_CLASSIFIER      the ClickMe feedback checkpoint for every study (operator's choice)
+  FEEDBACK_CLASSIFIER_DIR  folder a study's own feedback_classifier setting must lie in; data/
   SESSION_COOKIE_SECURE  "1" behind HTTPS
   FEEDBACK_CLASSIFIER  checkpoint of the ClickMe feedback classifier for every study (else each
                  study's `feedback_classifier` setting; relative paths from the project root)
@@ -34,11 +36,19 @@ def load_secret_key(instance_path: str | os.PathLike) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole to a private temp file, then linked into place: workers starting at the same
+    # moment either win the link or read the winner's complete key, never a half-written one.
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+        fh.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def _truthy(value: str | None) -> bool:
@@ -53,6 +63,8 @@ def build_config(instance_path: str | os.PathLike) -> dict:
         "SECRET_KEY": load_secret_key(instance_path),
         "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),
         "FEEDBACK_CLASSIFIER": os.environ.get("FEEDBACK_CLASSIFIER") or None,
+        # Studies may name a feedback checkpoint only inside this folder (loading unpickles).
+        "FEEDBACK_CLASSIFIER_DIR": os.environ.get("FEEDBACK_CLASSIFIER_DIR", str(DATA_DIR)),
         "SESSION_COOKIE_HTTPONLY": True,
         # A researcher's login lasts a working day, not Flask's default of 31 days.
         "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=12),

@@ -1,4 +1,4 @@
-"""Errors as JSON for the API: `{"error": {"message": str, "field": str | null}}`, always 4xx.
+"""Errors as JSON for the API: `{"error": {"message": str, "field": str | null}}`, 4xx for bad requests.
 
 `ApiError` is raised by the endpoints and validators; `register(app)` turns it and every HTTP
 error under /api/ (404, 405, 413, 415, bad JSON) into that body. Participant pages keep Flask's
@@ -68,8 +68,22 @@ def register(app: Flask) -> None:
         return error_response(500, "internal error; the request was not stored")
 
 
+# OperationalError also covers "no such table" and SQL mistakes, which are bugs to surface as 500,
+# not outages to retry: only these messages (SQLite, psycopg) mean "unreachable or locked".
+_UNAVAILABLE = (
+    "database is locked", "database is busy", "database table is locked",
+    "connection", "server closed", "terminating", "shutting down", "starting up",
+    "could not connect", "recovery mode", "timeout expired", "canceling statement",
+)
+
+
 def _database_unavailable(exc: BaseException | None) -> bool:
     """Whether `exc` is the database being unreachable or locked (not a bug in a request)."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    message = str(exc.orig).lower()
+    return any(m in message for m in _UNAVAILABLE)

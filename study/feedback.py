@@ -62,12 +62,20 @@ def load_gray(path: Path) -> np.ndarray:
 
 def classifier_path(app: Flask, settings: StudySettings) -> Path | None:
     """The checkpoint to use, or None when feedback is off or its checkpoint is missing."""
-    raw = app.config.get("FEEDBACK_CLASSIFIER") or settings.feedback_classifier
+    operator = app.config.get("FEEDBACK_CLASSIFIER")
+    raw = operator or settings.feedback_classifier
     if not raw:
         return None
     path = Path(raw)
     if not path.is_absolute():
         path = PROJECT_ROOT / path
+    path = path.resolve()
+    if not operator:
+        # A study's setting is researcher input, and loading a checkpoint unpickles it: only
+        # files under the operator's checkpoint folder are allowed.
+        allowed = Path(app.config["FEEDBACK_CLASSIFIER_DIR"]).resolve()
+        if not path.is_relative_to(allowed):
+            return None
     if not path.exists() or not _module_available():
         return None
     return path

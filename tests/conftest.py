@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Torch's OpenMP threads spin while they wait; on a shared 2-core machine that made training
+# 3-8x slower (BENCHMARKS.md, experiments). Set before any test imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,6 +3,8 @@ classifier from models.classifiers.feedback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from flask import Flask
@@ -46,7 +48,23 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(clf.save(tmp_path_factory.mktemp("clf") / "feedback.pt"))
 
 
+def test_a_study_may_not_name_a_checkpoint_outside_the_checkpoint_folder(
+    app: Flask, client: FlaskClient, make_study, tiny_classifier  # noqa: ANN001
+) -> None:
+    """Loading a checkpoint unpickles it, so a researcher's setting is confined to
+    FEEDBACK_CLASSIFIER_DIR (the default data/ folder does not hold the tmp checkpoint)."""
+    slug = make_study(task="clickme", n_main=2, n_practice=0, n_catch=0, image_size=16,
+                      settings={"feedback_classifier": tiny_classifier})
+    token = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]
+    trial = client.get("/api/v1/participant/trial", headers={H: token}).get_json()["trial"]
+    assert trial["settings"]["feedback"] is False
+    res = client.post("/api/v1/participant/classify", json={"trial_id": trial["id"], "clicks": []},
+                      headers={H: token})
+    assert res.status_code == 404
+
+
 def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_classifier) -> None:  # noqa: ANN001
+    app.config["FEEDBACK_CLASSIFIER_DIR"] = str(Path(tiny_classifier).parent)
     slug = make_study(task="clickme", n_main=2, n_practice=0, n_catch=0, image_size=16,
                       settings={"feedback_classifier": tiny_classifier})
     token = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]
