@@ -4,28 +4,17 @@ human ClickMe maps on stimulus id. The maps themselves come from models.attribut
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from models.attribution.methods import diffusion_score_noised, gradcam, saliency
+from models.attribution.store import write_maps
 from models.checkpoint import load_checkpoint
 from models.classifiers.feedback import FeedbackClassifier
 from models.sample import schedule_of
 
-
-def write_method(out: Path, method: str, ids: list[str], maps: np.ndarray, params: dict,
-                 checkpoint: str) -> Path:
-    """Write one method's maps (N, H, W) for `ids` and its index.json; returns the folder."""
-    folder = out / method
-    folder.mkdir(parents=True, exist_ok=True)
-    for sid, m in zip(ids, maps, strict=True):
-        np.save(folder / f"{sid}.npy", np.asarray(m, dtype=np.float32))
-    (folder / "index.json").write_text(json.dumps(
-        {"method": method, "params": params, "checkpoint": checkpoint, "stimulus_ids": list(ids)}, indent=1))
-    return folder
+METHODS = ("diffusion_score_noised", "feedback_saliency", "feedback_gradcam")
 
 
 def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: torch.Tensor,
@@ -39,11 +28,13 @@ def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: to
     params = {"w": 1.0, "n_draws": 2, "seed": seed}
     dmaps = diffusion_score_noised(net, schedule_of(cfg), images, exemplars, w=1.0, n_draws=2,
                                    seed=seed, device=device)
-    write_method(out, "diffusion_score", ids, dmaps, params, str(diffusion_ckpt))
+    # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
+    # that other variant "diffusion_score", so this one keeps its own name.
+    write_maps(out, "diffusion_score_noised", ids, dmaps, params, str(diffusion_ckpt))
     # The feedback classifier reads PNG polarity (ink dark): its input is the negated image.
     x = -images
-    write_method(out, "feedback_saliency", ids, saliency(feedback.net, x, class_index, device=device),
-                 {"target": "stimulus class"}, str(feedback_ckpt))
-    write_method(out, "feedback_gradcam", ids, gradcam(feedback.net, x, class_index, device=device),
-                 {"target": "stimulus class"}, str(feedback_ckpt))
-    return ["diffusion_score", "feedback_saliency", "feedback_gradcam"]
+    write_maps(out, "feedback_saliency", ids, saliency(feedback.net, x, class_index, device=device),
+               {"target": "stimulus class"}, str(feedback_ckpt))
+    write_maps(out, "feedback_gradcam", ids, gradcam(feedback.net, x, class_index, device=device),
+               {"target": "stimulus class"}, str(feedback_ckpt))
+    return list(METHODS)

@@ -106,8 +106,11 @@ def test_study_outputs(study_run: Path) -> None:
     assert rf["dprime_lo"] - 0.5 <= rf["dprime_true"] <= rf["dprime_hi"] + 0.5
     assert m["clickme"]["n_images_with_map"] > 0
     assert m["clickme"]["mean_spearman_human_map_vs_ink"] > 0.25
+    assert m["model_map_methods"] == ["diffusion_score_noised", "feedback_saliency", "feedback_gradcam"]
     for method in m["model_map_methods"]:
         index = json.loads((study_run / "maps" / method / "index.json").read_text())
         assert len(index["stimulus_ids"]) > 0
+    # The analysis report found every method's maps under its name.
+    assert {r["method"] for r in m["alignment"]} >= set(m["model_map_methods"])
     for report in m["reports"].values():
         assert Path(report).is_file()
