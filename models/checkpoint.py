@@ -188,7 +188,7 @@ def load_checkpoint(
             raise CheckpointError(
                 f"checkpoint: {str(path)!r} does not match the config: " + "; ".join(diffs)
             )
-    net = build_from_checkpoint(payload, weights).to(pick_device(device) if not isinstance(device, torch.device) else device)
+    net = build_from_checkpoint(payload, weights).to(pick_device(device))
     net.eval()
     parse = _CONFIG_PARSERS.get(payload["kind"])
     cfg = parse(payload["config"]) if parse else payload["config"]

@@ -79,7 +79,7 @@ def generate(
     """Samples (B, 1, S, S) in [-1, 1], one per seed; each sample's noise comes from its own CPU
     generator seeded with its seed, so a sample does not depend on its batch. `context` is on any
     device (moved to the net's)."""
-    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    dev = pick_device(device) if device is not None else next(net.parameters()).device
     size = net.image_size
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x_T = initial_noise((len(seeds), 1, size, size), gens, dev)
@@ -275,7 +275,7 @@ def run_sampling(
         raise SampleError("--eta: must be >= 0")
     if not checkpoints:
         raise SampleError("checkpoint: give at least one checkpoint")
-    dev = device if isinstance(device, torch.device) else pick_device(device)
+    dev = pick_device(device)
     models = [_load(str(p), dev, use_split, dataset_root) for p in checkpoints]
     first = models[0]
     for m in models[1:]:

@@ -41,18 +41,13 @@ from models.device import pick_device
 Context = torch.Tensor
 
 
-def _device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    """The device to run on: as given, else CUDA when available, else CPU (the model moves there)."""
-    return device if isinstance(device, torch.device) else pick_device(device)
-
-
 def _prepare(
     model: nn.Module, images: torch.Tensor, target: int | torch.Tensor, device: torch.device | str | None
 ) -> tuple[torch.device, torch.Tensor, torch.Tensor]:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
         raise ValueError(f"images: expected a non-empty (N, C, H, W) tensor, got {shape}")
-    dev = _device(model, device)
+    dev = pick_device(device)
     model.to(dev).eval()
     n = images.shape[0]
     tgt = torch.as_tensor(target, dtype=torch.long).flatten()
@@ -267,7 +262,7 @@ def diffusion_score(
 
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sampler: must be 'ddim' or 'ddpm', got {sampler!r}")
-    dev = _device(net, device)
+    dev = pick_device(device)
     net.to(dev).eval()
     if image_shape is None:
         arch = getattr(net, "arch", {})
@@ -313,7 +308,7 @@ def diffusion_score_noised(
     """The guided-noise score along forward-noised copies x_t = q(x_t | x_0 = image) of any image
     (real or generated): phi summed over `timesteps`, averaged over `n_draws` noise draws per
     image; (N, H, W). Images (N, C, H, W) in [-1, 1]; context one entry per image."""
-    dev = _device(net, device)
+    dev = pick_device(device)
     net.to(dev).eval()
     n = images.shape[0]
     ts = _check_timesteps(timesteps or default_timesteps(schedule.T), schedule.T)
@@ -360,7 +355,7 @@ def _loss_attribution(
     seed: int,
     device: torch.device | str | None,
 ) -> np.ndarray:
-    dev = _device(net, device)
+    dev = pick_device(device)
     net.to(dev).eval()
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
         raise ValueError("images: expected a non-empty (N, C, H, W) tensor")

@@ -69,7 +69,7 @@ class FeedbackClassifier:
     ) -> None:
         from models.device import pick_device
 
-        self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.device = pick_device(device)
         self.net = net.to(self.device).eval()
         self.class_names = list(class_names)
         self.size = int(size)

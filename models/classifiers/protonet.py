@@ -77,7 +77,7 @@ def train_protonet(
     from models.device import pick_device
 
     check_images(images, labels)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique()]
     by_class = [m for m in by_class if len(m) >= n_shot + n_query]
     if len(by_class) < 2:
@@ -120,7 +120,7 @@ def classify(
 
     check_images(support, support_labels)
     check_images(query)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     net.to(device).eval()
     n_way = int(support_labels.max()) + 1
     logits = prototype_logits(

@@ -85,7 +85,7 @@ def train_simclr(
     check_images(images)
     if images.shape[0] < 2:
         raise ValueError("images: SimCLR needs at least 2 images")
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     if images.shape[2] != images.shape[3]:
@@ -119,7 +119,7 @@ def extract_features(
     from models.device import pick_device
 
     check_images(images)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     net.to(device).eval()
     feats = net.features if hasattr(net, "features") and callable(net.features) else net
     out = [feats(images[s : s + batch_size].to(device)).cpu() for s in range(0, len(images), batch_size)]

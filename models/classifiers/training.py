@@ -45,7 +45,7 @@ def fit_classifier(
     from models.device import pick_device
 
     check_images(images, labels)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net.to(device).train()
@@ -86,7 +86,7 @@ def predict_logits(
     from models.device import pick_device
 
     check_images(images)
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    device = pick_device(device)
     net.to(device).eval()
     out = [net(images[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(images), batch_size)]
     return torch.cat(out)

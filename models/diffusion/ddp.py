@@ -62,7 +62,7 @@ def setup(device: str | torch.device | None = None) -> DistState:
         return DistState(False, 0, 1, None)
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    base = device if isinstance(device, torch.device) else pick_device(device)
+    base = pick_device(device)
     dev = torch.device("cuda", local) if base.type == "cuda" else torch.device("cpu")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

@@ -83,7 +83,7 @@ def train(
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     dist = ddp.setup(device)
-    dev = dist.device if dist.active else (device if isinstance(device, torch.device) else pick_device(device))
+    dev = dist.device if dist.active else pick_device(device)
     tc = cfg.training
 
     train_set, _heldout, split = load_training_data(cfg)
