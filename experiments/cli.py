@@ -50,6 +50,25 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _os_message(exc: OSError) -> str:
+    """One line for an OSError: its reason and the file it concerns."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _folder_problem(option: str, folder: Path | None) -> str | None:
+    """Why `folder` (an output folder option) cannot be used, or None when it can be created."""
+    if folder is None:
+        return None
+    if folder.exists() and not folder.is_dir():
+        return f"{option}: {folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{option}: cannot create {folder}: {_os_message(exc)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -67,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("--port: must be in 1..65535")
         if args.workers < 1:
             return _fail("--workers: must be at least 1")
+        for option, folder in (("--root", args.root), ("--cache", args.cache)):
+            if (problem := _folder_problem(option, folder)) is not None:
+                return _fail(problem)
         try:
             return run_demo(root=args.root, cache=args.cache, device=device, serve=not args.no_serve, port=args.port,
                             workers=args.workers, progress=not args.quiet)
         except (ProfileError, DemoError) as exc:
             return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"--root/--cache: {_os_message(exc)}")
     from experiments.profiles import load_profile
     from experiments.rundir import RunDir
 
@@ -81,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile(args.profile, args.data, args.overrides, seed=args.seed)
     except ProfileError as exc:
         return _fail(str(exc))
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        return _fail(f"--out: {args.out} is a file, not a folder")
-    run = RunDir(args.name, profile, args.seed, args.out, argv, args.cache)
+    for option, folder in (("--out", args.out), ("--cache", args.cache)):
+        if (problem := _folder_problem(option, folder)) is not None:
+            return _fail(problem)
+    try:
+        run = RunDir(args.name, profile, args.seed, args.out, argv, args.cache)
+    except OSError as exc:
+        return _fail(f"--out: cannot write the run folder: {_os_message(exc)}")
     if args.name == "artist":
         from experiments.artist import run_artist as pipeline
     elif args.name == "facade":
@@ -95,5 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # data/config problems found late name their field
         run.log.error("failed: %s", exc)
         return _fail(str(exc))
+    except KeyError as exc:  # a field missing from a file the pipeline reads
+        run.log.error("failed: missing field %s", exc)
+        return _fail(f"missing field {exc} in the pipeline's input (--data, --cache or --profile)")
+    except OSError as exc:  # unreadable or unwritable files under the cache or the data
+        run.log.error("failed: %s", exc)
+        return _fail(f"--cache/--data: {_os_message(exc)}")
     print(f"{args.name}: wrote {path}")
     return 0
