@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from models.checkpoint import CheckpointError
+from models.cliutil import parse_shard
 
 DELEGATES = {
     "classifier": "models.classifiers.cli",
@@ -28,16 +29,6 @@ def _floats(text: str) -> list[float]:
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected one or more scales >= 0, got {text!r}")
     return values
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from exc
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"need 0 <= i < n, got {text!r}")
-    return i, n
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--eta", type=float, help="DDIM eta (default: config)")
     s.add_argument("--real", type=int, default=0, help="real held-out images per class")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: this process's share")
+    s.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
     s.add_argument("--device", default=None)
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--max-classes", type=int, help="only the first K classes")

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from models.attribution import methods as M
 from models.attribution.manifest import load_images, manifest_file, read_manifest
 from models.attribution.store import merge_shards, write_maps
+from models.cliutil import parse_shard, run_json_command
 
 CLASSIFIER_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "occlusion")
 DIFFUSION_METHODS = ("diffusion_score", "diffusion_score_noised", "denoising_loss_saliency", "denoising_loss_ig")
@@ -42,16 +43,6 @@ class CliError(ValueError):
     """A bad option or input; the message names it."""
 
 
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from exc
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"need 0 <= i < n, got {text!r}")
-    return i, n
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m models attribute", description="Model maps for a stimulus manifest.")
     p.add_argument("--manifest", type=Path, help="manifest.json/.csv or the folder holding it")
@@ -59,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="comma-separated; default: all of the checkpoint's kind")
     p.add_argument("--out", type=Path, help="maps folder (METHOD/STIMULUS_ID.npy)")
     p.add_argument("--merge", type=Path, default=None, help="join the shard indexes of a maps folder")
-    p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: this run's share of the stimuli")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this run's share of the stimuli")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0, help="base of the per-stimulus seeds")
@@ -299,13 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m models attribute`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    try:
+
+    def work() -> dict[str, list[str]]:
         paths = merge_shards(args.merge) if args.merge is not None else run(args)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}: missing from the input", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:  # CliError, CheckpointError, unreadable files
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"indexes": [str(p) for p in paths]}, indent=1))
-    return 0
+        return {"indexes": [str(p) for p in paths]}
+
+    return run_json_command(work)

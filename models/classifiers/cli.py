@@ -13,13 +13,14 @@ line win. Prints a JSON summary (checkpoint path and measured figures) on stdout
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from models.cliutil import run_json_command
 
 KINDS = ("realfake", "nway", "protonet", "simclr", "feedback")
 
@@ -178,16 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m models classifier`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    try:
+
+    def work() -> dict[str, Any]:
         args = _apply_config(parser, argv)
         if args.out is None:
             raise CliError("--out: the checkpoint path is required")
-        summary = _train(args)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}: missing from the input", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:  # CliError, CheckpointError, unreadable files
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=1))
-    return 0
+        return _train(args)
+
+    return run_json_command(work)
