@@ -19,13 +19,13 @@ import pandas as pd
 import torch
 
 from experiments.profiles import Profile
+from models.attribution.manifest import load_images, manifest_file, read_manifest
 from models.checkpoint import read_checkpoint
 from models.classifiers.protonet import ProtoNet, train_protonet
 from models.classifiers.simclr import SimCLREncoder, train_simclr
 from models.classifiers.store import load_classifier, save_classifier
 from models.config import Config
 from models.data import ImageDataset
-from models.data.preprocess import load_stimulus
 from models.diffusion.training import CHECKPOINT_NAME, load_training_data, train
 from models.sample import run_sampling
 
@@ -103,14 +103,29 @@ class Stimuli:
         return self.table.iloc[idx].reset_index(drop=True), self.images[torch.as_tensor(idx)]
 
 
+PIPELINE_COLUMNS = ("model", "guidance", "width")  # beyond the manifest's required columns
+
+
 def read_stimuli(manifest: Path) -> Stimuli:
-    doc = json.loads(Path(manifest).read_text())
-    base = Path(manifest).parent
-    table = pd.DataFrame(doc["stimuli"])
-    table["guidance"] = pd.to_numeric(table["guidance"], errors="coerce")
-    images = torch.stack([load_stimulus(str(base / p)) for p in table["path"]])
-    exemplars = {e["exemplar_id"]: load_stimulus(str(base / e["path"])) for e in doc.get("exemplars", [])}
-    return Stimuli(Path(manifest), table, images, exemplars)
+    """A stimulus manifest (docs/formats.md section 1, JSON or CSV) read with the project's one
+    reader (models.attribution.manifest: required columns, unique ids) and its image loader.
+    A missing column or image is a ValueError / FileNotFoundError naming it."""
+    path = manifest_file(manifest)
+    rows = read_manifest(path)
+    missing = [c for c in PIPELINE_COLUMNS if c not in rows[0]]
+    if missing:
+        raise ValueError(f"manifest: column(s) {', '.join(missing)} missing from {path.name}")
+    table = pd.DataFrame(rows)
+    table["guidance"] = pd.to_numeric(table["guidance"], errors="coerce")  # empty for real drawings
+    images = load_images(path.parent, rows)
+    exemplars: dict[str, torch.Tensor] = {}
+    if path.suffix == ".json":  # the JSON manifest also lists the conditioning exemplars
+        listed = [{"stimulus_id": e["exemplar_id"], "path": e["path"]}
+                  for e in json.loads(path.read_text()).get("exemplars", [])
+                  if isinstance(e, dict) and "exemplar_id" in e and "path" in e]
+        if listed:
+            exemplars = dict(zip([e["stimulus_id"] for e in listed], load_images(path.parent, listed), strict=True))
+    return Stimuli(path, table, images, exemplars)
 
 
 def split_data(cfg: Config) -> tuple[ImageDataset, ImageDataset, dict[str, Any]]:
