@@ -105,7 +105,9 @@ def summarise(items: pd.DataFrame, feats: np.ndarray) -> pd.DataFrame:
 
 def quality(items: pd.DataFrame, feats: np.ndarray, seed: int) -> pd.DataFrame:
     """Frechet distance and KID of each (model, guidance)'s SimCLR features against the human
-    drawings' features, at equal N (the smaller of the two sizes)."""
+    drawings' features, at equal N (the smaller of the two sizes), and FD-infinity (FD_N of
+    subsets of all the model's samples against all human drawings, fitted against 1/N, its
+    intercept: the bias-free FD that ../shared/DESIGN.md asks for; NaN below 4 samples)."""
     human = items["model"] == "human"
     ref = feats[human.to_numpy()]
     rows = []
@@ -115,8 +117,9 @@ def quality(items: pd.DataFrame, feats: np.ndarray, seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
         xs, rs = x[rng.choice(len(x), n, replace=False)], ref[rng.choice(len(ref), n, replace=False)]
         kid_mean, kid_sd = gen.kid(xs, rs, subset_size=min(100, max(2, n // 2)), n_subsets=20, seed=seed)
+        fd_inf = gen.fd_infinity(x, ref, seed=seed)["fd_inf"] if len(x) >= 4 else np.nan
         rows.append({"model": model, "guidance": float(w), "n": n,
-                     "fd": gen.frechet_distance(xs, rs), "kid": kid_mean, "kid_sd": kid_sd})
+                     "fd": gen.frechet_distance(xs, rs), "fd_inf": fd_inf, "kid": kid_mean, "kid_sd": kid_sd})
     return pd.DataFrame(rows)
 
 
@@ -166,6 +169,7 @@ def run_artist(run: RunDir, device: torch.device, progress: bool = True) -> Path
     run.metrics.update({
         "summary": summary.to_dict("records"),
         "quality": qual.to_dict("records"),
+        "fd_infinity": {f"{r.model}@w={r.guidance:g}": r.fd_inf for r in qual.itertuples()},
         "recognizability": {f"{r.model}" + ("" if r.model == "human" else f"@w={r.guidance:g}"): r.recognizability
                             for r in summary.itertuples()},
         "cfgdm_recognizability_by_guidance": dict(zip(cfg["guidance"].map(lambda w: f"{w:g}"),
@@ -184,7 +188,9 @@ def run_artist(run: RunDir, device: torch.device, progress: bool = True) -> Path
         "to the exemplar; diversity = mean feature SD across a class's samples. `human` = the "
         "held-out real drawings (reference).\n",
         "## Recognizability, originality, diversity\n", md_table(summary.to_dict("records")),
-        "\n## Sample quality against the human drawings (SimCLR features, equal N)\n",
+        "\n## Sample quality against the human drawings (SimCLR features)\n",
+        "`fd`, `kid`: at equal N (`n`); `fd_inf`: FD-infinity, FD_N fitted against 1/N over subsets "
+        "of all the model's samples, its intercept at 1/N = 0 (free of FD's small-N bias).\n\n",
         md_table(qual.to_dict("records")),
         "\n## Figures\n",
         "- `figures/samples.png`: exemplar and one sample per model and guidance scale\n",

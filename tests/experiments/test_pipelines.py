@@ -49,6 +49,11 @@ def test_artist_outputs(artist_run: Path) -> None:
     by_w = {r["guidance"]: r for r in m["summary"] if r["model"] == "cfgdm"}
     assert by_w[2.0]["recognizability"] > by_w[0.0]["recognizability"] + 0.1
     assert by_w[2.0]["diversity"] < by_w[0.0]["diversity"]
+    # FD-infinity (DESIGN.md) for every (model, guidance), in metrics.json and the report table.
+    assert len(m["quality"]) == len(m["fd_infinity"]) > 0
+    for r in m["quality"]:
+        assert r["fd_inf"] is not None and math.isfinite(r["fd_inf"]), r
+    assert "fd_inf" in (artist_run / "report.md").read_text()
     items = pd.read_csv(artist_run / "items.csv")
     assert set(items["correct"].unique()) <= {0, 1}
     curves = pd.read_csv(artist_run / "generalization_curves.csv")
