@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.nn import functional as F
+
+from models.data.preprocess import load_stimulus
 
 REQUIRED = ("stimulus_id", "path", "source", "class_label")
 
@@ -51,36 +50,21 @@ def read_manifest(path: Path | str) -> list[dict[str, Any]]:
     return [{k: ("" if v is None else v) for k, v in r.items()} for r in rows]
 
 
-def read_png(path: Path) -> torch.Tensor:
-    """A stimulus PNG (black ink on white) as (1, H, W) float32 in [-1, 1], ink = +1."""
-    with Image.open(path) as im:
-        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    return torch.from_numpy((1.0 - gray) * 2.0 - 1.0).unsqueeze(0)
-
-
 def load_images(base: Path, rows: list[dict[str, Any]], size: int | None = None) -> torch.Tensor:
-    """(N, 1, size, size) model-range images of `rows` (paths relative to `base`); resized with
-    area averaging / bilinear when the PNG is not size x size (None keeps the PNGs' size)."""
+    """(N, 1, size, size) model-range images of `rows` (paths relative to `base`), read and resized
+    by `models.data.preprocess.load_stimulus` (area averaging / bilinear, as the data loaders do)
+    when the PNG is not size x size (None keeps the PNGs' size)."""
     out = []
     for r in rows:
         p = base / str(r["path"])
         if not p.is_file():
             raise FileNotFoundError(f"path: stimulus {r['stimulus_id']} file {str(p)!r} is missing")
         try:
-            img = read_png(p)
+            img = load_stimulus(p, size or None)
         except OSError as exc:
             raise ValueError(f"path: stimulus {r['stimulus_id']} file {str(p)!r} is not a readable image ({exc})") from exc
-        out.append(to_grid(img[None], size)[0] if size else img)
+        out.append(img)
     shapes = {tuple(x.shape) for x in out}
     if len(shapes) > 1:
         raise ValueError(f"path: stimuli have different sizes {sorted(shapes)}; pass a model size")
     return torch.stack(out)
-
-
-def to_grid(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (N, C, H, W) to (size, size): area averaging when shrinking, bilinear otherwise."""
-    if tuple(x.shape[-2:]) == (size, size):
-        return x
-    mode = "area" if x.shape[-1] > size else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(x, size=(size, size), mode=mode, **kwargs)

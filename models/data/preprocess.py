@@ -6,6 +6,8 @@ draw); `tensor_to_png_array` and `png_array_to_tensor` convert between the two.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -61,13 +63,17 @@ def tensor_to_png_array(x: torch.Tensor) -> np.ndarray:
     return np.round((1.0 - (arr + 1.0) / 2.0) * 255.0).astype(np.uint8)
 
 
-def png_array_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W) uint8 black-ink-on-white (a stimulus PNG) -> (1, H, W) float32 in [-1, 1], ink = +1."""
+def png_array_to_tensor(arr: np.ndarray, size: int | None = None) -> torch.Tensor:
+    """(H, W) uint8 black-ink-on-white (a stimulus PNG) -> (1, H, W) float32 in [-1, 1], ink = +1;
+    with `size`, resized to (1, size, size) by `resize_unit` (as the data loaders resize)."""
     unit = 1.0 - np.asarray(arr, dtype=np.float32) / 255.0
+    if size is not None:
+        unit = resize_unit(unit, size)
     return torch.from_numpy(to_model_range(unit)).unsqueeze(0)
 
 
-def load_stimulus(path: str) -> torch.Tensor:
-    """Read a stimulus PNG written by `models.sample` into the model range, (1, H, W)."""
+def load_stimulus(path: str | Path, size: int | None = None) -> torch.Tensor:
+    """Read a stimulus PNG written by `models.sample` into the model range, (1, H, W), or
+    (1, size, size) resized by `resize_unit` when `size` is given."""
     with Image.open(path) as im:
-        return png_array_to_tensor(np.asarray(im.convert("L")))
+        return png_array_to_tensor(np.asarray(im.convert("L")), size)
