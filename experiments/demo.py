@@ -18,7 +18,7 @@ import torch
 
 from experiments import stages, studies
 from experiments.profiles import PROJECT_ROOT, load_profile
-from experiments.server import free_port, serve_foreground, study_env
+from experiments.server import free_port, serve_foreground, study_env, write_env
 
 DEFAULT_ROOT = PROJECT_ROOT / "data" / "demo"
 RESEARCHER_EMAIL = "researcher@demo.local"
@@ -63,7 +63,9 @@ def build_demo(root: Path, device: torch.device, progress: bool = True, cache: P
     manifest = stages.make_stimuli(profile, ckpts, cache, 0, device, log, progress)
     _train, heldout, _split = stages.split_data(profile.models[0])
     feedback = stages.train_feedback(profile, heldout, cache, 0, device, log)
-    env = study_env(f"sqlite:///{root / 'study.db'}", root / "stimuli-store", root / "instance")
+    env = study_env(f"sqlite:///{root / 'study.db'}", root / "stimuli-store", root / "instance",
+                    feedback_checkpoint=feedback)
+    write_env(env, root / "server_env.json")
     site = studies.StudySite(env)
     plans = studies.study_plans(manifest, trials=12, n_clickme_images=24, n_realfake_images=48, seed=0,
                                 prefix="demo", feedback_classifier=feedback)

@@ -4,6 +4,7 @@ from the environment (study.config), so the same `wsgi:app` serves any run's dat
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -33,15 +34,31 @@ def app_environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def study_env(database_url: str, stimuli_root: Path, instance: Path) -> dict[str, str]:
-    """The environment variables that point the app at one run's database and files."""
+def study_env(database_url: str, stimuli_root: Path, instance: Path,
+              feedback_checkpoint: Path | None = None) -> dict[str, str]:
+    """The environment variables that point the app at one run's database and files.
+
+    study.feedback only loads a study's feedback_classifier from under FEEDBACK_CLASSIFIER_DIR
+    (loading unpickles it), so a run that built a feedback checkpoint passes it here and the app
+    may use the folder holding it; without that the ClickMe study would run without feedback."""
     instance, stimuli_root = instance.resolve(), stimuli_root.resolve()  # Flask wants absolute
     instance.mkdir(parents=True, exist_ok=True)
-    return {
+    env = {
         "DATABASE_URL": database_url,
         "STIMULI_ROOT": str(stimuli_root),
         "STUDY_INSTANCE_PATH": str(instance),
     }
+    if feedback_checkpoint is not None:
+        env["FEEDBACK_CLASSIFIER_DIR"] = str(Path(feedback_checkpoint).resolve().parent)
+    return env
+
+
+def write_env(env: dict[str, str], path: Path) -> Path:
+    """Save the environment a run serves its studies with (no secrets: the app keeps its key in
+    the instance folder), so the same studies can be served again: `env $(...) gunicorn wsgi:app`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def free_port(preferred: int | None = None) -> int:

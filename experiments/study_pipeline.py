@@ -21,7 +21,7 @@ from analysis.load import load_export, load_maps
 from analysis.report import ExtraInputs, ReportOptions, build_report
 from experiments import modelmaps, stages, studies
 from experiments.rundir import RunDir, markdown, md_table
-from experiments.server import serve, study_env
+from experiments.server import serve, study_env, write_env
 from models.classifiers.feedback import FeedbackClassifier
 from study.simulate import SimulationConfig, run_simulation
 
@@ -49,7 +49,9 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     plans = studies.study_plans(manifest, trials, n_click, n_rf, seed, prefix="run",
                                 feedback_classifier=feedback_ckpt)
     site_dir = run.path / "site"
-    env = study_env(f"sqlite:///{site_dir / 'study.db'}", site_dir / "stimuli", site_dir / "instance")
+    env = study_env(f"sqlite:///{site_dir / 'study.db'}", site_dir / "stimuli", site_dir / "instance",
+                    feedback_checkpoint=feedback_ckpt)
+    write_env(env, site_dir / "server_env.json")
     site = studies.StudySite(env)
     created = [site.ensure_study(p, manifest.parent)[0].slug for p in plans]
     site.ensure_researcher("researcher@example.org")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from experiments.cli import main
+from experiments.server import serve
 
 
 def run_cli(*args: str) -> int:
@@ -46,3 +48,17 @@ def facade_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def study_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _run("study", tiny_cache, tmp_path_factory.mktemp("study") / "run")
+
+
+def served_trial_settings(env_file: Path, slug: str) -> dict:
+    """Serve a run's studies with gunicorn from the environment the run saved, start one
+    participant of `slug` over the HTTP API and return its first trial's settings."""
+    env = json.loads(env_file.read_text())
+    with serve(env, workers=1) as url:
+        start = httpx.post(f"{url}/api/v1/studies/{slug}/participants",
+                           json={"platform": "direct", "consent": True}, timeout=30)
+        assert start.status_code == 201, start.text
+        trial = httpx.get(f"{url}/api/v1/participant/trial", timeout=30,
+                          headers={"X-Participant-Token": start.json()["token"]})
+        assert trial.status_code == 200, trial.text
+        return trial.json()["trial"]["settings"]

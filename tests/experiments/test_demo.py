@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.experiments.conftest import run_cli
+from tests.experiments.conftest import run_cli, served_trial_settings
 
 # The first test to need the shared cache trains the tiny models: minutes on a quiet 2-core
 # machine, longer on a loaded one, hence more than pyproject's 600 s per-test timeout.
@@ -26,6 +26,8 @@ def test_demo_builds_then_reuses(tiny_cache: Path, tmp_path: Path, capsys: pytes
     db = root / "study.db"
     assert db.is_file()
     checkpoints = sorted(p.stat().st_mtime_ns for p in tiny_cache.rglob("*.pt"))
+    # The demo serves ClickMe with its feedback classifier on.
+    assert served_trial_settings(root / "server_env.json", "demo-clickme")["feedback"] is True
 
     assert run_cli("demo", "--no-serve", "--root", str(root), "--cache", str(tiny_cache), "--device", "cpu") == 0
     second = capsys.readouterr()
