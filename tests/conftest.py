@@ -1,8 +1,9 @@
-"""Shared test fixtures: paths to real data and external services."""
+"""Shared test fixtures: paths to real data and external services; one torch thread for model tests."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # Torch's OpenMP threads spin while they wait; on a shared 2-core machine that made training
@@ -12,6 +13,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+# Test folders whose modules run torch on one thread (see `_one_torch_thread`).
+ONE_TORCH_THREAD_DIRS = frozenset({"attribution", "classifiers", "models"})
 OMNIGLOT_DIR = ROOT.parent / "shared" / "data" / "omniglot"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -32,3 +36,25 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("DP_TEST_POSTGRES_URL not set (bash .ci/run starts a server and sets it)")
     return url
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Torch on one thread in the modules under tests/{attribution,classifiers,models}: on the
+    shared 2-core machine two OpenMP threads that spin while other processes hold the cores were
+    measured 10-20x slower than one. Module scope (and autouse, so it runs first), so the
+    module-scoped training fixtures run on one thread too. Other folders are left alone (and do
+    not import torch for it)."""
+    try:
+        folder = Path(request.path).resolve().relative_to(TESTS).parts[0]
+    except ValueError:
+        folder = ""
+    if folder not in ONE_TORCH_THREAD_DIRS:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
