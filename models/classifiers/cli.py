@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from models.classifiers.feedback import DEFAULT_FILL
 from models.cliutil import run_json_command
 
 KINDS = ("realfake", "nway", "protonet", "simclr", "feedback")
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fake-manifest", type=Path, default=None, help="realfake: stimulus manifest of samples")
     p.add_argument("--model", default=None, help="realfake: use only this model's samples")
     p.add_argument("--sweep", type=_fractions, default=None, help="realfake: training fractions to sweep")
-    p.add_argument("--fill", type=float, default=0.5, help="feedback: value of unrevealed pixels")
+    p.add_argument("--fill", type=float, default=DEFAULT_FILL, help="feedback: value of unrevealed pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")

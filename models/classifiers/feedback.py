@@ -25,13 +25,16 @@ from models.classifiers.backbones import build_classifier
 from models.classifiers.training import check_images, fit_classifier
 
 KIND = "feedback_classifier"
+# Unrevealed pixels: a neutral grey, neither ink (0) nor paper (1); training, loading and the CLI
+# share it, so a checkpoint without a stored fill loads with the value training uses.
+DEFAULT_FILL = 0.5
 
 
 def random_reveal(
     unit: torch.Tensor,
     gen: torch.Generator,
     *,
-    fill: float = 0.5,
+    fill: float = DEFAULT_FILL,
     max_bubbles: int = 12,
     radius: tuple[float, float] = (0.06, 0.2),
     p_full: float = 0.15,
@@ -63,7 +66,7 @@ class FeedbackClassifier:
         net: nn.Module,
         class_names: Sequence[str],
         size: int,
-        fill: float = 0.5,
+        fill: float = DEFAULT_FILL,
         device: torch.device | str | None = None,
         arch: str = "lenet",
     ) -> None:
@@ -90,7 +93,7 @@ class FeedbackClassifier:
         *,
         arch: str = "lenet",
         epochs: int = 20,
-        fill: float = 0.5,
+        fill: float = DEFAULT_FILL,
         lr: float = 2e-3,
         device: torch.device | str | None = None,
         seed: int = 0,
@@ -162,6 +165,6 @@ class FeedbackClassifier:
         if config.get("kind") != KIND:
             raise ValueError(f"checkpoint: {path} holds a {config.get('kind')!r}, not a {KIND}")
         return cls(
-            net, config["class_names"], config["size"], config.get("fill", 0.0), device, config["arch"]
+            net, config["class_names"], config["size"], config.get("fill", DEFAULT_FILL), device, config["arch"]
         )
 

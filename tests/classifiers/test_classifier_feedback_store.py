@@ -141,3 +141,19 @@ def test_generic_load_checkpoint_knows_classifier_kinds(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "nway_classifier"
+
+
+def test_a_checkpoint_without_a_stored_fill_loads_with_the_training_default(tmp_path):
+    import inspect
+
+    from models.classifiers.feedback import DEFAULT_FILL
+
+    trained_default = inspect.signature(FeedbackClassifier.train).parameters["fill"].default
+    reveal_default = inspect.signature(random_reveal).parameters["fill"].default
+    assert DEFAULT_FILL == trained_default == reveal_default == 0.5
+    config = {"kind": "feedback_classifier", "arch": "lenet", "n_classes": 3, "size": 8,
+              "class_names": ["a", "b", "c"]}
+    path = save_classifier(tmp_path / "old.pt", build_classifier("lenet", 3, 1), config, {})
+    assert FeedbackClassifier.load(path, device="cpu").fill == trained_default
+    stored = save_classifier(tmp_path / "new.pt", build_classifier("lenet", 3, 1), {**config, "fill": 0.25}, {})
+    assert FeedbackClassifier.load(stored, device="cpu").fill == 0.25
