@@ -13,13 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
 
-    `pool_size` (PostgreSQL) should be at least the number of threads per worker. Statement
+    `pool_size` should be at least the number of threads per worker. Statement
     parameters are kept out of exception messages (hide_parameters): they hold participant
     tokens, and a failed statement's exception is logged.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        if ":memory:" not in url and url.rstrip("/") != "sqlite:":
+            # A file database: one pooled connection per thread, as for PostgreSQL (the default
+            # pool of 5 made gunicorn's 32 threads queue for connections under load).
+            kwargs.setdefault("pool_size", pool_size)
+            kwargs.setdefault("max_overflow", 10)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -35,9 +40,10 @@ def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     # One pooled connection per gunicorn thread: overflow connections are opened and closed
-    # per request, which the load profile showed costing ~30% of worker time. Pre-ping stays
-    # on so that a restarted PostgreSQL costs no failed request.
-    kwargs.setdefault("pool_pre_ping", True)
+    # per request, which the load profile showed costing ~30% of worker time. No pre-ping (a
+    # round trip per request): after a PostgreSQL restart a stale connection fails its request
+    # once with 503 + Retry-After (study/errors.py), is dropped from the pool, and the client's
+    # retry stores the response (tests/hardening/test_load_faults.py).
     kwargs.setdefault("pool_size", pool_size)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
