@@ -18,6 +18,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(build_config(app.instance_path))
     if config:
         app.config.from_mapping(config)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a TLS proxy: the client address (login rate limit) and scheme come from its
+        # X-Forwarded-* headers, trusted only for this many hops.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     db.init_app(app)
     errors.register(app)
     app.after_request(_security_headers)

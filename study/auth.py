@@ -19,16 +19,19 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import jsonify, redirect, request, session, url_for
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from study.models import Researcher, utcnow
+from study.models import LoginFailure, Researcher, utcnow
 
 SESSION_KEY = "researcher_id"
 MIN_PASSWORD_LENGTH = 8
 MAX_FAILED_LOGINS = 5
 LOCK_SECONDS = 300
+# Per client address, over all accounts (guessing one password across many emails):
+MAX_FAILURES_PER_ADDRESS = 20
+ADDRESS_WINDOW_SECONDS = 600
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A fixed hash checked when the email is unknown, so that a login takes the same time either way.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -97,22 +100,50 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def attempt_login(db: Session, email: str, password: str) -> LoginResult:
+def _address_retry_after(db: Session, address: str, now: dt.datetime) -> int | None:
+    """Seconds until `address` may try again, or None while it is under the limit."""
+    since = now - dt.timedelta(seconds=ADDRESS_WINDOW_SECONDS)
+    recent = select(LoginFailure.at).where(LoginFailure.address == address, LoginFailure.at > since)
+    n = db.scalar(select(func.count()).select_from(recent.subquery()))
+    if n < MAX_FAILURES_PER_ADDRESS:
+        return None
+    oldest = _aware(db.scalar(select(func.min(LoginFailure.at)).where(
+        LoginFailure.address == address, LoginFailure.at > since)))
+    return max(1, math.ceil((oldest - since).total_seconds()))
+
+
+def _record_failure(db: Session, address: str | None, now: dt.datetime) -> None:
+    if address is None:
+        return
+    since = now - dt.timedelta(seconds=ADDRESS_WINDOW_SECONDS)
+    db.execute(delete(LoginFailure).where(LoginFailure.address == address, LoginFailure.at <= since))
+    db.execute(insert(LoginFailure).values(address=address[:64], at=now))
+
+
+def attempt_login(db: Session, email: str, password: str, address: str | None = None) -> LoginResult:
     """Check a login and keep count (commits): wrong passwords add to the researcher's failure
     count, which locks the account at MAX_FAILED_LOGINS; a locked account is refused without
-    looking at the password; a success resets the count."""
+    looking at the password; a success resets the count. Independently, a client `address`
+    with MAX_FAILURES_PER_ADDRESS wrong logins (any emails) in ADDRESS_WINDOW_SECONDS is refused."""
+    now = utcnow()
+    if address is not None:
+        wait = _address_retry_after(db, address[:64], now)
+        if wait is not None:
+            return LoginResult(None, retry_after=wait)
     try:
         key = normalise_email(email)
     except AccountError:
         key = None
     row = db.scalar(select(Researcher).where(Researcher.email == key)) if key else None
-    now = utcnow()
     if row is not None:
         locked = _aware(row.locked_until)
         if locked is not None and locked > now:
             return LoginResult(None, retry_after=max(1, math.ceil((locked - now).total_seconds())))
     researcher = authenticate(db, email, password)
+    if researcher is None:
+        _record_failure(db, address, now)
     if row is None:
+        db.commit()
         return LoginResult(None)
     if researcher is not None:
         db.execute(update(Researcher).where(Researcher.id == row.id).values(failed_logins=0, locked_until=None))

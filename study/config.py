@@ -8,6 +8,7 @@ Environment variables (all optional):
   FEEDBACK_CLASSIFIER      the ClickMe feedback checkpoint for every study (operator's choice)
   FEEDBACK_CLASSIFIER_DIR  folder a study's own feedback_classifier setting must lie in; data/
   SESSION_COOKIE_SECURE  "1" behind HTTPS
+  TRUSTED_PROXIES  number of reverse proxies in front (X-Forwarded-For/Proto); 0
   FEEDBACK_CLASSIFIER  checkpoint of the ClickMe feedback classifier for every study (else each
                  study's `feedback_classifier` setting; relative paths from the project root)
 """
@@ -65,6 +66,7 @@ def build_config(instance_path: str | os.PathLike) -> dict:
         "FEEDBACK_CLASSIFIER": os.environ.get("FEEDBACK_CLASSIFIER") or None,
         # Studies may name a feedback checkpoint only inside this folder (loading unpickles).
         "FEEDBACK_CLASSIFIER_DIR": os.environ.get("FEEDBACK_CLASSIFIER_DIR", str(DATA_DIR)),
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         # A researcher's login lasts a working day, not Flask's default of 31 days.
         "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=12),

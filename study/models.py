@@ -213,3 +213,14 @@ class BrowserEvent(Base):
     t_ms: Mapped[float | None] = mapped_column(Float)  # client performance.now()
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One wrong researcher login from a client address: the per-address rate limit counts these
+    in a sliding window (in the database, so that it holds across workers and hosts)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_address_at", "address", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

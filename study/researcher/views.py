@@ -66,13 +66,15 @@ def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        result = auth.attempt_login(db.session(), form.email.data, form.password.data)
+        result = auth.attempt_login(
+            db.session(), form.email.data, form.password.data, address=request.remote_addr
+        )
         if result.researcher is not None:
             auth.log_in(result.researcher)
             return redirect(auth.safe_next(request.args.get("next")) or url_for("researcher.index"))
         if result.retry_after is not None:
             minutes = math.ceil(result.retry_after / 60)
-            error = f"Too many wrong passwords: this account is locked; try again in {minutes} minute(s)."
+            error = f"Too many wrong passwords: logins are locked; try again in {minutes} minute(s)."
             page = render_template("researcher/login.html", form=form, error=error)
             return page, 429, {"Retry-After": str(result.retry_after)}
         error = "Wrong email or password."

@@ -161,6 +161,34 @@ def test_login_is_rate_limited_across_workers(app: Flask, work: Path, researcher
     assert ok.status_code in (302, 303), ok.status_code
 
 
+def test_one_address_guessing_across_many_accounts_is_limited(app: Flask, work: Path,
+                                                               researcher_id: int) -> None:
+    """Wrong logins from one client address over many emails (no account reaches its own lock)
+    are refused after MAX_FAILURES_PER_ADDRESS, across app instances; another address, and the
+    X-Forwarded-For address behind a trusted proxy, are counted on their own."""
+    from study import auth
+
+    cfg = {"DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": SECRET, "WTF_CSRF_ENABLED": False,
+           "STIMULI_ROOT": str(work / "store")}
+    a, b = create_app(cfg).test_client(), create_app({**cfg, "TRUSTED_PROXIES": 1}).test_client()
+    here = {"REMOTE_ADDR": "203.0.113.7"}
+    statuses = [(a if i % 2 else b).post("/researcher/login", environ_base=here,
+                                         data={"email": f"user{i}@example.org", "password": "guess123"}).status_code
+                for i in range(auth.MAX_FAILURES_PER_ADDRESS)]
+    assert statuses == [401] * auth.MAX_FAILURES_PER_ADDRESS
+    res = a.post("/researcher/login", environ_base=here, data={"email": EMAIL, "password": PASSWORD})
+    assert res.status_code == 429 and int(res.headers["Retry-After"]) > 0
+    # The right password from another address still works.
+    ok = a.post("/researcher/login", environ_base={"REMOTE_ADDR": "198.51.100.2"},
+                data={"email": EMAIL, "password": PASSWORD})
+    assert ok.status_code in (302, 303), ok.status_code
+    # Behind a trusted proxy the client address is the forwarded one, not the proxy's.
+    proxied = b.post("/researcher/login", environ_base={"REMOTE_ADDR": "198.51.100.2"},
+                     headers={"X-Forwarded-For": "203.0.113.7"},
+                     data={"email": EMAIL, "password": PASSWORD})
+    assert proxied.status_code == 429
+
+
 # ---------------------------------------------------------------- cookies and headers
 
 
