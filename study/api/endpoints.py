@@ -254,7 +254,9 @@ def start(slug: str):  # noqa: ANN201
         return preview.start(slug)
     s = db.session()
     now = utcnow()
-    study = s.scalar(select(Study).where(Study.slug == slug))
+    # The study row is locked (PostgreSQL) until this start commits, so that simultaneous starts
+    # see each other: conditions stay balanced and a full study is not overfilled.
+    study = s.scalar(select(Study).where(Study.slug == slug).with_for_update())
     why = refusal(study, now)
     if why:
         raise ApiError(why[0], why[1], None)

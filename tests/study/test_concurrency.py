@@ -69,3 +69,32 @@ def test_simultaneous_duplicates_store_once(app: Flask, base_url: str, make_stud
         assert p.current_index == 2
         n = s.scalar(select(func.count()).select_from(Response).where(Response.participant_id == p.id))
         assert n == 2
+
+
+def test_simultaneous_starts_stay_balanced_and_do_not_overfill(app: Flask, base_url: str,  # noqa: ANN001
+                                                               make_study, database_url: str) -> None:
+    """Twelve starts at the same moment: the two conditions get six each, and a study with room
+    for five takes exactly five (the study row is locked per start on PostgreSQL; SQLite
+    serialises its writers)."""
+    def start_many(slug: str, n: int) -> list[httpx.Response]:
+        barrier = threading.Barrier(n)
+
+        def go(_: int) -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=30) as c:
+                barrier.wait()
+                return c.post(f"/api/v1/studies/{slug}/participants", json={"consent": True})
+
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(go, range(n)))
+
+    balanced = start_many(make_study(task="realfake", n_main=2, n_practice=0, n_catch=0), 12)
+    assert all(r.status_code == 201 for r in balanced), [r.status_code for r in balanced]
+    if database_url.startswith("postgresql"):
+        assert Counter(r.json()["condition"] for r in balanced) == {"A": 6, "B": 6}
+    full = start_many(make_study(task="realfake", n_main=2, n_practice=0, n_catch=0,
+                                 settings={"max_participants": 5}), 12)
+    codes = Counter(r.status_code for r in full)
+    if database_url.startswith("postgresql"):
+        assert codes == {201: 5, 410: 7}, codes
+    else:
+        assert codes[201] >= 5 and codes[201] + codes[410] == 12, codes
