@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from study.export_views import clicks_from, events_from, trials_from
 from study.models import (
     BrowserEvent,
     Click,
@@ -134,20 +135,14 @@ def _identity(participant_external: str | None, public_id: str) -> str:
 
 def _trials_query(study_id: int) -> Select:
     return (
-        select(
+        trials_from(select(
             Study.slug, Study.task, Participant.external_id, Participant.public_id,
             Participant.status, Condition.name, Trial.index, Trial.kind, Stimulus.stimulus_key,
             Stimulus.source, Stimulus.model_name, Stimulus.class_label, Stimulus.exemplar_id,
             Stimulus.generation, Response.answer, Response.correct, Response.confidence,
             Response.rt_ms, Response.exposure_ms, Response.n_clicks, Response.client_uuid,
             Response.received_at,
-        )
-        .select_from(Response)
-        .join(Trial, Trial.id == Response.trial_id)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
-        .outerjoin(Condition, Condition.id == Participant.condition_id)
+        ))
         .where(Participant.study_id == study_id)
         .order_by(Participant.id, Trial.index)
     )
@@ -170,16 +165,10 @@ def _trials_row(r: Any, who: Callable[[str | None, str], str]) -> dict[str, Any]
 
 def _clicks_query(study_id: int) -> Select:
     return (
-        select(
+        clicks_from(select(
             Study.slug, Participant.external_id, Participant.public_id, Trial.index,
             Stimulus.stimulus_key, Click.order, Click.x, Click.y, Click.t_ms, Click.stroke,
-        )
-        .select_from(Click)
-        .join(Response, Response.id == Click.response_id)
-        .join(Trial, Trial.id == Response.trial_id)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        ))
         .where(Participant.study_id == study_id)
         .order_by(Participant.id, Trial.index, Click.order)
     )
@@ -195,14 +184,10 @@ def _clicks_row(r: Any, who: Callable[[str | None, str], str]) -> dict[str, Any]
 
 def _events_query(study_id: int) -> Select:
     return (
-        select(
+        events_from(select(
             Study.slug, Participant.external_id, Participant.public_id, Trial.index,
             BrowserEvent.kind, BrowserEvent.t_ms, BrowserEvent.detail, BrowserEvent.received_at,
-        )
-        .select_from(BrowserEvent)
-        .join(Participant, Participant.id == BrowserEvent.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .outerjoin(Trial, Trial.id == BrowserEvent.trial_id)
+        ))
         .where(Participant.study_id == study_id)
         .order_by(Participant.id, BrowserEvent.id)
     )

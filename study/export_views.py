@@ -25,9 +25,44 @@ from study.models import (
 VIEWS = ("export_trials", "export_clicks", "export_events")
 
 
+def trials_from(query: Select) -> Select:
+    """`query` over responses joined to their trial, participant, study, stimulus and condition:
+    the FROM clause of the trials table (file export and view)."""
+    return (
+        query.select_from(Response)
+        .join(Trial, Trial.id == Response.trial_id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .join(Study, Study.id == Participant.study_id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .outerjoin(Condition, Condition.id == Participant.condition_id)
+    )
+
+
+def clicks_from(query: Select) -> Select:
+    """`query` over clicks joined to their response, trial, participant, study and stimulus."""
+    return (
+        query.select_from(Click)
+        .join(Response, Response.id == Click.response_id)
+        .join(Trial, Trial.id == Response.trial_id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .join(Study, Study.id == Participant.study_id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+    )
+
+
+def events_from(query: Select) -> Select:
+    """`query` over browser events joined to their participant, study and (if any) trial."""
+    return (
+        query.select_from(BrowserEvent)
+        .join(Participant, Participant.id == BrowserEvent.participant_id)
+        .join(Study, Study.id == Participant.study_id)
+        .outerjoin(Trial, Trial.id == BrowserEvent.trial_id)
+    )
+
+
 def trials_view() -> Select:
     gen = Stimulus.generation
-    return (
+    return trials_from(
         select(
             Study.slug.label("study"),
             Study.task.label("task"),
@@ -56,17 +91,11 @@ def trials_view() -> Select:
             Response.client_uuid.label("client_uuid"),
             cast(Response.received_at, String).label("received_at"),
         )
-        .select_from(Response)
-        .join(Trial, Trial.id == Response.trial_id)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
-        .outerjoin(Condition, Condition.id == Participant.condition_id)
     )
 
 
 def clicks_view() -> Select:
-    return (
+    return clicks_from(
         select(
             Study.slug.label("study"),
             Participant.public_id.label("participant"),
@@ -78,17 +107,11 @@ def clicks_view() -> Select:
             Click.t_ms.label("t_ms"),
             Click.stroke.label("stroke"),
         )
-        .select_from(Click)
-        .join(Response, Response.id == Click.response_id)
-        .join(Trial, Trial.id == Response.trial_id)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
     )
 
 
 def events_view() -> Select:
-    return (
+    return events_from(
         select(
             Study.slug.label("study"),
             Participant.public_id.label("participant"),
@@ -98,10 +121,6 @@ def events_view() -> Select:
             cast(BrowserEvent.detail, String).label("detail"),
             cast(BrowserEvent.received_at, String).label("received_at"),
         )
-        .select_from(BrowserEvent)
-        .join(Participant, Participant.id == BrowserEvent.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .outerjoin(Trial, Trial.id == BrowserEvent.trial_id)
     )
 
 
