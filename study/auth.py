@@ -103,13 +103,14 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 def _address_retry_after(db: Session, address: str, now: dt.datetime) -> int | None:
     """Seconds until `address` may try again, or None while it is under the limit."""
     since = now - dt.timedelta(seconds=ADDRESS_WINDOW_SECONDS)
-    recent = select(LoginFailure.at).where(LoginFailure.address == address, LoginFailure.at > since)
-    n = db.scalar(select(func.count()).select_from(recent.subquery()))
+    n, oldest = db.execute(
+        select(func.count(), func.min(LoginFailure.at)).where(
+            LoginFailure.address == address, LoginFailure.at > since
+        )
+    ).one()
     if n < MAX_FAILURES_PER_ADDRESS:
         return None
-    oldest = _aware(db.scalar(select(func.min(LoginFailure.at)).where(
-        LoginFailure.address == address, LoginFailure.at > since)))
-    return max(1, math.ceil((oldest - since).total_seconds()))
+    return max(1, math.ceil((_aware(oldest) - since).total_seconds()))
 
 
 def _record_failure(db: Session, address: str | None, now: dt.datetime) -> None:
