@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
@@ -47,6 +50,69 @@ def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
     kwargs.setdefault("pool_size", pool_size)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
+
+
+class SqliteWriteLock:
+    """Queues one SQLite database's write transactions: a thread lock inside the process, then
+    an exclusive flock on `DATABASE.writelock` across processes (gunicorn workers).
+
+    SQLite allows one writer at a time; a writer that finds the database locked sleeps in its
+    busy handler (1, 2, 5, ... 100 ms) before trying again, so under load most of a response's
+    latency was sleeping while the lock was already free. Blocked here, a writer is woken the
+    moment the lock is released. The flock file is reopened after a fork (gunicorn --preload),
+    since a lock on an inherited descriptor would be shared with the parent.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = Path(database + ".writelock") if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None or fcntl is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def __enter__(self) -> SqliteWriteLock:
+        self._thread_lock.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: the thread lock alone, SQLite's busy handler across processes
+    fcntl = None  # type: ignore[assignment]
+
+_write_locks: dict[str, SqliteWriteLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def sqlite_write_lock(engine: Engine) -> SqliteWriteLock:
+    """The write lock of `engine`'s SQLite database (one per database file and process)."""
+    key = str(engine.url)
+    lock = _write_locks.get(key)
+    if lock is None:
+        with _write_locks_guard:
+            lock = _write_locks.setdefault(key, SqliteWriteLock(engine.url.database))
+    return lock
 
 
 def init_app(app: Flask) -> None:

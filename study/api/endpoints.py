@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import current_app, jsonify, request, session
-from sqlalchemy import bindparam, func, insert, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from study import db, staircase
+from study import db, response_store, staircase
 from study.api import bp, preview
 from study.api.images import send_stimulus, stimulus_file
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
@@ -29,10 +29,8 @@ from study.errors import ApiError
 from study.feedback import classifier_path, classify, load_gray
 from study.models import (
     BrowserEvent,
-    Click,
     Condition,
     Participant,
-    Response,
     Stimulus,
     Study,
     Trial,
@@ -40,7 +38,6 @@ from study.models import (
 )
 from study.settings import StudySettings
 from study.validation import (
-    ClickIn,
     get_int,
     get_number,
     get_str,
@@ -232,13 +229,6 @@ def parse_response(task: str, settings: StudySettings, body: dict[str, Any]) -> 
     return out
 
 
-def click_rows(response_id: int, clicks: list[ClickIn]) -> list[dict[str, Any]]:
-    return [
-        {"response_id": response_id, "order": i, "x": c.x, "y": c.y, "t_ms": c.t_ms, "stroke": c.stroke}
-        for i, c in enumerate(clicks)
-    ]
-
-
 # --------------------------------------------------------------------------- endpoints
 
 
@@ -379,55 +369,21 @@ def get_trial():  # noqa: ANN201
     return jsonify(trial=trial_json(study, settings, view, stimulus, p.n_trials, feedback))
 
 
-# The response endpoint is the hot path (hundreds of submissions per second): one joined
-# SELECT (row-locked on PostgreSQL), one INSERT for the response, one for its clicks, one
-# UPDATE of the participant's progress, one COMMIT, all in Core statements.
-_SUBMIT_CONTEXT = (
-    select(
-        Participant.id,
-        Participant.current_index,
-        Participant.staircase,
-        Trial.id.label("trial_id"),
-        Trial.kind,
-        Trial.exposure_ms,
-        Stimulus.source,
-        Study.task,
-        Study.settings,
-        Condition.settings.label("condition_settings"),
-    )
-    .select_from(Participant)
-    .join(Study, Study.id == Participant.study_id)
-    .outerjoin(
-        Trial, (Trial.participant_id == Participant.id) & (Trial.index == Participant.current_index)
-    )
-    .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
-    .outerjoin(Condition, Condition.id == Participant.condition_id)
-    .where(Participant.token == bindparam("token"))
-    .with_for_update(of=Participant)
-)
-_INSERT_RESPONSE = Response.__table__.insert().returning(Response.__table__.c.id)
-_INSERT_CLICKS = Click.__table__.insert()
-_UPDATE_PROGRESS = Participant.__table__.update().where(
-    Participant.__table__.c.id == bindparam("pid")
-)
-_STORED = select(
-    Response.id, Response.participant_id, Response.trial_id, Response.correct, Response.feedback
-).where(Response.client_uuid == bindparam("client_uuid"))
-
-
 @functools.lru_cache(maxsize=256)
-def _cached_settings(study_json: str, condition_json: str) -> StudySettings:
+def _cached_settings(study_json: str, condition_json: str | None) -> StudySettings:
     settings = StudySettings.from_dict(json.loads(study_json))
-    return settings.merged(json.loads(condition_json))
+    return settings.merged(json.loads(condition_json) if condition_json else {})
 
 
 def settings_from_json(study: dict[str, Any], condition: dict[str, Any] | None) -> StudySettings:
-    """Validated, merged settings; cached because every submission needs them."""
+    """Validated, merged settings; cached because every request needs them."""
     return _cached_settings(json.dumps(study, sort_keys=True), json.dumps(condition or {}, sort_keys=True))
 
 
 @bp.post("/participant/responses")
 def post_response():  # noqa: ANN201
+    """Validate a response, then store it once (study/response_store.py: two round trips on
+    PostgreSQL, one short write transaction on SQLite)."""
     body = json_object()
     client_uuid = get_uuid(body, "client_uuid")
     trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
@@ -436,59 +392,44 @@ def post_response():  # noqa: ANN201
     token = request.headers.get(TOKEN_HEADER, "")
     if not token:
         raise ApiError(401, f"the {TOKEN_HEADER} header is required", TOKEN_HEADER)
-    s = db.session()
-    ctx = s.connection().execute(_SUBMIT_CONTEXT, {"token": token}).one_or_none()
-    if ctx is None:
-        raise ApiError(401, "unknown participant token", TOKEN_HEADER)
-    if ctx.trial_id != trial_id:
-        return _not_current(ctx, client_uuid, trial_id)
-    settings = settings_from_json(ctx.settings, ctx.condition_settings)
-    fields = parse_response(ctx.task, settings, body)
-    correct = None
-    feedback: dict[str, Any] = {}
-    if ctx.task == "realfake":
-        truth = "fake" if ctx.source == "model" else "real"
-        correct = fields["answer"] == truth
-        if ctx.kind == "practice" and settings.practice_feedback:
-            feedback = {"truth": truth}
-    now = utcnow()
-    progress: dict[str, Any] = {"current_index": ctx.current_index + 1, "last_seen_at": now}
-    if ctx.task == "realfake" and ctx.kind == "main" and settings.staircase.enabled:
-        progress["staircase"] = staircase.update(ctx.staircase, bool(correct), settings.staircase)
-    exposure = fields["exposure_ms"] if fields["exposure_ms"] is not None else ctx.exposure_ms
-    try:
-        conn = s.connection()
-        response_id = conn.execute(
-            _INSERT_RESPONSE,
-            {
-                "trial_id": trial_id,
-                "participant_id": ctx.id,
-                "client_uuid": client_uuid,
-                "answer": fields["answer"],
-                "correct": correct,
-                "confidence": fields["confidence"],
-                "rt_ms": fields["rt_ms"],
-                "exposure_ms": exposure,
-                "n_clicks": len(fields["clicks"]),
-                "feedback": feedback,
-                "client_sent_at": fields["client_sent_at"],
-                "received_at": now,
-            },
-        ).scalar_one()
-        if fields["clicks"]:
-            conn.execute(_INSERT_CLICKS, click_rows(response_id, fields["clicks"]))
-        conn.execute(_UPDATE_PROGRESS, {"pid": ctx.id, **progress})
-        s.commit()
-    except IntegrityError:
-        # The same UUID (or another answer to this trial) was stored by a concurrent request.
-        s.rollback()
-        stored = s.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
-        if stored is not None:
-            return _repeat(stored, ctx.id, ctx.current_index + 1)
-        raise ApiError(409, f"trial {trial_id} has already been answered", "trial_id") from None
-    except BaseException:
-        s.rollback()
-        raise
+    with response_store.connect() as conn:
+        ctx = response_store.read_context(conn, token)
+        if ctx is None:
+            raise ApiError(401, "unknown participant token", TOKEN_HEADER)
+        if ctx.trial_id != trial_id:
+            return _not_current(conn, ctx, client_uuid, trial_id)
+        settings = _cached_settings(ctx.settings_json, ctx.condition_json)
+        fields = parse_response(ctx.task, settings, body)
+        correct = None
+        feedback: dict[str, Any] = {}
+        if ctx.task == "realfake":
+            truth = "fake" if ctx.source == "model" else "real"
+            correct = fields["answer"] == truth
+            if ctx.kind == "practice" and settings.practice_feedback:
+                feedback = {"truth": truth}
+        new_staircase = None
+        if ctx.task == "realfake" and ctx.kind == "main" and settings.staircase.enabled:
+            new_staircase = staircase.update(ctx.staircase, bool(correct), settings.staircase)
+        response = response_store.NewResponse(
+            trial_id=trial_id,
+            client_uuid=client_uuid,
+            answer=fields["answer"],
+            correct=correct,
+            confidence=fields["confidence"],
+            rt_ms=fields["rt_ms"],
+            exposure_ms=fields["exposure_ms"] if fields["exposure_ms"] is not None else ctx.exposure_ms,
+            feedback=feedback,
+            client_sent_at=fields["client_sent_at"],
+            clicks=fields["clicks"],
+        )
+        try:
+            response_id = response_store.store(
+                conn, ctx.id, ctx.current_index, response, new_staircase, utcnow()
+            )
+        except IntegrityError:
+            response_id = None  # the same UUID, or another answer to this trial, is stored
+        if response_id is None:
+            return _lost_race(conn, ctx, client_uuid, trial_id)
     result = {
         "response_id": response_id,
         "trial_id": trial_id,
@@ -499,15 +440,26 @@ def post_response():  # noqa: ANN201
     return jsonify(result), 201
 
 
-def _not_current(ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN202, ANN401
+def _lost_race(conn, ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN001, ANN202, ANN401
+    """Nothing was stored because a concurrent request stored this UUID or answered this trial
+    first: the stored result for a resend, 409 for a rival answer."""
+    stored = response_store.stored_result(conn, client_uuid)
+    if stored is not None:
+        return _repeat(stored, ctx.id, ctx.current_index + 1)
+    if response_store.trial_answered(conn, trial_id):
+        raise ApiError(409, f"trial {trial_id} has already been answered", "trial_id")
+    # Neither: a constraint this endpoint does not expect failed. Nothing was stored, and the
+    # client's outbox will retry; surface it as a server error rather than a refusal.
+    raise RuntimeError(f"response to trial {trial_id} was refused by the database")
+
+
+def _not_current(conn, ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN001, ANN202, ANN401
     """A response to a trial other than the current one: a resend of a stored response gets
     the stored result; anything else is refused (404: not this participant's; 409: not now)."""
-    s = db.session()
-    stored = s.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
+    stored = response_store.stored_result(conn, client_uuid)
     if stored is not None:
         return _repeat(stored, ctx.id, ctx.current_index)
-    index = s.scalar(select(Trial.index).where(Trial.id == trial_id, Trial.participant_id == ctx.id))
-    s.rollback()  # release the row lock
+    index = response_store.trial_index(conn, trial_id, ctx.id)
     if index is None:
         raise ApiError(404, "no such trial for this participant", "trial_id")
     if index < ctx.current_index:
@@ -520,7 +472,6 @@ def _not_current(ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN202, AN
 
 
 def _repeat(stored: Any, participant_id: int, next_index: int):  # noqa: ANN202, ANN401
-    db.session().rollback()  # release the row lock; nothing was written
     if stored.participant_id != participant_id:
         raise ApiError(409, "this client_uuid belongs to another response", "client_uuid")
     result = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from study.assignment import StimulusRef, build_trial_plan
@@ -154,25 +154,42 @@ def test_repeated_client_uuid_is_stored_once(app: Flask, client: FlaskClient, ma
     assert count(app, Response) == 1
 
 
-def test_response_and_clicks_in_one_transaction(app: Flask, client: FlaskClient, make_study,
-                                                monkeypatch) -> None:  # noqa: ANN001
+def _fail_click_inserts(app: Flask, on: bool) -> None:
+    """A trigger that makes the database refuse every click row (a disk-full stand-in), or none."""
+    engine = app.extensions["sqlalchemy_engine"]
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if not on:
+            conn.execute(text("DROP TRIGGER fail_clicks ON clicks" if postgres else "DROP TRIGGER fail_clicks"))
+        elif postgres:
+            conn.execute(text("CREATE OR REPLACE FUNCTION fail_clicks() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'disk full while writing clicks'; END $$"))
+            conn.execute(text("CREATE TRIGGER fail_clicks BEFORE INSERT ON clicks "
+                              "FOR EACH ROW EXECUTE FUNCTION fail_clicks()"))
+        else:
+            conn.execute(text("CREATE TRIGGER fail_clicks BEFORE INSERT ON clicks "
+                              "BEGIN SELECT RAISE(ABORT, 'disk full while writing clicks'); END"))
+
+
+def test_response_and_clicks_in_one_transaction(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    """The database fails on the clicks, after the participant's progress and the response row
+    were written: all of it is undone, the client gets a 5xx, and its retry is stored once."""
     slug = make_study(task="clickme", n_main=2, n_practice=0)
     token = start(client, slug)["token"]
     trial = current(client, token)["trial"]
     body = answer_body(trial)
-
-    def broken(*_a: Any) -> list:
-        raise RuntimeError("disk full while writing clicks")
-
-    monkeypatch.setattr("study.api.endpoints.click_rows", broken)
+    _fail_click_inserts(app, on=True)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     res = post(client, token, body)
     assert res.status_code == 500 and "error" in res.get_json()
     assert count(app, Response) == 0 and count(app, Click) == 0
     assert participant(app, token).current_index == 0
-    monkeypatch.undo()
+    _fail_click_inserts(app, on=False)
     res = post(client, token, body)  # the browser's retry succeeds, once
     assert res.status_code == 201
+    assert count(app, Response) == 1 and count(app, Click) == 3
+    assert participant(app, token).current_index == 1
+    assert post(client, token, body).status_code == 200  # a resend gets the stored result
     assert count(app, Response) == 1 and count(app, Click) == 3
 
 

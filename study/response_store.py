@@ -1,0 +1,243 @@
+"""Store one participant response exactly once, in as few database round trips as possible.
+
+This is the API's hot path (hundreds of submissions per second), so it works on a pooled
+Connection without the ORM session, and it never holds a lock while Python validates:
+
+1. `read_context` reads the participant, the current trial, the study's settings (as JSON text,
+   the key of a settings cache) in one joined SELECT, outside any transaction;
+2. `store` advances the participant *only if it is still at the index that was read*
+   (compare-and-set on `current_index`) and inserts the response and its clicks, atomically:
+   - PostgreSQL: one statement in autocommit mode (a data-modifying CTE: UPDATE ... RETURNING
+     feeds the response INSERT, which feeds the clicks INSERT over unnest'ed arrays), so a
+     submission costs two round trips instead of BEGIN, SELECT ... FOR UPDATE, three writes
+     and COMMIT;
+   - SQLite: BEGIN IMMEDIATE, the three writes, COMMIT, under `db.sqlite_write_lock`, which
+     queues writers without SQLite's sleeping busy handler.
+
+A concurrent request that advanced the participant first makes `store` return None; a repeated
+`client_uuid` or a second answer to one trial raises IntegrityError (unique constraints), and
+`stored_result` then finds what was stored. Either way nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Text, bindparam, cast, insert, select, text, update
+
+from study import db
+from study.models import Click, Condition, Participant, Response, Stimulus, Study, Trial
+from study.validation import ClickIn
+
+_CONTEXT = (
+    select(
+        Participant.id,
+        Participant.current_index,
+        Participant.staircase,
+        Trial.id.label("trial_id"),
+        Trial.kind,
+        Trial.exposure_ms,
+        Stimulus.source,
+        Study.task,
+        cast(Study.settings, Text).label("settings_json"),
+        cast(Condition.settings, Text).label("condition_json"),
+    )
+    .select_from(Participant)
+    .join(Study, Study.id == Participant.study_id)
+    .outerjoin(
+        Trial, (Trial.participant_id == Participant.id) & (Trial.index == Participant.current_index)
+    )
+    .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
+    .outerjoin(Condition, Condition.id == Participant.condition_id)
+    .where(Participant.token == bindparam("token"))
+)
+
+_STORED = select(
+    Response.id, Response.participant_id, Response.trial_id, Response.correct, Response.feedback
+).where(Response.client_uuid == bindparam("client_uuid"))
+
+_ANSWERED = select(Response.id).where(Response.trial_id == bindparam("trial_id"))
+
+# SQLite: the three writes of one transaction.
+_ADVANCE = (
+    update(Participant)
+    .where(Participant.id == bindparam("pid"), Participant.current_index == bindparam("idx"))
+    .values(current_index=bindparam("next_index"), last_seen_at=bindparam("now"))
+)
+_ADVANCE_STAIRCASE = _ADVANCE.values(staircase=bindparam("staircase"))
+_INSERT_RESPONSE = insert(Response).returning(Response.id)
+_INSERT_CLICKS = insert(Click)
+
+# PostgreSQL: the same writes as one statement. The response row exists only if the UPDATE
+# matched (the participant was still at :idx), the clicks only if the response row exists.
+_PG_STORE = text("""
+WITH advanced AS (
+    UPDATE participants
+       SET current_index = :next_index,
+           last_seen_at = :now,
+           staircase = COALESCE(CAST(:staircase AS json), staircase)
+     WHERE id = :pid AND current_index = :idx
+ RETURNING id
+), stored AS (
+    INSERT INTO responses (trial_id, participant_id, client_uuid, answer, correct, confidence,
+                           rt_ms, exposure_ms, n_clicks, feedback, client_sent_at, received_at)
+    SELECT :trial_id, advanced.id, :client_uuid, :answer, :correct, :confidence,
+           :rt_ms, :exposure_ms, :n_clicks, CAST(:feedback AS json), :client_sent_at, :now
+      FROM advanced
+ RETURNING id
+), clicked AS (
+    INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke)
+    SELECT stored.id, c.ord - 1, c.x, c.y, c.t_ms, c.stroke
+      FROM stored,
+           unnest(CAST(:xs AS double precision[]), CAST(:ys AS double precision[]),
+                  CAST(:ts AS double precision[]), CAST(:strokes AS integer[]))
+           WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
+)
+SELECT id FROM stored
+""")
+
+
+@dataclass(frozen=True)
+class NewResponse:
+    """The validated fields of a response, ready to store."""
+
+    trial_id: int
+    client_uuid: str
+    answer: str | None
+    correct: bool | None
+    confidence: int | None
+    rt_ms: float
+    exposure_ms: float | None
+    feedback: dict[str, Any]
+    client_sent_at: float | None
+    clicks: list[ClickIn]
+
+
+def connect() -> Connection:
+    """A pooled connection for the hot path: autocommit on PostgreSQL (each statement is its own
+    transaction, no BEGIN/COMMIT round trips); on SQLite `store` opens its own transaction."""
+    conn = db.engine().connect()
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
+def read_context(conn: Connection, token: str) -> Any:  # noqa: ANN401
+    """The participant of `token` with its current trial (None fields past the last trial) and
+    the study's and condition's settings as JSON text; None for an unknown token."""
+    row = conn.execute(_CONTEXT, {"token": token}).one_or_none()
+    _end_read(conn)
+    return row
+
+
+def stored_result(conn: Connection, client_uuid: str) -> Any:  # noqa: ANN401
+    """The stored response with this client UUID (id, participant_id, trial_id, correct,
+    feedback), or None."""
+    row = conn.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
+    _end_read(conn)
+    return row
+
+
+def trial_answered(conn: Connection, trial_id: int) -> bool:
+    answered = conn.execute(_ANSWERED, {"trial_id": trial_id}).first() is not None
+    _end_read(conn)
+    return answered
+
+
+def trial_index(conn: Connection, trial_id: int, participant_id: int) -> int | None:
+    """The index of `trial_id` in this participant's list, or None if it is not theirs."""
+    index = conn.scalar(
+        select(Trial.index).where(Trial.id == trial_id, Trial.participant_id == participant_id)
+    )
+    _end_read(conn)
+    return index
+
+
+def _end_read(conn: Connection) -> None:
+    """End the implicit transaction of a read on SQLite (a no-op in autocommit mode), so that no
+    snapshot is held while Python works."""
+    if conn.in_transaction():
+        conn.rollback()
+
+
+def store(
+    conn: Connection,
+    participant_id: int,
+    index: int,
+    response: NewResponse,
+    staircase: dict[str, Any] | None,
+    now: dt.datetime,
+) -> int | None:
+    """Store `response` as the answer to trial number `index` and advance the participant to
+    `index + 1` (with the new `staircase` state, if given), all or nothing. Returns the response
+    id, or None if the participant was no longer at `index` (a concurrent request won). Raises
+    IntegrityError if the client UUID or the trial already has a stored response."""
+    progress = {"pid": participant_id, "idx": index, "next_index": index + 1, "now": now}
+    if conn.dialect.name == "postgresql":
+        return _store_postgres(conn, progress, response, staircase)
+    return _store_sqlite(conn, progress, response, staircase)
+
+
+def _response_row(participant_id: int, r: NewResponse, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "trial_id": r.trial_id,
+        "participant_id": participant_id,
+        "client_uuid": r.client_uuid,
+        "answer": r.answer,
+        "correct": r.correct,
+        "confidence": r.confidence,
+        "rt_ms": r.rt_ms,
+        "exposure_ms": r.exposure_ms,
+        "n_clicks": len(r.clicks),
+        "feedback": r.feedback,
+        "client_sent_at": r.client_sent_at,
+        "received_at": now,
+    }
+
+
+def click_rows(response_id: int, clicks: list[ClickIn]) -> list[dict[str, Any]]:
+    return [
+        {"response_id": response_id, "order": i, "x": c.x, "y": c.y, "t_ms": c.t_ms, "stroke": c.stroke}
+        for i, c in enumerate(clicks)
+    ]
+
+
+def _store_sqlite(conn: Connection, progress: dict[str, Any], r: NewResponse,
+                  staircase: dict[str, Any] | None) -> int | None:
+    with db.sqlite_write_lock(conn.engine):
+        _end_read(conn)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            if staircase is None:
+                advanced = conn.execute(_ADVANCE, progress).rowcount
+            else:
+                advanced = conn.execute(_ADVANCE_STAIRCASE, {**progress, "staircase": staircase}).rowcount
+            if advanced != 1:
+                conn.rollback()
+                return None
+            response_id = conn.execute(
+                _INSERT_RESPONSE, _response_row(progress["pid"], r, progress["now"])
+            ).scalar_one()
+            if r.clicks:
+                conn.execute(_INSERT_CLICKS, click_rows(response_id, r.clicks))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return response_id
+
+
+def _store_postgres(conn: Connection, progress: dict[str, Any], r: NewResponse,
+                    staircase: dict[str, Any] | None) -> int | None:
+    params = _response_row(progress["pid"], r, progress["now"])
+    params.update(progress)
+    params["feedback"] = json.dumps(r.feedback)
+    params["staircase"] = json.dumps(staircase) if staircase is not None else None
+    params["xs"] = [c.x for c in r.clicks]
+    params["ys"] = [c.y for c in r.clicks]
+    params["ts"] = [c.t_ms for c in r.clicks]
+    params["strokes"] = [c.stroke for c in r.clicks]
+    return conn.execute(_PG_STORE, params).scalar_one_or_none()
