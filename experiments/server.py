@@ -74,9 +74,12 @@ def free_port(preferred: int | None = None) -> int:
 
 
 def gunicorn_command(port: int, workers: int) -> list[str]:
+    """gunicorn with the project's gunicorn.conf.py (gthread workers, keep-alive), `workers`
+    processes, on 127.0.0.1:`port`."""
     return [
-        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-        "--chdir", str(PROJECT_ROOT), "--access-logfile", "-", "--graceful-timeout", "5", "wsgi:app",
+        sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
+        "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(PROJECT_ROOT),
+        "--access-logfile", "-", "wsgi:app",
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,8 +60,9 @@ class SqliteWriteLock:
     SQLite allows one writer at a time; a writer that finds the database locked sleeps in its
     busy handler (1, 2, 5, ... 100 ms) before trying again, so under load most of a response's
     latency was sleeping while the lock was already free. Blocked here, a writer is woken the
-    moment the lock is released. The flock file is reopened after a fork (gunicorn --preload),
-    since a lock on an inherited descriptor would be shared with the parent.
+    moment the lock is released. A forked child (gunicorn --preload) starts with a fresh thread
+    lock and opens its own lock file, since a lock on an inherited descriptor would be shared
+    with the parent.
     """
 
     def __init__(self, database: str | None) -> None:
@@ -68,6 +70,11 @@ class SqliteWriteLock:
         self._path = Path(database + ".writelock") if database and database != ":memory:" else None
         self._fd: int | None = None
         self._pid = 0
+        _all_write_locks.add(self)
+
+    def _after_fork(self) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd = None  # the parent's descriptor stays open (and harmless) in the child
 
     def _file(self) -> int | None:
         if self._path is None or fcntl is None:
@@ -100,6 +107,10 @@ try:
     import fcntl
 except ImportError:  # not on Windows: the thread lock alone, SQLite's busy handler across processes
     fcntl = None  # type: ignore[assignment]
+
+_all_write_locks: weakref.WeakSet[SqliteWriteLock] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [lock._after_fork() for lock in list(_all_write_locks)])
 
 _write_locks: dict[str, SqliteWriteLock] = {}
 _write_locks_guard = threading.Lock()
