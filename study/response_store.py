@@ -13,8 +13,10 @@ Connection without the ORM session, and it never holds a lock while Python valid
      and COMMIT. Both statements go to the driver's cursor directly (`_driver_row`): SQLAlchemy's
      per-statement work (cache key, compiled cache, result metadata) was a tenth of a
      submission's server CPU; its error handling is kept;
-   - SQLite: BEGIN IMMEDIATE, the three writes, COMMIT, under `db.sqlite_write_lock`, which
-     queues writers without SQLite's sleeping busy handler.
+   - SQLite: BEGIN IMMEDIATE, the writes, COMMIT on the driver's connection, under
+     `db.sqlite_write_lock`, which queues writers without SQLite's sleeping busy handler; only
+     the SQLite calls run under the lock (a lock holder that waits for the GIL between
+     SQLAlchemy's Python steps keeps every other writer waiting).
 
 A concurrent request that advanced the participant first makes `store` return None; a repeated
 `client_uuid` or a second answer to one trial raises IntegrityError (unique constraints), and
@@ -26,14 +28,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Text, bindparam, cast, insert, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, select
 from sqlalchemy.exc import DBAPIError
 
 from study import db
-from study.models import Click, Condition, Participant, Response, Stimulus, Study, Trial
+from study.models import Condition, Participant, Response, Stimulus, Study, Trial
 from study.validation import ClickIn
 
 _CONTEXT = (
@@ -65,15 +69,17 @@ _STORED = select(
 
 _ANSWERED = select(Response.id).where(Response.trial_id == bindparam("trial_id"))
 
-# SQLite: the three writes of one transaction.
-_ADVANCE = (
-    update(Participant)
-    .where(Participant.id == bindparam("pid"), Participant.current_index == bindparam("idx"))
-    .values(current_index=bindparam("next_index"), last_seen_at=bindparam("now"))
+# SQLite: the writes of one transaction, in the driver's named style. Values are converted by
+# the columns' own SQLAlchemy types (`_sqlite_values`), so rows look as the ORM writes them.
+_RESPONSE_COLUMNS = ("trial_id", "participant_id", "client_uuid", "answer", "correct", "confidence",
+                     "rt_ms", "exposure_ms", "n_clicks", "feedback", "client_sent_at", "received_at")
+_SQLITE_ADVANCE = ("UPDATE participants SET current_index = :next_index, last_seen_at = :now{staircase} "
+                   "WHERE id = :pid AND current_index = :idx")
+_SQLITE_INSERT_RESPONSE = (
+    f"INSERT INTO responses ({', '.join(_RESPONSE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _RESPONSE_COLUMNS)}) RETURNING id"
 )
-_ADVANCE_STAIRCASE = _ADVANCE.values(staircase=bindparam("staircase"))
-_INSERT_RESPONSE = insert(Response).returning(Response.id)
-_INSERT_CLICKS = insert(Click)
+_SQLITE_INSERT_CLICK = 'INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke) VALUES (?, ?, ?, ?, ?, ?)'
 
 # PostgreSQL: the same writes as one statement. The response row exists only if the UPDATE
 # matched (the participant was still at :idx), the clicks only if the response row exists.
@@ -141,24 +147,31 @@ def _context_sql(dialect: Any) -> str:  # noqa: ANN401
     return str(_CONTEXT.compile(dialect=dialect))
 
 
-def _driver_row(conn: Connection, sql: str, params: dict[str, Any]) -> tuple | None:
-    """The first row of `sql` (in the driver's paramstyle) run on the driver's cursor. Errors
-    come out as SQLAlchemy's exceptions (IntegrityError, OperationalError, ...) and a lost
-    connection is invalidated, as Connection.execute would do, so that the error handlers and
-    the pool treat them alike."""
-    dbapi_conn = conn.connection.dbapi_connection
-    cursor = dbapi_conn.cursor()
+@contextmanager
+def _sqlalchemy_errors(conn: Connection, sql: str, params: Any) -> Iterator[None]:  # noqa: ANN401
+    """Driver errors in the block come out as SQLAlchemy's exceptions (IntegrityError,
+    OperationalError, ...) and a lost connection is invalidated, as Connection.execute would do,
+    so that the API's error handlers and the pool treat them alike."""
+    dbapi = conn.dialect.loaded_dbapi
     try:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
+        yield
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
         if lost:
             conn.invalidate(exc)
         raise DBAPIError.instance(
-            sql, params, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True,
-            connection_invalidated=lost, dialect=conn.dialect,
+            sql, params, exc, dbapi.Error, hide_parameters=True, connection_invalidated=lost,
+            dialect=conn.dialect,
         ) from exc
+
+
+def _driver_row(conn: Connection, sql: str, params: dict[str, Any]) -> tuple | None:
+    """The first row of `sql` (in the driver's paramstyle), run on the driver's cursor."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        with _sqlalchemy_errors(conn, sql, params):
+            cursor.execute(sql, params)
+            return cursor.fetchone()
     finally:
         cursor.close()
 
@@ -252,35 +265,56 @@ def _response_row(participant_id: int, r: NewResponse, now: dt.datetime) -> dict
     }
 
 
-def click_rows(response_id: int, clicks: list[ClickIn]) -> list[dict[str, Any]]:
-    return [
-        {"response_id": response_id, "order": i, "x": c.x, "y": c.y, "t_ms": c.t_ms, "stroke": c.stroke}
-        for i, c in enumerate(clicks)
-    ]
+@functools.cache
+def _sqlite_converters(dialect: Any) -> tuple[Any, Any, Any]:  # noqa: ANN401
+    """The bind processors of the DateTime, JSON and Boolean columns for this dialect."""
+    def processor(column: Any) -> Any:  # noqa: ANN401
+        return column.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+
+    table = Response.__table__.c
+    return processor(table.received_at), processor(table.feedback), processor(table.correct)
+
+
+def _sqlite_values(dialect: Any, values: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN401
+    when, as_json, as_bool = _sqlite_converters(dialect)
+    out = dict(values)
+    out["now"] = out["received_at"] = when(values["now"])
+    out["feedback"] = as_json(values["feedback"])
+    out["correct"] = as_bool(values["correct"]) if values["correct"] is not None else None
+    if values.get("staircase") is not None:
+        out["staircase"] = as_json(values["staircase"])
+    return out
 
 
 def _store_sqlite(conn: Connection, progress: dict[str, Any], r: NewResponse,
                   staircase: dict[str, Any] | None) -> int | None:
-    with db.sqlite_write_lock(conn.engine):
-        _end_read(conn)
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """BEGIN IMMEDIATE, advance, insert, COMMIT on the driver's connection, with everything
+    that can be prepared done before the write lock is taken: the lock is held for the SQLite
+    calls alone, so that waiting writers in other threads and processes wait little."""
+    params = _sqlite_values(conn.dialect, {**_response_row(progress["pid"], r, progress["now"]),
+                                           **progress, "staircase": staircase})
+    advance = _SQLITE_ADVANCE.format(staircase=", staircase = :staircase" if staircase is not None else "")
+    clicks = [(i, c.x, c.y, c.t_ms, c.stroke) for i, c in enumerate(r.clicks)]
+    _end_read(conn)
+    dbapi_conn = conn.connection.dbapi_connection
+    with db.sqlite_write_lock(conn.engine), _sqlalchemy_errors(conn, _SQLITE_INSERT_RESPONSE, params):
+        cursor = dbapi_conn.cursor()
         try:
-            if staircase is None:
-                advanced = conn.execute(_ADVANCE, progress).rowcount
-            else:
-                advanced = conn.execute(_ADVANCE_STAIRCASE, {**progress, "staircase": staircase}).rowcount
-            if advanced != 1:
-                conn.rollback()
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(advance, params)
+            if cursor.rowcount != 1:
+                dbapi_conn.rollback()
                 return None
-            response_id = conn.execute(
-                _INSERT_RESPONSE, _response_row(progress["pid"], r, progress["now"])
-            ).scalar_one()
-            if r.clicks:
-                conn.execute(_INSERT_CLICKS, click_rows(response_id, r.clicks))
-            conn.commit()
+            cursor.execute(_SQLITE_INSERT_RESPONSE, params)
+            response_id = cursor.fetchone()[0]
+            if clicks:
+                cursor.executemany(_SQLITE_INSERT_CLICK, [(response_id, *c) for c in clicks])
+            dbapi_conn.commit()
         except BaseException:
-            conn.rollback()
+            dbapi_conn.rollback()
             raise
+        finally:
+            cursor.close()
     return response_id
 
 

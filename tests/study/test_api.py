@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import Counter
 from typing import Any
@@ -152,6 +153,45 @@ def test_repeated_client_uuid_is_stored_once(app: Flask, client: FlaskClient, ma
     res = post(client, token, answer_body(trial))
     assert res.status_code == 409 and res.get_json()["error"]["field"] == "trial_id"
     assert count(app, Response) == 1
+
+
+def test_stored_rows_read_back_through_the_orm(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    """The hot path writes below the ORM (study/response_store.py); what it stores reads back
+    with the ORM's types: timestamps, booleans, JSON, the staircase state and the clicks."""
+    slug = make_study(task="realfake", n_main=3, n_practice=1, n_catch=0,
+                      settings={"practice_feedback": True,
+                                "staircase": {"enabled": True, "down": 1, "up": 1, "step_ms": 50}})
+    token = start(client, slug)["token"]
+    before = dt.datetime.now(dt.UTC)
+    answers = []
+    for _ in range(2):  # the practice trial (feedback), then a main trial (staircase step)
+        trial = current(client, token)["trial"]
+        res = post(client, token, answer_body(trial))
+        assert res.status_code == 201
+        answers.append((trial, res.get_json()))
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        p = s.scalar(select(Participant).where(Participant.token == token))
+        rows = list(s.scalars(select(Response).where(Response.participant_id == p.id).order_by(Response.id)))
+        assert [r.trial_id for r in rows] == [t["id"] for t, _ in answers]
+        for r, (_trial, reply) in zip(rows, answers, strict=True):
+            assert r.id == reply["response_id"] and r.correct is reply["correct"]
+            assert isinstance(r.correct, bool) and r.answer == "fake" and r.rt_ms == 640.5
+            received = r.received_at if r.received_at.tzinfo else r.received_at.replace(tzinfo=dt.UTC)
+            assert before - dt.timedelta(seconds=1) <= received <= dt.datetime.now(dt.UTC)
+        assert rows[0].feedback == answers[0][1]["feedback"] and set(rows[0].feedback) == {"truth"}
+        assert rows[1].feedback == {}
+        assert p.current_index == 2 and p.staircase["n_trials"] == 1
+        assert p.staircase["exposure_ms"] == 500 + (-50 if answers[1][1]["correct"] else 50)
+
+    slug = make_study(task="clickme", n_main=1, n_practice=0, n_catch=0)
+    token = start(client, slug)["token"]
+    trial = current(client, token)["trial"]
+    assert post(client, token, answer_body(trial)).status_code == 201
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        clicks = s.scalars(select(Click).join(Response).where(Response.trial_id == trial["id"])
+                           .order_by(Click.order)).all()
+        assert [(c.order, c.x, c.y, c.t_ms, c.stroke) for c in clicks] == [
+            (0, 0.1, 0.2, 100.0, 0), (1, 0.15, 0.25, 130.0, 0), (2, 0.8, 0.9, 900.0, 1)]
 
 
 def _fail_click_inserts(app: Flask, on: bool) -> None:
