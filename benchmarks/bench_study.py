@@ -311,7 +311,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
-            with Gunicorn(env, args.workers, args.threads, work / "gunicorn.log") as server_proc:
+            workers, threads = concurrency(backend, url, args)
+            with Gunicorn(env, workers, threads, work / "gunicorn.log") as server_proc:
                 result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
                 if args.simulate:
                     before, client0 = cpu_snapshot(server_proc.proc.pid), time.process_time()
@@ -325,7 +326,17 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             if drop is not None:
                 drop()
     result["backend"] = backend
+    result["concurrency"] = (workers, threads)
     return result
+
+
+def concurrency(backend: str, url: str, args: argparse.Namespace) -> tuple[int, int]:
+    """The gunicorn workers and threads of a run: the command line's, else what gunicorn.conf.py
+    would pick for this database on this machine."""
+    from study.config import server_concurrency
+
+    workers, threads = server_concurrency(url, os.cpu_count() or 1)
+    return args.workers or workers, args.threads or threads
 
 
 async def _measured(server_pid: int, coro):  # noqa: ANN001, ANN202
@@ -411,12 +422,13 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
     headers = ["database", "route and load", "requests/s", "p50 ms", "p99 ms", "errors", "lost",
                "duplicated", "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    servers = ", ".join(f"{r['backend']} `-w {r['concurrency'][0]} --threads {r['concurrency'][1]}`" for r in results)
     lines = [
         f"Command: `{command}`",
         "",
         f"Machine: {os.cpu_count()} CPU cores shared by the server, PostgreSQL, the load generator and the "
-        f"other work on the machine (1-minute load average {load:.1f} at the end of the run); gunicorn "
-        f"`-k gthread -w {args.workers} --threads {args.threads}`; {args.participants} participants at once, "
+        f"other work on the machine (1-minute load average {load:.1f} at the end of the run); gunicorn gthread "
+        f"{servers}; {args.participants} participants at once, "
         f"{args.trials} responses each per load model ({args.participants * args.trials} submissions). Back to back: "
         f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
         f"think time, so by Little's law mean latency = {args.participants} / throughput: p99 < 100 ms back to back "
@@ -473,8 +485,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks study", description=__doc__.split("\n")[0])
     parser.add_argument("--participants", type=int, default=200)
     parser.add_argument("--trials", type=int, default=10, help="responses per participant")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (gunicorn.conf.py: 2 per core)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (gunicorn.conf.py: 4)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers (default: study.config.server_concurrency, as gunicorn.conf.py)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: likewise)")
     parser.add_argument("--paced-rate", default="1000,1250",
                         help="comma-separated submissions/s offered in the paced runs, one run each "
                              "(the goal is judged at 1000/s; empty: back to back only)")
