@@ -7,6 +7,9 @@ Connection without the ORM session, and it never holds a lock while Python valid
    the key of a settings cache) in one joined SELECT, outside any transaction;
 2. `store` advances the participant *only if it is still at the index that was read*
    (compare-and-set on `current_index`) and inserts the response and its clicks, atomically:
+   - PostgreSQL, studies without a staircase: `store_current` does it all in one round trip,
+     with the participant's settings cached per worker (`participation`); the steps above
+     remain the way for staircase studies and for every refusal or race;
    - PostgreSQL: one statement in autocommit mode (a data-modifying CTE: UPDATE ... RETURNING
      feeds the response INSERT, which feeds the clicks INSERT over unnest'ed arrays), so a
      submission costs two round trips instead of BEGIN, SELECT ... FOR UPDATE, three writes
@@ -63,6 +66,22 @@ _CONTEXT = (
     .where(Participant.token == bindparam("token"))
 )
 
+# What never changes for a participant (condition and study settings are fixed once it has
+# started), so each worker keeps it per token after the first request.
+_PARTICIPATION = (
+    select(
+        Participant.id,
+        Study.task,
+        cast(Study.settings, Text).label("settings_json"),
+        cast(Condition.settings, Text).label("condition_json"),
+    )
+    .select_from(Participant)
+    .join(Study, Study.id == Participant.study_id)
+    .outerjoin(Condition, Condition.id == Participant.condition_id)
+    .where(Participant.token == bindparam("token"))
+)
+PARTICIPATION_CACHE_SIZE = 100_000
+
 _STORED = select(
     Response.id, Response.participant_id, Response.trial_id, Response.correct, Response.feedback
 ).where(Response.client_uuid == bindparam("client_uuid"))
@@ -107,6 +126,50 @@ WITH advanced AS (
            WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
 )
 SELECT id FROM stored
+"""
+
+
+# PostgreSQL, one round trip for a study without a staircase: the statement itself checks that
+# :trial_id is the participant's current trial, advances it (compare-and-set), derives the
+# answer's correctness and the practice feedback from the stimulus's source, and stores the
+# response and its clicks. No row back: not the current trial, or a concurrent request won.
+# The rule is the same as the Python path's (study.api.endpoints): a model's image is "fake".
+_PG_STORE_CURRENT = """
+WITH this_trial AS (
+    SELECT t.id, t."index", t.kind, t.exposure_ms,
+           CASE WHEN s.source = 'model' THEN 'fake' ELSE 'real' END AS truth
+      FROM participants p
+      JOIN trials t ON t.participant_id = p.id AND t."index" = p.current_index
+      JOIN stimuli s ON s.id = t.stimulus_id
+     WHERE p.id = %(pid)s AND t.id = %(trial_id)s
+), advanced AS (
+    UPDATE participants
+       SET current_index = this_trial."index" + 1, last_seen_at = %(now)s
+      FROM this_trial
+     WHERE participants.id = %(pid)s AND participants.current_index = this_trial."index"
+ RETURNING this_trial."index" + 1 AS next_index, this_trial.kind, this_trial.exposure_ms,
+           this_trial.truth
+), stored AS (
+    INSERT INTO responses (trial_id, participant_id, client_uuid, answer, correct, confidence,
+                           rt_ms, exposure_ms, n_clicks, feedback, client_sent_at, received_at)
+    SELECT %(trial_id)s, %(pid)s, %(client_uuid)s, CAST(%(answer)s AS text),
+           CASE WHEN %(judged)s THEN CAST(%(answer)s AS text) = a.truth END,
+           %(confidence)s, %(rt_ms)s, COALESCE(CAST(%(exposure_ms)s AS double precision), a.exposure_ms),
+           %(n_clicks)s,
+           CASE WHEN %(practice_feedback)s AND a.kind = 'practice'
+                THEN json_build_object('truth', a.truth) ELSE CAST('{}' AS json) END,
+           %(client_sent_at)s, %(now)s
+      FROM advanced a
+ RETURNING id, correct, feedback
+), clicked AS (
+    INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke)
+    SELECT stored.id, c.ord - 1, c.x, c.y, c.t_ms, c.stroke
+      FROM stored,
+           unnest(CAST(%(xs)s AS double precision[]), CAST(%(ys)s AS double precision[]),
+                  CAST(%(ts)s AS double precision[]), CAST(%(strokes)s AS integer[]))
+           WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
+)
+SELECT stored.id, stored.correct, stored.feedback, advanced.next_index FROM stored, advanced
 """
 
 
@@ -183,6 +246,63 @@ def connect() -> Connection:
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     return conn
+
+
+class Participation(NamedTuple):
+    """The unchanging part of a participant's context."""
+
+    id: int
+    task: str
+    settings_json: str
+    condition_json: str | None
+
+
+class Stored(NamedTuple):
+    """A response stored by `store_current`, as the client is told of it."""
+
+    id: int
+    correct: bool | None
+    feedback: dict[str, Any]
+    next_index: int
+
+
+def participation(conn: Connection, token: str, cache: dict[str, Participation]) -> Participation | None:
+    """The participant of `token` (id, task, settings), from `cache` when it is there; None for
+    an unknown token. `cache` is the app's (one per worker process), emptied when it is full."""
+    found = cache.get(token)
+    if found is not None:
+        return found
+    if conn.dialect.name == "postgresql":
+        row = _driver_row(conn, _participation_sql(conn.dialect), {"token": token})
+    else:
+        row = conn.execute(_PARTICIPATION, {"token": token}).first()
+        _end_read(conn)
+    if row is None:
+        return None
+    if len(cache) >= PARTICIPATION_CACHE_SIZE:
+        cache.clear()
+    cache[token] = found = Participation(*row)
+    return found
+
+
+@functools.cache
+def _participation_sql(dialect: Any) -> str:  # noqa: ANN401
+    return str(_PARTICIPATION.compile(dialect=dialect))
+
+
+def store_current(conn: Connection, participant_id: int, r: NewResponse, judged: bool,
+                  practice_feedback: bool, now: dt.datetime) -> Stored | None:
+    """PostgreSQL, studies without a staircase: store `r` if its trial is the participant's
+    current one, in one statement that also advances the participant and works out `correct`
+    (when `judged`: real-or-fake) and the practice feedback. `r.correct` and `r.feedback` are
+    not used; `r.exposure_ms` None means the trial's own. None if nothing was stored (not the
+    current trial, or a concurrent request won); IntegrityError for a stored UUID."""
+    params = _response_row(participant_id, r, now)
+    params.update(pid=participant_id, now=now, judged=judged, practice_feedback=practice_feedback,
+                  xs=[c.x for c in r.clicks], ys=[c.y for c in r.clicks],
+                  ts=[c.t_ms for c in r.clicks], strokes=[c.stroke for c in r.clicks])
+    row = _driver_row(conn, _PG_STORE_CURRENT, params)
+    return Stored(*row) if row is not None else None
 
 
 def read_context(conn: Connection, token: str) -> Context | None:

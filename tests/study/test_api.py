@@ -194,6 +194,48 @@ def test_stored_rows_read_back_through_the_orm(app: Flask, client: FlaskClient, 
             (0, 0.1, 0.2, 100.0, 0), (1, 0.15, 0.25, 130.0, 0), (2, 0.8, 0.9, 900.0, 1)]
 
 
+def test_answers_without_a_staircase(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    """A study without a staircase: on PostgreSQL its answers go the one-round-trip way
+    (response_store.store_current), which works out `correct` and the practice feedback in SQL;
+    the reply and the stored rows must be what the Python path gives on SQLite."""
+    slug = make_study(task="realfake", n_main=2, n_practice=1, n_catch=0,
+                      settings={"practice_feedback": True, "exposure_ms": 250})
+    token = start(client, slug)["token"]
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        p = s.scalar(select(Participant).where(Participant.token == token))
+        truth = {t.id: ("fake" if t.stimulus.source == "model" else "real") for t in p.trials}
+    replies = []
+    for answer in ("real", "fake", "fake"):
+        trial = current(client, token)["trial"]
+        body = answer_body(trial, answer=answer)
+        if trial["kind"] == "main":
+            body.pop("exposure_ms")  # the trial's own exposure is stored
+        res = post(client, token, body)
+        assert res.status_code == 201, res.get_json()
+        reply = res.get_json()
+        assert reply["correct"] is (answer == truth[trial["id"]])
+        assert reply["feedback"] == ({"truth": truth[trial["id"]]} if trial["kind"] == "practice" else {})
+        assert reply["next_index"] == trial["index"] + 1
+        assert post(client, token, body).get_json() == reply  # a resend: the same answer, 200
+        replies.append((trial, body, reply))
+    assert count(app, Response) == 3
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        for trial, body, reply in replies:
+            r = s.get(Response, reply["response_id"])
+            assert (r.trial_id, r.answer, r.correct, r.feedback) == (
+                trial["id"], body["answer"], reply["correct"], reply["feedback"])
+            assert r.exposure_ms == (51.2 if trial["kind"] == "practice" else 250.0)
+    postgres = app.extensions["sqlalchemy_engine"].dialect.name == "postgresql"
+    assert (token in app.extensions.get("participations", {})) is postgres
+
+    slug = make_study(task="clickme", n_main=1, n_practice=0, n_catch=0)
+    token = start(client, slug)["token"]
+    trial = current(client, token)["trial"]
+    reply = post(client, token, answer_body(trial)).get_json()
+    assert (reply["correct"], reply["feedback"]) == (None, {})
+    assert count(app, Click) == 3
+
+
 def _fail_click_inserts(app: Flask, on: bool) -> None:
     """A trigger that makes the database refuse every click row (a disk-full stand-in), or none."""
     engine = app.extensions["sqlalchemy_engine"]
