@@ -1,27 +1,32 @@
 """Store one participant response exactly once, in as few database round trips as possible.
 
 This is the API's hot path (hundreds of submissions per second), so it works on a pooled
-Connection without the ORM session, and it never holds a lock while Python validates:
+Connection without the ORM session, and it never holds a lock while Python validates.
 
-1. `read_context` reads the participant, the current trial, the study's settings (as JSON text,
-   the key of a settings cache) in one joined SELECT, outside any transaction;
+The general way, two steps:
+1. `read_context` reads the participant, the current trial and the study's settings (as JSON
+   text, the key of a settings cache) in one joined SELECT, outside any transaction.
 2. `store` advances the participant *only if it is still at the index that was read*
    (compare-and-set on `current_index`) and inserts the response and its clicks, atomically:
-   - PostgreSQL, studies without a staircase: `store_current` does it all in one round trip,
-     with the participant's settings cached per worker (`participation`); the steps above
-     remain the way for staircase studies and for every refusal or race;
    - PostgreSQL: one statement in autocommit mode (a data-modifying CTE: UPDATE ... RETURNING
-     feeds the response INSERT, which feeds the clicks INSERT over unnest'ed arrays), so a
+     feeds the response INSERT, which feeds the clicks INSERT over unnest'ed arrays). A
      submission costs two round trips instead of BEGIN, SELECT ... FOR UPDATE, three writes
-     and COMMIT. Both statements go to the driver's cursor directly (`_driver_row`): SQLAlchemy's
-     per-statement work (cache key, compiled cache, result metadata) was a tenth of a
-     submission's server CPU; its error handling is kept;
+     and COMMIT.
    - SQLite: BEGIN IMMEDIATE, the writes, COMMIT on the driver's connection, under
-     `db.sqlite_write_lock`, which queues writers without SQLite's sleeping busy handler; only
-     the SQLite calls run under the lock (a lock holder that waits for the GIL between
-     SQLAlchemy's Python steps keeps every other writer waiting).
+     `db.sqlite_write_lock`, which queues writers without SQLite's sleeping busy handler.
+     Only the SQLite calls run under the lock: a lock holder that waits for the GIL between
+     SQLAlchemy's Python steps keeps every other writer waiting.
 
-A concurrent request that advanced the participant first makes `store` return None; a repeated
+The short way, PostgreSQL studies without a staircase: `store_current` does both steps in one
+round trip. The participant's unchanging part (`participation`) is cached per worker, and the
+statement checks that the trial is the current one. Refusals, races and staircase studies take
+the general way, which gives the exact answer.
+
+PostgreSQL statements go to the driver's cursor directly (`_driver_row`). SQLAlchemy's
+per-statement work (cache key, compiled cache, result metadata) was a tenth of a submission's
+server CPU; its error translation and invalidation are kept.
+
+A concurrent request that advanced the participant first makes `store` return None. A repeated
 `client_uuid` or a second answer to one trial raises IntegrityError (unique constraints), and
 `stored_result` then finds what was stored. Either way nothing is stored twice.
 """
