@@ -41,15 +41,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Text, bindparam, cast, select
+from sqlalchemy import Connection, Select, Text, bindparam, cast, select
 from sqlalchemy.exc import DBAPIError
 
 from study import db
 from study.models import Condition, Participant, Response, Stimulus, Study, Trial
 from study.validation import ClickIn
 
+
+def _by_token(*columns: Any) -> Select:  # noqa: ANN401
+    """SELECT `columns`, then the study's task and the study's and condition's settings as JSON
+    text, of the participant with the token :token."""
+    return (
+        select(
+            *columns,
+            Study.task,
+            cast(Study.settings, Text).label("settings_json"),
+            cast(Condition.settings, Text).label("condition_json"),
+        )
+        .select_from(Participant)
+        .join(Study, Study.id == Participant.study_id)
+        .outerjoin(Condition, Condition.id == Participant.condition_id)
+        .where(Participant.token == bindparam("token"))
+    )
+
+
 _CONTEXT = (
-    select(
+    _by_token(
         Participant.id,
         Participant.current_index,
         Participant.staircase,
@@ -57,34 +75,16 @@ _CONTEXT = (
         Trial.kind,
         Trial.exposure_ms,
         Stimulus.source,
-        Study.task,
-        cast(Study.settings, Text).label("settings_json"),
-        cast(Condition.settings, Text).label("condition_json"),
     )
-    .select_from(Participant)
-    .join(Study, Study.id == Participant.study_id)
     .outerjoin(
         Trial, (Trial.participant_id == Participant.id) & (Trial.index == Participant.current_index)
     )
     .outerjoin(Stimulus, Stimulus.id == Trial.stimulus_id)
-    .outerjoin(Condition, Condition.id == Participant.condition_id)
-    .where(Participant.token == bindparam("token"))
 )
 
 # What never changes for a participant (condition and study settings are fixed once it has
 # started), so each worker keeps it per token after the first request.
-_PARTICIPATION = (
-    select(
-        Participant.id,
-        Study.task,
-        cast(Study.settings, Text).label("settings_json"),
-        cast(Condition.settings, Text).label("condition_json"),
-    )
-    .select_from(Participant)
-    .join(Study, Study.id == Participant.study_id)
-    .outerjoin(Condition, Condition.id == Participant.condition_id)
-    .where(Participant.token == bindparam("token"))
-)
+_PARTICIPATION = _by_token(Participant.id)
 PARTICIPATION_CACHE_SIZE = 100_000
 
 _STORED = select(
