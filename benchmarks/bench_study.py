@@ -311,7 +311,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
             slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(ROOT)}
-            workers, threads = concurrency(backend, url, args)
+            workers, threads = concurrency(url, args)
             with Gunicorn(env, workers, threads, work / "gunicorn.log") as server_proc:
                 result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
                 if args.simulate:
@@ -330,7 +330,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
-def concurrency(backend: str, url: str, args: argparse.Namespace) -> tuple[int, int]:
+def concurrency(url: str, args: argparse.Namespace) -> tuple[int, int]:
     """The gunicorn workers and threads of a run: the command line's, else what gunicorn.conf.py
     would pick for this database on this machine."""
     from study.config import server_concurrency

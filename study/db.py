@@ -69,7 +69,6 @@ class SqliteWriteLock:
         self._thread_lock = threading.Lock()
         self._path = Path(database + ".writelock") if database and database != ":memory:" else None
         self._fd: int | None = None
-        self._pid = 0
         _all_write_locks.add(self)
 
     def _after_fork(self) -> None:
@@ -79,9 +78,8 @@ class SqliteWriteLock:
     def _file(self) -> int | None:
         if self._path is None or fcntl is None:
             return None
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
         return self._fd
 
     def __enter__(self) -> SqliteWriteLock:
@@ -97,7 +95,7 @@ class SqliteWriteLock:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self._fd is not None and self._pid == os.getpid():
+            if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()

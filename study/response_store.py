@@ -93,10 +93,12 @@ _STORED = select(
 
 _ANSWERED = select(Response.id).where(Response.trial_id == bindparam("trial_id"))
 
-# SQLite: the writes of one transaction, in the driver's named style. Values are converted by
-# the columns' own SQLAlchemy types (`_sqlite_values`), so rows look as the ORM writes them.
+# The columns a stored response fills, in the order of both backends' INSERTs.
 _RESPONSE_COLUMNS = ("trial_id", "participant_id", "client_uuid", "answer", "correct", "confidence",
                      "rt_ms", "exposure_ms", "n_clicks", "feedback", "client_sent_at", "received_at")
+
+# SQLite: the writes of one transaction, in the driver's named style. Values are converted by
+# the columns' own SQLAlchemy types (`_sqlite_values`), so rows look as the ORM writes them.
 _SQLITE_ADVANCE = ("UPDATE participants SET current_index = :next_index, last_seen_at = :now{staircase} "
                    "WHERE id = :pid AND current_index = :idx")
 _SQLITE_INSERT_RESPONSE = (
@@ -105,9 +107,20 @@ _SQLITE_INSERT_RESPONSE = (
 )
 _SQLITE_INSERT_CLICK = 'INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke) VALUES (?, ?, ?, ?, ?, ?)'
 
-# PostgreSQL: the same writes as one statement. The response row exists only if the UPDATE
-# matched (the participant was still at :idx), the clicks only if the response row exists.
-_PG_STORE = """
+# PostgreSQL: the writes as one statement, built from shared pieces. The response row exists
+# only if the UPDATE matched (the participant was still at the index), the clicks only if the
+# response row exists.
+_PG_INSERT_RESPONSE = f"INSERT INTO responses ({', '.join(_RESPONSE_COLUMNS)})"
+_PG_INSERT_CLICKS = """clicked AS (
+    INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke)
+    SELECT stored.id, c.ord - 1, c.x, c.y, c.t_ms, c.stroke
+      FROM stored,
+           unnest(CAST(%(xs)s AS double precision[]), CAST(%(ys)s AS double precision[]),
+                  CAST(%(ts)s AS double precision[]), CAST(%(strokes)s AS integer[]))
+           WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
+)"""
+
+_PG_STORE = f"""
 WITH advanced AS (
     UPDATE participants
        SET current_index = %(next_index)s,
@@ -116,30 +129,21 @@ WITH advanced AS (
      WHERE id = %(pid)s AND current_index = %(idx)s
  RETURNING id
 ), stored AS (
-    INSERT INTO responses (trial_id, participant_id, client_uuid, answer, correct, confidence,
-                           rt_ms, exposure_ms, n_clicks, feedback, client_sent_at, received_at)
+    {_PG_INSERT_RESPONSE}
     SELECT %(trial_id)s, advanced.id, %(client_uuid)s, %(answer)s, %(correct)s, %(confidence)s,
            %(rt_ms)s, %(exposure_ms)s, %(n_clicks)s, CAST(%(feedback)s AS json), %(client_sent_at)s, %(now)s
       FROM advanced
  RETURNING id
-), clicked AS (
-    INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke)
-    SELECT stored.id, c.ord - 1, c.x, c.y, c.t_ms, c.stroke
-      FROM stored,
-           unnest(CAST(%(xs)s AS double precision[]), CAST(%(ys)s AS double precision[]),
-                  CAST(%(ts)s AS double precision[]), CAST(%(strokes)s AS integer[]))
-           WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
-)
+), {_PG_INSERT_CLICKS}
 SELECT id FROM stored
 """
-
 
 # PostgreSQL, one round trip for a study without a staircase: the statement itself checks that
 # :trial_id is the participant's current trial, advances it (compare-and-set), derives the
 # answer's correctness and the practice feedback from the stimulus's source, and stores the
 # response and its clicks. No row back: not the current trial, or a concurrent request won.
 # The rule is the same as the Python path's (study.api.endpoints): a model's image is "fake".
-_PG_STORE_CURRENT = """
+_PG_STORE_CURRENT = f"""
 WITH this_trial AS (
     SELECT t.id, t."index", t.kind, t.exposure_ms,
            CASE WHEN s.source = 'model' THEN 'fake' ELSE 'real' END AS truth
@@ -155,25 +159,17 @@ WITH this_trial AS (
  RETURNING this_trial."index" + 1 AS next_index, this_trial.kind, this_trial.exposure_ms,
            this_trial.truth
 ), stored AS (
-    INSERT INTO responses (trial_id, participant_id, client_uuid, answer, correct, confidence,
-                           rt_ms, exposure_ms, n_clicks, feedback, client_sent_at, received_at)
+    {_PG_INSERT_RESPONSE}
     SELECT %(trial_id)s, %(pid)s, %(client_uuid)s, CAST(%(answer)s AS text),
            CASE WHEN %(judged)s THEN CAST(%(answer)s AS text) = a.truth END,
            %(confidence)s, %(rt_ms)s, COALESCE(CAST(%(exposure_ms)s AS double precision), a.exposure_ms),
            %(n_clicks)s,
            CASE WHEN %(practice_feedback)s AND a.kind = 'practice'
-                THEN json_build_object('truth', a.truth) ELSE CAST('{}' AS json) END,
+                THEN json_build_object('truth', a.truth) ELSE CAST('{{}}' AS json) END,
            %(client_sent_at)s, %(now)s
       FROM advanced a
  RETURNING id, correct, feedback
-), clicked AS (
-    INSERT INTO clicks (response_id, "order", x, y, t_ms, stroke)
-    SELECT stored.id, c.ord - 1, c.x, c.y, c.t_ms, c.stroke
-      FROM stored,
-           unnest(CAST(%(xs)s AS double precision[]), CAST(%(ys)s AS double precision[]),
-                  CAST(%(ts)s AS double precision[]), CAST(%(strokes)s AS integer[]))
-           WITH ORDINALITY AS c(x, y, t_ms, stroke, ord)
-)
+), {_PG_INSERT_CLICKS}
 SELECT stored.id, stored.correct, stored.feedback, advanced.next_index FROM stored, advanced
 """
 
@@ -211,8 +207,18 @@ class Context(NamedTuple):
 
 
 @functools.cache
-def _context_sql(dialect: Any) -> str:  # noqa: ANN401
-    return str(_CONTEXT.compile(dialect=dialect))
+def _compiled(stmt: Select, dialect: Any) -> str:  # noqa: ANN401
+    return str(stmt.compile(dialect=dialect))
+
+
+def _first_by_token(conn: Connection, stmt: Select, token: str) -> Any:  # noqa: ANN401
+    """The first row of `stmt` for :token: on the driver's cursor on PostgreSQL, through
+    SQLAlchemy (and its JSON and date conversions) on SQLite, ending the read's transaction."""
+    if conn.dialect.name == "postgresql":
+        return _driver_row(conn, _compiled(stmt, conn.dialect), {"token": token})
+    row = conn.execute(stmt, {"token": token}).first()
+    _end_read(conn)
+    return row
 
 
 @contextmanager
@@ -277,22 +283,13 @@ def participation(conn: Connection, token: str, cache: dict[str, Participation])
     found = cache.get(token)
     if found is not None:
         return found
-    if conn.dialect.name == "postgresql":
-        row = _driver_row(conn, _participation_sql(conn.dialect), {"token": token})
-    else:
-        row = conn.execute(_PARTICIPATION, {"token": token}).first()
-        _end_read(conn)
+    row = _first_by_token(conn, _PARTICIPATION, token)
     if row is None:
         return None
     if len(cache) >= PARTICIPATION_CACHE_SIZE:
         cache.clear()
     cache[token] = found = Participation(*row)
     return found
-
-
-@functools.cache
-def _participation_sql(dialect: Any) -> str:  # noqa: ANN401
-    return str(_PARTICIPATION.compile(dialect=dialect))
 
 
 def store_current(conn: Connection, participant_id: int, r: NewResponse, judged: bool,
@@ -303,20 +300,15 @@ def store_current(conn: Connection, participant_id: int, r: NewResponse, judged:
     not used; `r.exposure_ms` None means the trial's own. None if nothing was stored (not the
     current trial, or a concurrent request won); IntegrityError for a stored UUID."""
     params = _response_row(participant_id, r, now)
-    params.update(pid=participant_id, now=now, judged=judged, practice_feedback=practice_feedback,
-                  xs=[c.x for c in r.clicks], ys=[c.y for c in r.clicks],
-                  ts=[c.t_ms for c in r.clicks], strokes=[c.stroke for c in r.clicks])
+    params.update(_click_arrays(r.clicks), pid=participant_id, now=now, judged=judged,
+                  practice_feedback=practice_feedback)
     row = _driver_row(conn, _PG_STORE_CURRENT, params)
     return Stored(*row) if row is not None else None
 
 
 def read_context(conn: Connection, token: str) -> Context | None:
     """The context of the participant with this token; None for an unknown token."""
-    if conn.dialect.name == "postgresql":
-        row = _driver_row(conn, _context_sql(conn.dialect), {"token": token})
-    else:
-        row = conn.execute(_CONTEXT, {"token": token}).first()
-        _end_read(conn)
+    row = _first_by_token(conn, _CONTEXT, token)
     if row is None:
         return None
     ctx = Context(*row)
@@ -390,6 +382,12 @@ def _response_row(participant_id: int, r: NewResponse, now: dt.datetime) -> dict
     }
 
 
+def _click_arrays(clicks: list[ClickIn]) -> dict[str, list]:
+    """The clicks as the column arrays that the PostgreSQL statements unnest."""
+    return {"xs": [c.x for c in clicks], "ys": [c.y for c in clicks],
+            "ts": [c.t_ms for c in clicks], "strokes": [c.stroke for c in clicks]}
+
+
 @functools.cache
 def _sqlite_converters(dialect: Any) -> tuple[Any, Any, Any]:  # noqa: ANN401
     """The bind processors of the DateTime, JSON and Boolean columns for this dialect."""
@@ -449,9 +447,6 @@ def _store_postgres(conn: Connection, progress: dict[str, Any], r: NewResponse,
     params.update(progress)
     params["feedback"] = json.dumps(r.feedback)
     params["staircase"] = json.dumps(staircase) if staircase is not None else None
-    params["xs"] = [c.x for c in r.clicks]
-    params["ys"] = [c.y for c in r.clicks]
-    params["ts"] = [c.t_ms for c in r.clicks]
-    params["strokes"] = [c.stroke for c in r.clicks]
+    params.update(_click_arrays(r.clicks))
     row = _driver_row(conn, _PG_STORE, params)
     return row[0] if row is not None else None

@@ -434,14 +434,7 @@ def post_response():  # noqa: ANN201
             response_id = None  # the same UUID, or another answer to this trial, is stored
         if response_id is None:
             return _lost_race(conn, ctx, client_uuid, trial_id)
-    result = {
-        "response_id": response_id,
-        "trial_id": trial_id,
-        "correct": correct,
-        "feedback": feedback,
-        "next_index": ctx.current_index + 1,
-    }
-    return jsonify(result), 201
+    return _stored_json(response_id, trial_id, correct, feedback, ctx.current_index + 1), 201
 
 
 def _store_in_one_trip(conn, token: str, client_uuid: str, trial_id: int, body: dict[str, Any]):  # noqa: ANN001, ANN202
@@ -475,14 +468,7 @@ def _store_in_one_trip(conn, token: str, client_uuid: str, trial_id: int, body: 
         return None
     if stored is None:
         return None
-    result = {
-        "response_id": stored.id,
-        "trial_id": trial_id,
-        "correct": stored.correct,
-        "feedback": stored.feedback,
-        "next_index": stored.next_index,
-    }
-    return jsonify(result), 201
+    return _stored_json(stored.id, trial_id, stored.correct, stored.feedback, stored.next_index), 201
 
 
 def _lost_race(conn, ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN001, ANN202, ANN401
@@ -516,17 +502,17 @@ def _not_current(conn, ctx: Any, client_uuid: str, trial_id: int):  # noqa: ANN0
     )
 
 
+def _stored_json(response_id: int, trial_id: int, correct: bool | None, feedback: dict[str, Any],
+                 next_index: int):  # noqa: ANN202
+    """The answer to a stored response (201 when stored now, 200 for a resend)."""
+    return jsonify(response_id=response_id, trial_id=trial_id, correct=correct, feedback=feedback,
+                   next_index=next_index)
+
+
 def _repeat(stored: Any, participant_id: int, next_index: int):  # noqa: ANN202, ANN401
     if stored.participant_id != participant_id:
         raise ApiError(409, "this client_uuid belongs to another response", "client_uuid")
-    result = {
-        "response_id": stored.id,
-        "trial_id": stored.trial_id,
-        "correct": stored.correct,
-        "feedback": stored.feedback,
-        "next_index": next_index,
-    }
-    return jsonify(result), 200
+    return _stored_json(stored.id, stored.trial_id, stored.correct, stored.feedback, next_index), 200
 
 
 @bp.post("/participant/events")
