@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.data import SPECS
+from models.data import EMBEDDED, SPECS
 from models.data.splits import EXEMPLAR_RULES
 from models.diffusion.schedule import SCHEDULES
 from models.diffusion.unet import CONTEXT_MODES
@@ -169,7 +169,7 @@ def validate(cfg: Config) -> Config:
              f"must be a non-empty word of letters, digits, - and _, got {cfg.name!r}")
     _require(cfg.kind == "diffusion", "kind", f"must be 'diffusion', got {cfg.kind!r}")
     _require(d.dataset in SPECS, "data.dataset", f"{d.dataset!r} is not one of {SPECS}")
-    _require(d.dataset.startswith("digits") or bool(d.root), "data.root",
+    _require(d.dataset in EMBEDDED or bool(d.root), "data.root",
              f"the {d.dataset} data set needs a folder")
     _require(4 <= d.size <= 256, "data.size", f"must be in 4..256, got {d.size}")
     _require(d.heldout_classes >= 0, "data.heldout_classes", "must be >= 0")

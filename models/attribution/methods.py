@@ -13,7 +13,11 @@ Diffusion methods take a noise-prediction network `eps = net(x_t, t, context)` w
   (`diffusion_score_noised`);
 - the gradient of the class-conditional denoising loss ||eps - net(x_t, t, c)||^2 with respect to
   the image, averaged over timesteps and noise draws, through Captum Saliency
-  (`denoising_loss_saliency`) or IntegratedGradients (`denoising_loss_ig`).
+  (`denoising_loss_saliency`) or IntegratedGradients (`denoising_loss_ig`);
+- condition contrasts on forward-noised copies, whose expected value depends on the image and
+  its condition: the guidance difference |sqrt(1 - alphabar_t) (eps_c - eps_u)|
+  (`guidance_difference`) and the per-pixel drop of the squared denoising error that the
+  condition brings (`conditional_gain`).
 Per-image random draws come from per-image seeds, so a batch gives the same maps as one image at
 a time.
 """
@@ -323,6 +327,105 @@ def diffusion_score_noised(
             path.append((t, schedule.q_sample(x0, tt, noise[:, d * len(ts) + j].to(dev))))
         maps += guided_noise_score(net, schedule, ctx, path, w=w)
     return maps / n_draws
+
+
+@torch.no_grad()
+def _condition_effect(
+    net: nn.Module,
+    schedule,
+    images: torch.Tensor,
+    context: Context | None,
+    timesteps: Sequence[int] | None,
+    n_draws: int,
+    seeds: Sequence[int] | None,
+    seed: int,
+    device: torch.device | str | None,
+    reduce: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> np.ndarray:
+    """Shared loop of the condition-contrast maps: for every noise draw and kept timestep, the
+    conditional and unconditional predictions eps_c, eps_u on the same forward-noised copy
+    x_t = q(x_t | x_0 = image) (one batched call per draw), reduced per pixel by
+    reduce(eps_c, eps_u, noise, sqrt(1 - alphabar_t)) -> (N, C, H, W), summed over timesteps and
+    channels, averaged over draws; (N, H, W) float32."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError("images: expected a non-empty (N, C, H, W) tensor")
+    if context is None:
+        raise ValueError("context: a condition-contrast map needs a condition (class labels or exemplars)")
+    if n_draws < 1:
+        raise ValueError(f"n_draws: must be >= 1, got {n_draws}")
+    dev = pick_device(device)
+    net.to(dev).eval()
+    n = images.shape[0]
+    ts = _check_timesteps(timesteps or default_timesteps(schedule.T), schedule.T)
+    k = len(ts)
+    noise = _per_image_noise(tuple(images.shape[1:]), n_draws * k, _seeds_for(n, seeds, seed))
+    x0 = images.float().to(dev).repeat_interleave(k, dim=0)  # (N * k, C, H, W), image-major
+    tt = torch.tensor(ts, dtype=torch.long, device=dev).repeat(n)
+    scale = (1.0 - schedule.alphabar.to(dev)[tt]).sqrt().float().view(-1, 1, 1, 1)
+    ctx = _expand_context(context, n, k).to(dev)
+    null = net.null_context(ctx)
+    total = torch.zeros((n, *images.shape[-2:]), dtype=torch.float64, device=dev)
+    for d in range(n_draws):
+        eps = noise[:, d * k : (d + 1) * k].flatten(0, 1).to(dev)
+        x_t = schedule.q_sample(x0, tt, eps)
+        both = net(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([ctx, null]))
+        eps_c, eps_u = both.float().chunk(2)
+        per = reduce(eps_c, eps_u, eps, scale).sum(1)  # (N * k, H, W)
+        total += per.view(n, k, *per.shape[-2:]).sum(1).double()
+    return (total / n_draws).float().cpu().numpy()
+
+
+def guidance_difference(
+    net: nn.Module,
+    schedule,
+    images: torch.Tensor,
+    context: Context | None,
+    *,
+    timesteps: Sequence[int] | None = None,
+    n_draws: int = 8,
+    seeds: Sequence[int] | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """What the condition contributes to the denoiser's prediction, pixel by pixel:
+    sum over `timesteps` of |sqrt(1 - alphabar_t) (eps(x_t, t, c) - eps(x_t, t, null))| on
+    forward-noised copies of each image, averaged over `n_draws` noise draws; (N, H, W).
+
+    The guided-noise score's w-scaled part: (1 + w) eps_c - w eps_u = eps_c + w (eps_c - eps_u),
+    so this is the term that guidance amplifies, without the conditional prediction eps_c itself,
+    whose magnitude tracks the noise draw rather than the image."""
+
+    def reduce(eps_c, eps_u, _noise, scale):
+        return (scale * (eps_c - eps_u)).abs()
+
+    return _condition_effect(net, schedule, images, context, timesteps, n_draws, seeds, seed, device, reduce)
+
+
+def conditional_gain(
+    net: nn.Module,
+    schedule,
+    images: torch.Tensor,
+    context: Context | None,
+    *,
+    timesteps: Sequence[int] | None = None,
+    n_draws: int = 8,
+    seeds: Sequence[int] | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """How much the condition helps the denoiser explain each pixel: the drop of the squared
+    denoising error, (eps - eps(x_t, t, null))^2 - (eps - eps(x_t, t, c))^2, summed over
+    `timesteps`, averaged over `n_draws` noise draws, negative values set to 0; (N, H, W).
+
+    Summed over pixels and timesteps this is the Monte-Carlo estimate of the difference of the
+    conditional and unconditional denoising losses, the evidence a diffusion classifier uses for
+    the class (Li et al. 2023); the map shows where that evidence lies."""
+
+    def reduce(eps_c, eps_u, noise, _scale):
+        return (noise - eps_u).pow(2) - (noise - eps_c).pow(2)
+
+    out = _condition_effect(net, schedule, images, context, timesteps, n_draws, seeds, seed, device, reduce)
+    return np.maximum(out, 0.0)
 
 
 class DenoisingLoss(nn.Module):

@@ -3,6 +3,8 @@
 `load_dataset(spec, root, size)` specs:
 - `digits`: embedded sklearn digits with class augmentation (40 classes: identity, rot90, rot270,
   flip); `digits10`: the 10 plain digit classes.
+- `marks`: synthetic images whose class is decided by a small mark at a known place
+  (models.data.marks; the known-truth attribution benchmark's data).
 - `omniglot`: `root` is a folder of ALPHABET/characterNN/*.png, a folder with the images_*.zip
   files, or one zip.
 - `quickdraw`: `root` is a folder of per-category `.npy` bitmaps and/or simplified `.ndjson`.
@@ -16,14 +18,17 @@ from pathlib import Path
 from models.data.dataset import ImageDataset
 from models.data.digits import load_digits
 from models.data.folder import load_folder
+from models.data.marks import make_marks
 from models.data.omniglot import load_omniglot
 from models.data.quickdraw import load_quickdraw
 from models.data.splits import apply_split, choose_exemplars, one_shot_split
 
 AUTO_THRESHOLD = {"omniglot": 0.25}
-SPECS = ("digits", "digits10", "omniglot", "quickdraw", "folder")
+SPECS = ("digits", "digits10", "marks", "omniglot", "quickdraw", "folder")
+EMBEDDED = ("digits", "digits10", "marks")  # made in-process: no data.root
 
 __all__ = [
+    "EMBEDDED",
     "SPECS",
     "ImageDataset",
     "apply_split",
@@ -56,6 +61,8 @@ def load_dataset(
         augment = ("id",) if spec == "digits10" else None
         kwargs = {"augment": augment} if augment else {}
         return load_digits(size, threshold=threshold, max_per_class=max_per_class, **kwargs)
+    if spec == "marks":
+        return make_marks(max_per_class or 250, size).data
     if root is None or str(root) == "":
         raise ValueError(f"data.root: the {spec} data set needs a folder (data.root / --data-root)")
     root = Path(root).expanduser()

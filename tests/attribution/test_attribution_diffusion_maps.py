@@ -32,7 +32,20 @@ def _methods(net, images, context, **over):
                                                              seeds=over.get("seeds"), **kw),
         "denoising_loss_ig": M.denoising_loss_ig(net, SCHEDULE, images, context, n_draws=1, n_steps=8,
                                                  seeds=over.get("seeds"), **kw),
+        "guidance_difference": M.guidance_difference(net, SCHEDULE, images, context, n_draws=2,
+                                                     seeds=over.get("seeds"), **kw),
+        "conditional_gain": M.conditional_gain(net, SCHEDULE, images, context, n_draws=2,
+                                               seeds=over.get("seeds"), **kw),
     }
+
+
+class NoisyEps(TinyEps):
+    """TinyEps plus a large context-free term that follows x_t everywhere, as a trained denoiser's
+    prediction does: |eps| then tracks the noise draw at every pixel, while what the class
+    changes still lies in REGION only."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return 3.0 * x + super().forward(x, t, context)
 
 
 def test_guided_noise_score_matches_the_formula(batch):
@@ -68,13 +81,64 @@ def test_diffusion_score_sums_over_the_samplers_own_path(batch):
     np.testing.assert_allclose(maps, want.float().numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["diffusion_score", "diffusion_score_noised", "denoising_loss_saliency", "denoising_loss_ig"])
+ALL = ["diffusion_score", "diffusion_score_noised", "denoising_loss_saliency", "denoising_loss_ig",
+       "guidance_difference", "conditional_gain"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_maps_concentrate_where_the_class_acts(batch, name):
     """TinyEps reads and writes the class only inside REGION (a quarter of the image)."""
     images, labels = batch
     maps = _methods(TinyEps().eval(), images, labels)[name]
     assert maps.shape == (6, 16, 16) and maps.dtype == np.float32 and (maps >= 0).all()
     assert float(mass_in_region(maps).mean()) > 0.6
+
+
+def test_condition_contrasts_match_their_formulas(batch):
+    images, labels = batch
+    net = TinyEps().eval()
+    ts, seeds = [3, 17, 40], [5, 6, 7, 8, 9, 10]
+    gd = M.guidance_difference(net, SCHEDULE, images, labels, timesteps=ts, n_draws=2, seeds=seeds, device="cpu")
+    gain = M.conditional_gain(net, SCHEDULE, images, labels, timesteps=ts, n_draws=2, seeds=seeds, device="cpu")
+    want_gd = torch.zeros(6, 16, 16, dtype=torch.float64)
+    want_gain = torch.zeros(6, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        for i, s in enumerate(seeds):
+            noise = torch.randn((2 * len(ts), 1, 16, 16), generator=torch.Generator().manual_seed(s))
+            for d in range(2):
+                for j, t in enumerate(ts):
+                    eps = noise[d * len(ts) + j : d * len(ts) + j + 1]
+                    tt = torch.tensor([t])
+                    x_t = SCHEDULE.q_sample(images[i : i + 1], tt, eps)
+                    e_c = net(x_t, tt, labels[i : i + 1])
+                    e_u = net(x_t, tt, net.null_context(labels[i : i + 1]))
+                    scale = float((1 - SCHEDULE.alphabar[t]).sqrt())
+                    want_gd[i] += (scale * (e_c - e_u)).abs()[0, 0].double() / 2
+                    want_gain[i] += ((eps - e_u) ** 2 - (eps - e_c) ** 2)[0, 0].double() / 2
+    np.testing.assert_allclose(gd, want_gd.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gain, want_gain.clamp(min=0).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_condition_contrasts_find_the_region_where_the_guided_noise_score_cannot(batch):
+    """Known truth: NoisyEps's class acts in REGION only (a quarter of the pixels). The guided-noise
+    magnitude is dominated by the context-free prediction, which follows the noise draw, so its
+    mass spreads over the image; the condition contrasts are exactly 0 outside REGION."""
+    images, labels = batch
+    net = NoisyEps().eval()
+    gd = M.guidance_difference(net, SCHEDULE, images, labels, n_draws=2, device="cpu")
+    gain = M.conditional_gain(net, SCHEDULE, images, labels, n_draws=2, device="cpu")
+    noised = M.diffusion_score_noised(net, SCHEDULE, images, labels, w=1.0, n_draws=2, device="cpu")
+    np.testing.assert_allclose(mass_in_region(gd).numpy(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(mass_in_region(gain).numpy(), 1.0, atol=1e-6)
+    assert float(mass_in_region(noised).mean()) < 0.5  # chance: 0.25
+
+
+def test_condition_contrasts_need_a_condition(batch):
+    images, labels = batch
+    with pytest.raises(ValueError, match="context"):
+        M.guidance_difference(TinyEps(), SCHEDULE, images, None, device="cpu")
+    with pytest.raises(ValueError, match="n_draws"):
+        M.conditional_gain(TinyEps(), SCHEDULE, images, labels, n_draws=0, device="cpu")
 
 
 def test_batched_maps_equal_per_image_maps(batch):
