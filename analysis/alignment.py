@@ -9,11 +9,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.maps import resize_map, rowwise_pearson, rowwise_spearman
-from analysis.stats import bootstrap_mean_ci
+from analysis.maps import (
+    NoiseCeiling,
+    resize_map,
+    rowwise_pearson,
+    rowwise_spearman,
+    spearman_brown,
+)
+from analysis.stats import bootstrap_mean_ci, percentile_ci, resample_weights
 
 __all__ = ["rowwise_spearman", "rowwise_pearson", "top_mask", "dice_iou", "auc", "nss", "cc",
-           "alignment_metrics", "align_methods", "summarise_alignment"]
+           "alignment_metrics", "align_methods", "summarise_alignment", "normalised_alignment"]
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -113,17 +119,40 @@ def align_methods(
 
 def summarise_alignment(
     per_image: pd.DataFrame,
-    ceiling: float,
+    ceiling: NoiseCeiling | pd.Series,
     by: list[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Mean of each metric per group with bootstrap 95% CIs over images.
+    """Mean of each metric per group with bootstrap 95% CIs over images, and the alignment
+    normalised by the human maps' noise ceiling.
 
-    `alignment` = mean Spearman / `ceiling` (Harmonization), with its CI from the same
-    resamples. by: grouping columns (default ["method"]).
+    per_image: rows of `align_methods`; ceiling: the split-half ceiling per image, a
+    NoiseCeiling or a Series of per-image ceilings indexed by stimulus_id (NaN: no ceiling).
+    by: grouping columns (default ["method"]). Each group's ceiling is the mean per-image
+    ceiling over the group's own images, so that the model and the humans are scored on the
+    same images. Columns besides the metrics and their _lo/_hi:
+
+    - ceiling: mean split-half Spearman; ceiling_sb: stepped up to the full sample,
+      2 r / (1 + r) (Spearman-Brown), the expected Spearman between two independent groups of
+      as many participants as the human maps have;
+    - alignment_ceiling_normalised = mean Spearman / ceiling, the Harmonization benchmark's
+      score. It can exceed 1: the ceiling correlates two half-samples, while the model is
+      compared with the map of the full sample, which is less noisy;
+    - alignment_sb_corrected = mean Spearman / sqrt(ceiling_sb). A map with reliability
+      ceiling_sb correlates sqrt(ceiling_sb) with the map infinitely many participants would
+      give (the attenuation formula of classical test theory), so a model that reproduces that
+      population map scores about 1, whatever the number of participants;
+    - alignment: the same as alignment_ceiling_normalised (the name earlier readers use);
+    - n_images_ceiling: the images with a ceiling, on which the normalised scores are computed.
+
+    The CIs of the ceilings and normalised scores come from one set of image resamples, each
+    recomputing the mean Spearman and the ceiling on the same resampled images, so they carry
+    the ceiling's own uncertainty.
     """
     by = by or ["method"]
+    if isinstance(ceiling, NoiseCeiling):
+        ceiling = pd.Series(ceiling.per_image_ceiling, index=ceiling.stimulus_ids)
     rows = []
     metrics = ["spearman", "dice", "iou", "auc", "nss", "cc"]
     for key, g in per_image.groupby(by, sort=True, dropna=False):
@@ -133,9 +162,40 @@ def summarise_alignment(
         for i, m in enumerate(metrics):
             mean, lo, hi = bootstrap_mean_ci(g[m].to_numpy(), n_boot, seed + i)
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean, lo, hi
-        row["ceiling"] = ceiling
-        row["alignment"] = row["spearman"] / ceiling
-        row["alignment_lo"] = row["spearman_lo"] / ceiling
-        row["alignment_hi"] = row["spearman_hi"] / ceiling
+        row.update(normalised_alignment(
+            g["spearman"].to_numpy(), ceiling.reindex(g["stimulus_id"]).to_numpy(np.float64),
+            n_boot, seed))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def normalised_alignment(spearman: np.ndarray, ceiling: np.ndarray, n_boot: int = 1000,
+                         seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Ceiling-normalised alignment scores and their bootstrap CIs over images.
+
+    spearman, ceiling: (n_images,) model-human Spearman and split-half ceiling per image;
+    images where either is NaN are left out. Every resample draws images with replacement and
+    recomputes both means on them (one (n_boot, n) weight matrix). Returns ceiling,
+    ceiling_sb, alignment_ceiling_normalised, alignment_sb_corrected (see
+    `summarise_alignment`), alignment, each with _lo/_hi, and n_images_ceiling.
+    """
+    ok = np.isfinite(spearman) & np.isfinite(ceiling)
+    rho, ceil = np.asarray(spearman, np.float64)[ok], np.asarray(ceiling, np.float64)[ok]
+    names = ("ceiling", "ceiling_sb", "alignment_ceiling_normalised", "alignment_sb_corrected")
+    out: dict[str, float] = {"n_images_ceiling": int(ok.sum())}
+    if not ok.any():
+        for name in (*names, "alignment"):
+            out[name] = out[f"{name}_lo"] = out[f"{name}_hi"] = np.nan
+        return out
+    w = np.vstack([np.ones(len(rho)), resample_weights(len(rho), n_boot,
+                                                       np.random.default_rng(seed))])
+    mean_rho, mean_ceil = w @ rho / len(rho), w @ ceil / len(rho)  # row 0: the data
+    sb = spearman_brown(mean_ceil)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = (mean_ceil, sb, mean_rho / mean_ceil, mean_rho / np.sqrt(sb))
+    for name, v in zip(names, values, strict=True):
+        lo, hi = percentile_ci(v[1:], level)
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(v[0]), float(lo), float(hi)
+    for suffix in ("", "_lo", "_hi"):
+        out[f"alignment{suffix}"] = out[f"alignment_ceiling_normalised{suffix}"]
+    return out

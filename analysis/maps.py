@@ -242,7 +242,10 @@ class NoiseCeiling:
     """Split-half reliability of the human maps.
 
     ceiling, floor: mean over images and repetitions; per_image_ceiling, per_image_floor:
-    (n_images,) means over repetitions; stimulus_ids: (n_images,).
+    (n_images,) means over repetitions, NaN for an image with fewer than 2 trials (it cannot be
+    split); stimulus_ids: (n_images,). ceiling_sb: the ceiling stepped up to the full sample
+    (`spearman_brown`), the expected Spearman between two independent groups as large as all
+    the trials of an image.
     """
 
     ceiling: float
@@ -251,6 +254,20 @@ class NoiseCeiling:
     per_image_floor: np.ndarray
     stimulus_ids: np.ndarray
     n_repeats: int
+
+    @property
+    def ceiling_sb(self) -> float:
+        return float(spearman_brown(self.ceiling))
+
+
+def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Spearman-Brown prophecy: the reliability of a measure `factor` times as long,
+    factor * r / (1 + (factor - 1) * r); a split-half r gives the full sample's with factor 2.
+    NaN where the denominator is not positive (r <= -1 / (factor - 1))."""
+    r = np.asarray(r, np.float64)
+    den = 1 + (factor - 1) * r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, factor * r / den, np.nan)
 
 
 def split_half_ceiling(
@@ -265,14 +282,22 @@ def split_half_ceiling(
     Each repetition shuffles the trials of every image, splits them in two halves, averages and
     blurs each half, and takes Spearman between the halves (ceiling); the floor pairs the first
     half of an image with the second half of another image (a random derangement).
-    Images need at least 2 trials.
+    An image with fewer than 2 trials cannot be split: its per-image values are NaN and the
+    means leave it out. Raises ValueError when no image has 2 trials.
     """
-    rng = np.random.default_rng(seed)
     n_img = len(index.stimulus_ids)
-    n_tr = len(index.trial_image)
     per_img = np.bincount(index.trial_image, minlength=n_img)
-    if n_img == 0 or per_img.min() < 2:
-        raise ValueError("split-half ceiling needs at least 2 trials on every image")
+    splittable = per_img >= 2
+    if not splittable.any():
+        raise ValueError("split-half ceiling needs at least 2 trials on an image")
+    if not splittable.all():
+        sub = split_half_ceiling(subset_images(index, splittable), n_repeats, seed, blur,
+                                 **blur_kw)
+        pc, pf = np.full(n_img, np.nan), np.full(n_img, np.nan)
+        pc[splittable], pf[splittable] = sub.per_image_ceiling, sub.per_image_floor
+        return NoiseCeiling(sub.ceiling, sub.floor, pc, pf, index.stimulus_ids, n_repeats)
+    rng = np.random.default_rng(seed)
+    n_tr = len(index.trial_image)
     starts = np.concatenate([[0], np.cumsum(per_img)[:-1]])
     h, w = index.shape
     total = _pixel_sums(index, None).reshape(n_img, h, w)
@@ -308,6 +333,17 @@ def split_half_ceiling(
     pf = np.nanmean(floor, axis=0) if n_img > 1 else np.full(n_img, np.nan)
     return NoiseCeiling(float(np.nanmean(pc)), float(np.nanmean(pf)) if n_img > 1 else np.nan,
                         pc, pf, index.stimulus_ids, n_repeats)
+
+
+def subset_images(index: ClickIndex, keep: np.ndarray) -> ClickIndex:
+    """The ClickIndex of the images where `keep` (n_images,) bool is True, renumbered."""
+    keep_t = keep[index.trial_image]
+    new_img = np.cumsum(keep) - 1
+    new_trial = np.cumsum(keep_t) - 1
+    sel = keep_t[index.trial]
+    return ClickIndex(trial=new_trial[index.trial[sel]], pixel=index.pixel[sel],
+                      trial_image=new_img[index.trial_image[keep_t]],
+                      stimulus_ids=index.stimulus_ids[keep], shape=index.shape)
 
 
 def _quantise(m: np.ndarray, digits: int = 9) -> np.ndarray:

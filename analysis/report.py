@@ -256,14 +256,29 @@ def _map_sections(w: _Writer, trials: pd.DataFrame, clicks: pd.DataFrame,
            f"{shape[0]}x{shape[1]}, blur {opt.blur} (disc diameter "
            f"{maps.disc_diameter(shape[1])} px, applied twice), min_clicks {opt.min_clicks}, "
            f"min_subjects {opt.min_subjects}.")
-    ceiling = maps.split_half_ceiling(idx, opt.ceiling_repeats, opt.seed, opt.blur)
-    w.table("noise_ceiling", pd.DataFrame([{
-        "ceiling": ceiling.ceiling, "floor": ceiling.floor, "n_images": len(idx.stimulus_ids),
-        "repeats": ceiling.n_repeats}]), "Split-half noise ceiling and floor (Spearman)")
-    w.table("noise_ceiling_per_image", pd.DataFrame({
-        "stimulus_id": idx.stimulus_ids, "n_subjects": n_sub,
-        "ceiling": ceiling.per_image_ceiling, "floor": ceiling.per_image_floor}),
-        "Per-image split-half ceiling", show=False)
+    single = int((n_sub < 2).sum())
+    if single == len(n_sub):
+        w.text("Split-half noise ceiling not computed: it splits an image's participants into "
+               "two halves, so it needs at least 2 participants on an image, and every image "
+               "here has 1 (min_subjects 1). The alignment below is therefore not normalised.")
+        per_image_ceiling = pd.Series(np.nan, index=idx.stimulus_ids)
+    else:
+        if single:
+            w.text(f"{single} of {len(n_sub)} images have a single participant: the split-half "
+                   "ceiling needs at least 2, so these images have no ceiling and are left out "
+                   "of the ceiling and of the normalised alignment (not of the raw metrics).")
+        ceiling = maps.split_half_ceiling(idx, opt.ceiling_repeats, opt.seed, opt.blur)
+        w.table("noise_ceiling", pd.DataFrame([{
+            "ceiling": ceiling.ceiling, "ceiling_sb": ceiling.ceiling_sb,
+            "floor": ceiling.floor, "n_images": len(idx.stimulus_ids),
+            "n_images_ceiling": len(n_sub) - single, "repeats": ceiling.n_repeats}]),
+            "Split-half noise ceiling and floor (Spearman); ceiling_sb: the ceiling stepped "
+            "up to all participants (Spearman-Brown, 2r / (1 + r))")
+        w.table("noise_ceiling_per_image", pd.DataFrame({
+            "stimulus_id": idx.stimulus_ids, "n_subjects": n_sub,
+            "ceiling": ceiling.per_image_ceiling, "floor": ceiling.per_image_floor}),
+            "Per-image split-half ceiling", show=False)
+        per_image_ceiling = pd.Series(ceiling.per_image_ceiling, index=idx.stimulus_ids)
     if not model_maps:
         w.text("No model maps given (--maps): alignment not computed.")
         return
@@ -274,11 +289,23 @@ def _map_sections(w: _Writer, trials: pd.DataFrame, clicks: pd.DataFrame,
     per = per.merge(stim[["stimulus_id", "model"]], on="stimulus_id", how="left")
     per["model"] = per["model"].fillna("").replace("", "real")
     w.table("alignment_per_image", per, "Per image and method", show=False)
-    summ = alignment.summarise_alignment(per, ceiling.ceiling, ["method"], opt.n_boot, opt.seed)
+    summ = alignment.summarise_alignment(per, per_image_ceiling, ["method"], opt.n_boot,
+                                         opt.seed)
+    w.text("Alignment is the mean Spearman between the model map and the human map divided by "
+           "a noise ceiling computed on the same images. alignment_ceiling_normalised (also "
+           "`alignment`) divides by the split-half ceiling, as the Harmonization benchmark "
+           "does; it can exceed 1, because the ceiling correlates two half-samples of the "
+           "participants while the model is compared with the map of all of them, which is "
+           "less noisy (in simulations the true map scores 1.2-2 on it, more with fewer "
+           "participants). alignment_sb_corrected divides by sqrt(ceiling_sb), the Spearman "
+           "the true map is expected to reach with the full-sample human map (ceiling_sb is "
+           "the Spearman-Brown step-up 2r / (1 + r) of the split-half r); the true map scores "
+           "about 1 on it whatever the number of participants. 95% CIs resample images and "
+           "recompute the ceiling on each resample, so they include the ceiling's uncertainty.")
     w.table("alignment_by_method", summ, "Alignment per method (95% CI over images)")
     w.figure("alignment", figures.alignment_figure(summ),
              "Mean Spearman / noise ceiling per method (data: alignment_by_method.csv)")
-    summ2 = alignment.summarise_alignment(per, ceiling.ceiling, ["method", "model"],
+    summ2 = alignment.summarise_alignment(per, per_image_ceiling, ["method", "model"],
                                           opt.n_boot, opt.seed)
     w.table("alignment_by_method_model", summ2, "Alignment per method and generating model")
     ids = [s for s in idx.stimulus_ids if all(s in m for m in model_maps.values())][:6]
@@ -301,6 +328,16 @@ def _agreement_section(w: _Writer, trials: pd.DataFrame, path: Path, opt: Report
     if summ.empty:
         w.text("The classifier decisions share no stimulus with the real-or-fake trials.")
         return
+    w.text("Error consistency (Geirhos et al. 2020) asks whether humans and a classifier err on "
+           "the same stimuli beyond what their accuracies predict: c_obs is the share of trials "
+           "both got right or both got wrong, c_exp = p1 p2 + (1 - p1)(1 - p2) the share "
+           "expected by chance, kappa_e = (c_obs - c_exp) / (1 - c_exp): 0 for independent "
+           "errors, 1 for identical ones. kappa_e is computed per participant and averaged; "
+           "a participant who never disagreed with the classifier (c_obs = 1, e.g. both always "
+           "right) counts as 1, as in model-vs-human (n_no_disagreement counts them). The 95% "
+           f"CI resamples participants and stimuli ({opt.n_boot} resamples), since the "
+           "classifier's correctness is fixed per stimulus and shared by all participants; "
+           "in simulations it covers the true value slightly more often than 95%.")
     w.table("agreement", summ, "Accuracy, Cohen's kappa and error consistency per classifier")
     w.table("agreement_per_stimulus", per, "Per stimulus", show=False)
     w.figure("agreement", figures.agreement_figure(per),

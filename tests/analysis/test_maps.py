@@ -114,6 +114,30 @@ def test_ceiling_needs_two_trials_per_image():
         maps.split_half_ceiling(maps.click_index(trials, clicks, (8, 8)), 2)
 
 
+def test_ceiling_leaves_out_images_with_one_trial_and_equals_the_ceiling_of_the_others():
+    rng = np.random.default_rng(6)
+    (trials, clicks), _, _ = _tables(rng, n_img=4, n_part=6, k=6)
+    one = (clicks["trial_index"] == 1) & (clicks["participant"] != "c3")  # s1: one participant
+    idx = maps.click_index(trials, clicks.loc[~one], (8, 8))
+    assert list(np.bincount(idx.trial_image)) == [6, 1, 6, 6]
+    nc = maps.split_half_ceiling(idx, 5, seed=3)
+    assert np.isnan(nc.per_image_ceiling[1]) and np.isnan(nc.per_image_floor[1])
+    keep = np.array([True, False, True, True])
+    alone = maps.split_half_ceiling(maps.subset_images(idx, keep), 5, seed=3)
+    np.testing.assert_allclose(nc.per_image_ceiling[keep], alone.per_image_ceiling)
+    assert nc.ceiling == pytest.approx(np.nanmean(nc.per_image_ceiling))
+    three = maps.click_index(trials.loc[trials["trial_index"] != 1],
+                             clicks.loc[clicks["trial_index"] != 1], (8, 8))
+    np.testing.assert_array_equal(maps.mean_maps(maps.subset_images(idx, keep)),
+                                  maps.mean_maps(three))
+
+
+def test_spearman_brown_by_hand():
+    assert maps.spearman_brown(0.5) == pytest.approx(2 / 3)
+    assert maps.spearman_brown(0.6, factor=3) == pytest.approx(1.8 / 2.2)
+    assert maps.spearman_brown(0.0) == 0.0 and np.isnan(maps.spearman_brown(-1.0))
+
+
 def test_resize_map_block_mean_and_bilinear():
     m = np.arange(16.0).reshape(4, 4)
     np.testing.assert_allclose(maps.resize_map(m, (2, 2)), [[2.5, 4.5], [10.5, 12.5]])
