@@ -1,40 +1,72 @@
 """Model-side importance maps for a set of stimuli, written in the docs/formats.md section 4
 layout (maps/METHOD/STIMULUS_ID.npy + maps/METHOD/index.json) so analysis joins them with the
-human ClickMe maps on stimulus id. The maps themselves come from models.attribution.methods."""
+human ClickMe maps on stimulus id, and the known-truth verdict of each method
+(models/attribution/known_truth.json, written by `python -m benchmarks attribution_truth`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from models.attribution.methods import diffusion_score_noised, gradcam, saliency
+from models.attribution import methods as M
 from models.attribution.store import write_maps
 from models.checkpoint import load_checkpoint
 from models.classifiers.feedback import FeedbackClassifier
 from models.sample import schedule_of
 
-METHODS = ("diffusion_score_noised", "feedback_saliency", "feedback_gradcam")
+KNOWN_TRUTH = Path(M.__file__).with_name("known_truth.json")
+# map name in a run -> the method the known-truth benchmark scored
+BENCHMARKED_AS = {"diffusion_score_noised": "diffusion_score_noised", "guidance_difference": "guidance_difference",
+                  "conditional_gain": "conditional_gain", "feedback_saliency": "saliency",
+                  "feedback_gradcam": "gradcam"}
+METHODS = tuple(BENCHMARKED_AS)
 
 
 def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: torch.Tensor,
                   class_index: torch.Tensor, diffusion_ckpt: Path, feedback: FeedbackClassifier,
-                  feedback_ckpt: Path, device: torch.device, seed: int) -> list[str]:
-    """Three maps per stimulus: the CFGDM guided-noise score along forward-noised copies of the
-    image (context: its class's exemplar, w = 1), and Captum Saliency and Grad-CAM of the
-    feedback classifier for the stimulus's class. images, exemplars (N, 1, H, W) in [-1, 1];
-    class_index (N,) the feedback classifier's class of each stimulus. Returns the methods."""
+                  feedback_ckpt: Path, device: torch.device, seed: int, n_draws: int = 8) -> list[str]:
+    """Five maps per stimulus, all on forward-noised copies of the image or on the image itself:
+    - `diffusion_score_noised`: the guided-noise magnitude of the CFGDM (context: the class's
+      exemplar, w = 1), the score as the seed papers define it;
+    - `guidance_difference` and `conditional_gain`: what the exemplar changes in the CFGDM's
+      prediction, and where it lowers the denoising error;
+    - `feedback_saliency`, `feedback_gradcam`: Captum Saliency and Grad-CAM of the feedback
+      classifier for the stimulus's class.
+    images, exemplars (N, 1, H, W) in [-1, 1]; class_index (N,) the feedback classifier's class of
+    each stimulus; n_draws noise draws per timestep (10 timesteps). Returns the methods."""
     net, cfg, _meta = load_checkpoint(diffusion_ckpt, device)
-    params = {"w": 1.0, "n_draws": 2, "seed": seed}
-    dmaps = diffusion_score_noised(net, schedule_of(cfg), images, exemplars, w=1.0, n_draws=2,
-                                   seed=seed, device=device)
-    # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
-    # that other variant "diffusion_score", so this one keeps its own name.
-    write_maps(out, "diffusion_score_noised", ids, dmaps, params, str(diffusion_ckpt))
+    schedule = schedule_of(cfg)
+    params = {"w": 1.0, "n_draws": n_draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
+              "context": "exemplar"}
+    kw = {"n_draws": n_draws, "seed": seed, "device": device}
+    diffusion = {
+        # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
+        # that other variant "diffusion_score", so this one keeps its own name.
+        "diffusion_score_noised": M.diffusion_score_noised(net, schedule, images, exemplars, w=1.0, **kw),
+        "guidance_difference": M.guidance_difference(net, schedule, images, exemplars, **kw),
+        "conditional_gain": M.conditional_gain(net, schedule, images, exemplars, **kw),
+    }
+    for name, maps in diffusion.items():
+        write_maps(out, name, ids, maps, params, str(diffusion_ckpt))
     # The feedback classifier reads PNG polarity (ink dark): its input is the negated image.
     x = -images
-    write_maps(out, "feedback_saliency", ids, saliency(feedback.net, x, class_index, device=device),
+    write_maps(out, "feedback_saliency", ids, M.saliency(feedback.net, x, class_index, device=device),
                {"target": "stimulus class"}, str(feedback_ckpt))
-    write_maps(out, "feedback_gradcam", ids, gradcam(feedback.net, x, class_index, device=device),
+    write_maps(out, "feedback_gradcam", ids, M.gradcam(feedback.net, x, class_index, device=device),
                {"target": "stimulus class"}, str(feedback_ckpt))
     return list(METHODS)
+
+
+def known_truth_verdicts(path: Path = KNOWN_TRUTH) -> dict[str, Any]:
+    """{map name: the benchmark's entry for its method ({"works": bool, "models": {...}})}, plus
+    the benchmark's command and date under "_source"; empty when the file is missing."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    methods = data.get("methods", {})
+    out: dict[str, Any] = {name: methods[m] for name, m in BENCHMARKED_AS.items() if m in methods}
+    out["_source"] = {"command": data.get("command", ""), "date": data.get("date", "")}
+    return out

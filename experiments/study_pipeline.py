@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from analysis import figures as afigures
-from analysis import judgments, maps
+from analysis import judgments, map_checks, maps
 from analysis.load import load_export, load_maps
 from analysis.report import ExtraInputs, ReportOptions, build_report
 from experiments import modelmaps, stages, studies
@@ -26,10 +26,57 @@ from models.classifiers.feedback import FeedbackClassifier
 from study.simulate import SimulationConfig, run_simulation
 
 
-def _ink_maps(trials: pd.DataFrame, stim: stages.Stimuli, ids: np.ndarray) -> np.ndarray:
+def _ink_maps(stim: stages.Stimuli, ids: np.ndarray) -> np.ndarray:
     """The clicker's known importance map of each image: its ink, (n, H, W) in [0, 1]."""
     pos = {s: i for i, s in enumerate(stim.table["stimulus_id"])}
     return np.stack([(stim.images[pos[s], 0].numpy() + 1.0) / 2.0 for s in ids])
+
+
+def comparison_note(method: str, row: dict, verdict: dict | None) -> str:
+    """One sentence on whether a method's alignment with people can mean anything here, from its
+    alignment with the clickers' known map and the known-truth benchmark's verdict."""
+    if verdict is None:
+        return "not covered by the known-truth benchmark: read its alignment with care."
+    if not verdict["works"]:
+        failed = [m for m, r in verdict["models"].items() if not r["works"]]
+        return ("FAILS the known-truth benchmark (on " + ", ".join(failed) + "): its maps do not show what "
+                "decides the model's output, so its alignment with people says nothing about the model.")
+    if row["indistinguishable_from_zero"]:
+        return ("its alignment with the clickers' known map is indistinguishable from zero although the "
+                "known-truth benchmark says the method works: the comparison with people is not meaningful "
+                "here (the model may not have learned this data, or the map has too few noise draws).")
+    return "passes the known-truth benchmark and follows the known map here."
+
+
+def known_map_check(model_maps: dict[str, dict[str, np.ndarray]], stim: stages.Stimuli, n_boot: int,
+                    seed: int) -> tuple[list[dict], list[str]]:
+    """Each model-map method against the simulated clickers' known map (the ink) on the images
+    every method has: rows (method, Spearman with CI, benchmark verdict, note) and report text."""
+    ids = sorted(set.intersection(*(set(m) for m in model_maps.values()))) if model_maps else []
+    if not ids:
+        return [], []
+    known = _ink_maps(stim, np.array(ids))
+    table = map_checks.known_map_alignment({k: np.stack([v[s] for s in ids]) for k, v in model_maps.items()},
+                                           known, n_boot, seed)
+    verdicts = modelmaps.known_truth_verdicts()
+    rows = []
+    for r in table.to_dict("records"):
+        v = verdicts.get(r["method"])
+        r["known_truth"] = "no entry" if v is None else ("works" if v["works"] else "fails")
+        r["note"] = comparison_note(r["method"], r, v)
+        rows.append(r)
+    src = verdicts.get("_source", {})
+    text = [
+        "\n## Model maps against the clickers' known map\n",
+        "The simulated clickers click where the ink is, so a model map that shows what matters for the "
+        "drawing should rank ink pixels high. Spearman(model map, ink) per image, mean with a bootstrap "
+        f"95% CI over {len(ids)} images; the known-truth column is the verdict of "
+        f"`{src.get('command', 'python -m benchmarks attribution_truth')}` ({src.get('date', 'not run')}).\n\n",
+        md_table([{k: r[k] for k in ("method", "spearman", "spearman_lo", "spearman_hi", "known_truth")}
+                  for r in rows]),
+        "\n",
+    ] + [f"- `{r['method']}`: {r['note']}\n" for r in rows]
+    return rows, text
 
 
 def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
@@ -104,13 +151,14 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     by_model = judgments.sdt_table(jt, by=["model"], n_boot=cfg["n_boot"], seed=seed)
     size = int(stim.table["width"].iloc[0])
     hm = maps.image_maps(click.trials, click.clicks, (size, size), min_clicks=1, min_subjects=2, blur="none")
-    ink = _ink_maps(click.trials, stim, hm.stimulus_ids)
+    ink = _ink_maps(stim, hm.stimulus_ids)
     rho_ink = maps.rowwise_spearman(hm.maps, ink)
     align_csv = run.path / "analysis" / "run-clickme" / "tables" / "alignment_by_method.csv"
     align = pd.read_csv(align_csv) if align_csv.exists() else None
 
     run.save_figure("realfake_by_model", afigures.judgment_figure(by_model, ["model"]))
     model_maps = load_maps(run.path / "maps")
+    known_rows, known_text = known_map_check(model_maps, stim, cfg["n_boot"], seed)
     show = [s for s in hm.stimulus_ids if all(s in m for m in model_maps.values())][:6]
     pos_h = {s: i for i, s in enumerate(hm.stimulus_ids)}
     human = maps.blur_maps(hm.maps[[pos_h[s] for s in show]], "disc")
@@ -127,6 +175,7 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
         "clickme": {"n_images_with_map": int(len(hm.stimulus_ids)),
                     "mean_spearman_human_map_vs_ink": float(np.nanmean(rho_ink))},
         "model_map_methods": methods,
+        "model_maps_vs_known_map": known_rows,
         "alignment": align.to_dict("records") if align is not None else None,
         "reports": {k: str(v) for k, v in reports.items()},
     })
@@ -150,10 +199,14 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
         f"{len(hm.stimulus_ids)} images with >= 2 participants; mean Spearman(human map, ink) = "
         f"{run.metrics['clickme']['mean_spearman_human_map_vs_ink']:.2f}.\n",
     ]
+    report += known_text
     if align is not None:
         cols = [c for c in ("method", "n_images", "spearman", "alignment", "alignment_lo", "alignment_hi") if c in align]
         report += ["\n## Human vs model map alignment (analysis report)\n", md_table(align[cols].to_dict("records"))]
     report += ["\n## Figures\n", "- `figures/realfake_by_model.png`: d' and error rate per model (95% CI)\n"
-               "- `figures/clickme_maps.png`: human ClickMe maps (blurred) beside the model maps\n"]
+               "- `figures/clickme_maps.png`: human ClickMe maps (blurred) beside the model maps "
+               "(`guidance_difference` is the diffusion model's map that carries image structure; "
+               "`diffusion_score_noised` is the seed papers' score, dominated by its noise draws in "
+               "pixel space)\n"]
     report += ["\n## Reports\n"] + [f"- `{Path(v).relative_to(run.path)}`\n" for v in reports.values()]
     return run.finish(markdown(report))

@@ -9,8 +9,9 @@
 Classifier checkpoints (nway, realfake, feedback) give saliency, integrated_gradients,
 smoothgrad, gradcam and occlusion maps for a target class (the stimulus's class, or `fake` for
 real-vs-fake); diffusion checkpoints give diffusion_score (the sampling path of the checkpoint's
-own samples, remade from their seeds), diffusion_score_noised, denoising_loss_saliency and
-denoising_loss_ig. Maps are written per docs/formats.md section 4; a shard i/n takes every n-th
+own samples, remade from their seeds), diffusion_score_noised, guidance_difference,
+conditional_gain, denoising_loss_saliency and denoising_loss_ig (docs/attribution.md says what
+each shows and which pass the known-truth benchmark). Maps are written per docs/formats.md section 4; a shard i/n takes every n-th
 stimulus in id order and writes index.shard{i}of{n}.json, and `--merge` joins the shards.
 Random draws are seeded per stimulus id, so a shard gives the maps the unsharded run gives.
 """
@@ -36,7 +37,8 @@ from models.attribution.store import merge_shards, write_maps
 from models.cliutil import parse_shard, run_json_command
 
 CLASSIFIER_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "occlusion")
-DIFFUSION_METHODS = ("diffusion_score", "diffusion_score_noised", "denoising_loss_saliency", "denoising_loss_ig")
+DIFFUSION_METHODS = ("diffusion_score", "diffusion_score_noised", "guidance_difference", "conditional_gain",
+                     "denoising_loss_saliency", "denoising_loss_ig")
 
 
 class CliError(ValueError):
@@ -212,6 +214,9 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
     ctx_of = (lambda chunk: None) if ctx_all is None else (
         lambda chunk: ctx_all[[index[r["stimulus_id"]] for r in chunk]])
     image_methods = [m for m in methods if m != "diffusion_score"]
+    contrasts = [m for m in image_methods if m in ("guidance_difference", "conditional_gain")]
+    if contrasts and cfg.model.context == "none":
+        raise CliError(f"--methods: {', '.join(contrasts)} need a conditional model; {args.checkpoint} has no context")
     for chunk in _batches(keep, args.batch_size, "attribute", args.no_progress):
         raw = load_images(base, chunk, None)
         x = load_images(base, chunk, size)
@@ -221,6 +226,9 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
             if m == "diffusion_score_noised":
                 maps = M.diffusion_score_noised(net, schedule, x, ctx, w=args.w, timesteps=ts,
                                                 n_draws=args.n_draws, seeds=seeds, device=device)
+            elif m in ("guidance_difference", "conditional_gain"):
+                maps = getattr(M, m)(net, schedule, x, ctx, timesteps=ts, n_draws=args.n_draws, seeds=seeds,
+                                     device=device)
             elif m == "denoising_loss_saliency":
                 maps = M.denoising_loss_saliency(net, schedule, x, ctx, timesteps=ts, n_draws=args.n_draws,
                                                  seeds=seeds, device=device)

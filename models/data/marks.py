@@ -101,3 +101,28 @@ def make_marks(
         name="marks",
     )
     return MarkedImages(data=data, masks=masks, corners=corners)
+
+
+def find_marks(
+    images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...] = ("ring", "cross", "block", "ell"),
+    min_match: float = 15 / 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where a generated image shows its class's mark: for each image (N, 1, size, size) in
+    [-1, 1] (ink > 0) and its class index, the corner box that best matches the class pattern.
+    Returns (masks (N, size, size) bool, found (N,) bool: at least `min_match` of the box's
+    pixels agree with the pattern). Makes the known truth of model samples, whose mark the
+    model placed itself."""
+    ink = images[:, 0].cpu().numpy() > 0
+    n, size = ink.shape[0], ink.shape[-1]
+    side = size // 4
+    starts = [(1, 1), (1, size - 1 - side), (size - 1 - side, 1), (size - 1 - side, size - 1 - side)]
+    masks = np.zeros((n, size, size), dtype=bool)
+    found = np.zeros(n, dtype=bool)
+    for i in range(n):
+        want = _pattern(classes[int(labels[i])], side // 4)
+        agree = [float((ink[i, r : r + side, c : c + side] == want).mean()) for r, c in starts]
+        best = int(np.argmax(agree))
+        r, c = starts[best]
+        masks[i, r : r + side, c : c + side] = True
+        found[i] = agree[best] >= min_match
+    return masks, found

@@ -84,3 +84,17 @@ def test_randomisation_check():
     assert not same["passes_randomisation"] and same["randomisation_spearman"] > 0.9
     other = C.randomisation_check(trained, rng.random((30, 6, 6)))
     assert other["passes_randomisation"] and abs(other["randomisation_spearman"]) < 0.2
+
+
+def test_known_map_alignment_flags_maps_unrelated_to_the_known_map():
+    rng = np.random.default_rng(4)
+    known = rng.random((25, 6, 6))
+    out = C.known_map_alignment({"follows": known + 0.3 * rng.random((25, 6, 6)),
+                                 "noise": rng.random((25, 6, 6))}, known, n_boot=400)
+    follows, noise = out.set_index("method").loc["follows"], out.set_index("method").loc["noise"]
+    assert follows["spearman"] > 0.8 and not follows["indistinguishable_from_zero"]
+    assert noise["indistinguishable_from_zero"] and noise["spearman_lo"] < 0 < noise["spearman_hi"]
+    want = np.mean([stats.spearmanr(known[i].ravel(), (known + 0)[i].ravel())[0] for i in range(25)])
+    assert C.known_map_alignment({"same": known}, known)["spearman"].iloc[0] == pytest.approx(want)
+    with pytest.raises(ValueError, match="model_maps"):
+        C.known_map_alignment({"bad": known[:3]}, known)

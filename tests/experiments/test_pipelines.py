@@ -116,7 +116,19 @@ def test_study_outputs(study_run: Path) -> None:
     assert rf["dprime_lo"] - 0.5 <= rf["dprime_true"] <= rf["dprime_hi"] + 0.5
     assert m["clickme"]["n_images_with_map"] > 0
     assert m["clickme"]["mean_spearman_human_map_vs_ink"] > 0.25
-    assert m["model_map_methods"] == ["diffusion_score_noised", "feedback_saliency", "feedback_gradcam"]
+    assert m["model_map_methods"] == ["diffusion_score_noised", "guidance_difference", "conditional_gain",
+                                      "feedback_saliency", "feedback_gradcam"]
+    # Each model map is scored against the clickers' known map; the diffusion map that carries image
+    # structure follows the ink, and no method near zero goes without a line that says why.
+    known = {r["method"]: r for r in m["model_maps_vs_known_map"]}
+    assert set(known) == set(m["model_map_methods"])
+    assert known["guidance_difference"]["spearman_lo"] > 0
+    for r in known.values():
+        if r["indistinguishable_from_zero"]:
+            assert "follows the known map" not in r["note"] and len(r["note"]) > 40, r
+    report = (study_run / "report.md").read_text()
+    assert "Model maps against the clickers' known map" in report
+    assert all(f"- `{name}`: " in report for name in known)
     for method in m["model_map_methods"]:
         index = json.loads((study_run / "maps" / method / "index.json").read_text())
         assert len(index["stimulus_ids"]) > 0
