@@ -1,12 +1,14 @@
 """Real-or-fake judgments: signal detection, HYPE error rates, staircase thresholds, mixed logit.
 
 "fake" is the signal: H = P(say fake | fake), F = P(say fake | real). Counts are summed with
-groupby/bincount and sparse matrix products; bootstrap resamples are weight matrices, so no
-Python loop runs per trial or per resample.
+groupby/bincount and sparse matrix products; bootstrap resamples are weight matrices (or, for
+trials resampled within a participant, binomial draws), so no Python loop runs per trial or
+per resample.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +16,16 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import norm
 
+from analysis import staircase
 from analysis.stats import percentile_ci, resample_weights
 
 COUNTS = ("hits", "n_signal", "false_alarms", "n_noise")
+RESAMPLE_UNITS = ("participant", "stimulus")
+# statistics of pooled counts, then those averaged over participants; each gets _lo/_hi
+POOLED_STATS = ("H", "F", "dprime", "criterion", "dprime_pooled", "criterion_pooled")
+PARTICIPANT_STATS = ("dprime_mean_participant", "criterion_mean_participant")
+RATE_STATS = ("accuracy", "error_fake", "error_real", "hype_inf")
+_CHUNK = 2_000_000  # resamples x participants held at once in the two-way bootstrap
 
 
 def sdt(hits: np.ndarray, n_signal: np.ndarray, false_alarms: np.ndarray, n_noise: np.ndarray,
@@ -25,6 +34,8 @@ def sdt(hits: np.ndarray, n_signal: np.ndarray, false_alarms: np.ndarray, n_nois
 
     loglinear (Hautus 1995): H = (hits + 0.5) / (n_signal + 1), F likewise;
     none: raw rates (infinite d' at 0 or 1). d' = z(H) - z(F); c = -(z(H) + z(F)) / 2.
+    With no signal trials H is undefined, with no noise trials F is: NaN, and so are d' and c
+    (the correction adjusts an observed rate, it does not stand in for a missing one).
     Returns H, F (as used), dprime, criterion.
     """
     hits, n_signal = np.asarray(hits, float), np.asarray(n_signal, float)
@@ -36,6 +47,7 @@ def sdt(hits: np.ndarray, n_signal: np.ndarray, false_alarms: np.ndarray, n_nois
             h, f = hits / n_signal, fa / n_noise
         else:
             raise ValueError(f"correction must be loglinear or none, not {correction!r}")
+    h, f = np.where(n_signal > 0, h, np.nan), np.where(n_noise > 0, f, np.nan)
     zh, zf = norm.ppf(h), norm.ppf(f)
     with np.errstate(invalid="ignore"):
         return {"H": h, "F": f, "dprime": zh - zf, "criterion": -(zh + zf) / 2}
@@ -48,6 +60,24 @@ def judgment_trials(trials: pd.DataFrame, kinds: tuple[str, ...] = ("main",)) ->
     return trials.loc[keep].reset_index(drop=True)
 
 
+def stratified_resample_weights(strata: np.ndarray, n_boot: int, rng: np.random.Generator
+                                ) -> np.ndarray:
+    """(n_boot, n) bootstrap counts of n units, each drawn with replacement within its stratum.
+
+    strata: (n,) integer code per unit. Every resample keeps each stratum's size, so a stratum
+    (the reals of a class, say) is never emptied; with one stratum this is the plain bootstrap.
+    """
+    codes = pd.factorize(np.asarray(strata))[0]
+    n = codes.size
+    sizes = np.bincount(codes)
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    members = np.argsort(codes, kind="stable")  # units of stratum k: members[start[k]:][:size]
+    slot = np.floor(rng.random((n_boot, n)) * sizes[codes]).astype(np.int64)
+    picks = members[start[codes] + np.minimum(slot, sizes[codes] - 1)]
+    flat = (picks + (np.arange(n_boot) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
 def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """(n,) group code per row and the (n_groups, len(by)) key table, NaN kept as a level."""
     if not by:
@@ -58,68 +88,196 @@ def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFr
     return codes, keys
 
 
-def _weighted_sums(p: np.ndarray, s: np.ndarray, values: np.ndarray, group: np.ndarray,
-                   n_groups: int, n_p: int, n_s: int, wp: np.ndarray | None,
-                   ws: np.ndarray | None) -> np.ndarray:
-    """Per-group sums of `values` (n,) under participant weights wp (B, P) and stimulus
-    weights ws (B, S): (B, n_groups); with wp None: (1, n_groups) plain sums."""
-    if wp is None:
-        return np.bincount(group, weights=values, minlength=n_groups)[None, :]
-    if ws is None:
-        per_p = np.bincount(p * n_groups + group, weights=values,
-                            minlength=n_p * n_groups).reshape(n_p, n_groups)
-        return wp @ per_p
-    out = np.empty((wp.shape[0], n_groups))
-    for g in range(n_groups):  # few groups; each is one sparse product over its trials
-        m = group == g
-        c = sparse.csr_matrix((values[m], (p[m], s[m])), shape=(n_p, n_s))
-        out[:, g] = np.einsum("pb,bp->b", c @ ws.T, wp)
+@dataclass
+class _Trials:
+    """The trials of one sdt_table call as codes: (participant, stimulus, said fake, cell)
+    for the signal trials (cell = group) and the noise trials (cell = noise key)."""
+
+    keys: pd.DataFrame  # (n_groups, len(by))
+    sig: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    noi: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    noise_of: np.ndarray  # (n_groups,) noise key of each group; -1: no reals match it
+    n_keys: int
+    n_p: int
+    n_s: int
+
+
+def _trials(rt: pd.DataFrame, by: list[str], noise_by: list[str], n_p: int, n_s: int) -> _Trials:
+    signal = (rt["source"] == "model").to_numpy()
+    yes = (rt["answer"] == "fake").to_numpy().astype(float)
+    p, s = rt["_p"].to_numpy(), rt["_s"].to_numpy()
+    g, keys = _group_codes(rt.loc[signal], by)
+    k, nkeys = _group_codes(rt.loc[~signal], noise_by)
+    if noise_by:
+        nk_of_g = keys[noise_by].merge(nkeys.reset_index(), on=noise_by, how="left")["index"]
+        noise_of = nk_of_g.fillna(-1).to_numpy(np.int64)
+    else:
+        noise_of = np.zeros(len(keys), np.int64) if (~signal).any() else np.full(len(keys), -1)
+    return _Trials(keys, (p[signal], s[signal], yes[signal], g),
+                   (p[~signal], s[~signal], yes[~signal], k), noise_of,
+                   len(nkeys) if (~signal).any() else 0, n_p, n_s)
+
+
+def _by_participant(part: tuple[np.ndarray, ...], n_cells: int, n_p: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(n_cells, n_p) counts of 'fake' answers and of trials per cell and participant."""
+    p, _, yes, cell = part
+    at = cell * n_p + p
+    size = n_cells * n_p
+    return (np.bincount(at, weights=yes, minlength=size).reshape(n_cells, n_p),
+            np.bincount(at, minlength=size).reshape(n_cells, n_p).astype(float))
+
+
+def _to_groups(noise: np.ndarray, noise_of: np.ndarray) -> np.ndarray:
+    """Noise counts per key (axis 0) to counts per group; zeros for a group without reals."""
+    if noise.shape[0] == 0:
+        return np.zeros((len(noise_of),) + noise.shape[1:])
+    out = noise[np.maximum(noise_of, 0)]
+    out[noise_of < 0] = 0.0
     return out
 
 
-@dataclass
-class _Counts:
-    keys: pd.DataFrame
-    sums: dict[str, np.ndarray]  # name -> (B, n_groups)
-
-
-def _count(rt: pd.DataFrame, by: list[str], noise_by: list[str], wp, ws) -> _Counts:
-    p = rt["_p"].to_numpy()
-    s = rt["_s"].to_numpy()
-    n_p, n_s = int(rt.attrs["n_p"]), int(rt.attrs["n_s"])
-    signal = (rt["source"] == "model").to_numpy()
-    yes = (rt["answer"] == "fake").to_numpy().astype(float)
-    sig, noi = rt.loc[signal], rt.loc[~signal]
-    g, keys = _group_codes(sig, by)
-    k, nkeys = _group_codes(noi, noise_by)
-    ng, nk = len(keys), len(nkeys)
-    ones_s, ones_n = np.ones(len(sig)), np.ones(len(noi))
-    hits = _weighted_sums(p[signal], s[signal], yes[signal], g, ng, n_p, n_s, wp, ws)
-    n_sig = _weighted_sums(p[signal], s[signal], ones_s, g, ng, n_p, n_s, wp, ws)
-    fa_k = _weighted_sums(p[~signal], s[~signal], yes[~signal], k, nk, n_p, n_s, wp, ws)
-    nn_k = _weighted_sums(p[~signal], s[~signal], ones_n, k, nk, n_p, n_s, wp, ws)
-    if noise_by:
-        nk_of_g = keys[noise_by].merge(nkeys.reset_index(), on=noise_by, how="left")["index"]
-        idx = nk_of_g.fillna(-1).to_numpy(np.int64)
-    else:
-        idx = np.zeros(ng, np.int64)
-    present = idx >= 0
-    fa = np.where(present, fa_k[:, np.maximum(idx, 0)], 0.0) if nk else np.zeros_like(hits)
-    nn = np.where(present, nn_k[:, np.maximum(idx, 0)], 0.0) if nk else np.zeros_like(hits)
-    return _Counts(keys, {"hits": hits, "n_signal": n_sig, "false_alarms": fa, "n_noise": nn})
-
-
-def _derived(c: dict[str, np.ndarray], correction: str) -> dict[str, np.ndarray]:
-    d = sdt(c["hits"], c["n_signal"], c["false_alarms"], c["n_noise"], correction)
-    n = c["n_signal"] + c["n_noise"]
+def _pooled(hits, n_signal, fa, n_noise, correction: str) -> dict[str, np.ndarray]:
+    """Statistics of pooled counts (any matching shapes)."""
+    d = sdt(hits, n_signal, fa, n_noise, correction)
     with np.errstate(invalid="ignore", divide="ignore"):
-        errors = c["n_signal"] - c["hits"] + c["false_alarms"]
+        error_fake = np.where(n_signal > 0, 1 - hits / n_signal, np.nan)
+        error_real = np.where(n_noise > 0, fa / n_noise, np.nan)
+        errors = n_signal - hits + fa
         return {
-            "H": c["hits"] / c["n_signal"], "F": c["false_alarms"] / c["n_noise"],
+            "H": 1 - error_fake, "F": error_real,
             "dprime": d["dprime"], "criterion": d["criterion"],
-            "accuracy": 1 - errors / n, "error_fake": 1 - c["hits"] / c["n_signal"],
-            "error_real": c["false_alarms"] / c["n_noise"], "hype_inf": errors / n,
+            "dprime_pooled": d["dprime"], "criterion_pooled": d["criterion"],
+            "accuracy": 1 - errors / (n_signal + n_noise),
+            "error_fake": error_fake, "error_real": error_real,
+            # HYPE-infinity (Zhou et al. 2019): the balanced error, whatever the real:fake ratio
+            "hype_inf": (error_fake + error_real) / 2,
         }
+
+
+def _participant_mean(hits, n_signal, fa, n_noise, weight, correction: str
+                      ) -> dict[str, np.ndarray]:
+    """Each participant's d' and c from their own counts (last axis: participants), averaged
+    with `weight` (how often each participant is drawn) over those with both kinds of trial."""
+    d = sdt(hits, n_signal, fa, n_noise, correction)
+    w = np.where(np.isfinite(d["dprime"]), weight, 0.0)
+    n = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"dprime_mean_participant": (w * np.nan_to_num(d["dprime"])).sum(-1) / n,
+                "criterion_mean_participant": (w * np.nan_to_num(d["criterion"])).sum(-1) / n,
+                "n_participants": n}
+
+
+def _point(t: _Trials, correction: str) -> dict[str, np.ndarray]:
+    """Statistics of the data as observed: each (n_groups,)."""
+    hits, n_sig = _by_participant(t.sig, len(t.keys), t.n_p)
+    fa, n_noi = (_to_groups(c, t.noise_of) for c in _by_participant(t.noi, t.n_keys, t.n_p))
+    out = _pooled(hits.sum(1), n_sig.sum(1), fa.sum(1), n_noi.sum(1), correction)
+    out.update(_participant_mean(hits, n_sig, fa, n_noi, np.ones(t.n_p), correction))
+    out.update(hits=hits.sum(1), n_signal=n_sig.sum(1), false_alarms=fa.sum(1),
+               n_noise=n_noi.sum(1))
+    return out
+
+
+def _boot_participants(t: _Trials, wp: np.ndarray, correction: str) -> dict[str, np.ndarray]:
+    """Participants resampled with weights wp (B, n_p): each statistic (B, n_groups)."""
+    hits, n_sig = _by_participant(t.sig, len(t.keys), t.n_p)
+    fa, n_noi = (_to_groups(c, t.noise_of) for c in _by_participant(t.noi, t.n_keys, t.n_p))
+    counts = [wp @ c.T for c in (hits, n_sig, fa, n_noi)]
+    out = _pooled(*counts, correction)
+    d = sdt(hits, n_sig, fa, n_noi, correction)
+    ok = np.isfinite(d["dprime"])
+    n = wp @ ok.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["dprime_mean_participant"] = wp @ np.where(ok, d["dprime"], 0.0).T / n
+        out["criterion_mean_participant"] = wp @ np.where(ok, d["criterion"], 0.0).T / n
+    out["n_signal"], out["n_noise"] = counts[1], counts[3]
+    return out
+
+
+def _stimulus_sums(part: tuple[np.ndarray, ...], cell: int, n_p: int, n_s: int,
+                   ws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n_p) 'fake' answers and trials of one cell per participant, stimuli weighted ws."""
+    p, s, yes, c = part
+    m = c == cell
+    yes_ps = sparse.csr_matrix((yes[m], (p[m], s[m])), shape=(n_p, n_s))
+    n_ps = sparse.csr_matrix((np.ones(m.sum()), (p[m], s[m])), shape=(n_p, n_s))
+    return (yes_ps @ ws.T).T, (n_ps @ ws.T).T
+
+
+def _boot_two_way(t: _Trials, wp: np.ndarray, ws: np.ndarray, correction: str
+                  ) -> dict[str, np.ndarray]:
+    """Participants (wp, (B, n_p)) and stimuli (ws, (B, n_s)) resampled together: a trial's
+    weight is the product of its participant's and its stimulus's. Each statistic
+    (B, n_groups); resamples go through in chunks so memory stays bounded."""
+    n_boot, n_groups = wp.shape[0], len(t.keys)
+    out: dict[str, np.ndarray] = {}
+    chunk = max(1, _CHUNK // max(t.n_p, 1))
+    for b0 in range(0, n_boot, chunk):
+        wpc, wsc = wp[b0:b0 + chunk], ws[b0:b0 + chunk]
+        for k in np.unique(t.noise_of):
+            if k >= 0:
+                fa, n_noi = _stimulus_sums(t.noi, k, t.n_p, t.n_s, wsc)
+            else:
+                fa = n_noi = np.zeros_like(wpc)
+            for g in np.flatnonzero(t.noise_of == k):
+                hits, n_sig = _stimulus_sums(t.sig, g, t.n_p, t.n_s, wsc)
+                counts = [(wpc * c).sum(1) for c in (hits, n_sig, fa, n_noi)]
+                stats = _pooled(*counts, correction)
+                stats.update(_participant_mean(hits, n_sig, fa, n_noi, wpc, correction))
+                stats["n_signal"], stats["n_noise"] = counts[1], counts[3]
+                for name, value in stats.items():
+                    out.setdefault(name, np.empty((n_boot, n_groups)))[b0:b0 + chunk, g] = value
+    return out
+
+
+def _boot_within_participant(t: _Trials, n_boot: int, rng: np.random.Generator,
+                             correction: str) -> dict[str, np.ndarray]:
+    """Trials resampled within each participant's cells, for groups that are one participant
+    each: a cell of n trials with x 'fake' answers resamples to Binomial(n, x / n) of them,
+    which is what drawing its n trials with replacement gives. Each statistic (B, n_groups)."""
+    def draw(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+        rate = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+        return rng.binomial(n.astype(np.int64), rate, size=(n_boot, n.size)).astype(float)
+
+    sig_yes = np.bincount(t.sig[3], weights=t.sig[2], minlength=len(t.keys))
+    sig_n = np.bincount(t.sig[3], minlength=len(t.keys)).astype(float)
+    noi_yes = np.bincount(t.noi[3], weights=t.noi[2], minlength=t.n_keys)
+    noi_n = np.bincount(t.noi[3], minlength=t.n_keys).astype(float)
+    hits = draw(sig_yes, sig_n)
+    fa = _to_groups(draw(noi_yes, noi_n).T, t.noise_of).T
+    n_sig = np.broadcast_to(sig_n, hits.shape)
+    n_noi = np.broadcast_to(_to_groups(noi_n, t.noise_of), hits.shape)
+    out = _pooled(hits, n_sig, fa, n_noi, correction)
+    out["dprime_mean_participant"] = out["dprime_pooled"]
+    out["criterion_mean_participant"] = out["criterion_pooled"]
+    out["n_signal"], out["n_noise"] = n_sig, n_noi
+    return out
+
+
+def _notes(point: dict[str, np.ndarray]) -> list[str]:
+    notes = []
+    for n_sig, n_noi, n_part in zip(point["n_signal"], point["n_noise"],
+                                    point["n_participants"], strict=True):
+        parts = []
+        if n_sig == 0:
+            parts.append("no fake (signal) trials: H, d', c and hype_inf undefined")
+        if n_noi == 0:
+            parts.append("no real (noise) trials: F, d', c and hype_inf undefined")
+        if n_sig and n_noi and not n_part:
+            parts.append("no participant judged both reals and fakes of this group: "
+                         "mean of participants' d' undefined")
+        notes.append("; ".join(parts))
+    return notes
+
+
+def _stimulus_strata(rt: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """(n_s,) stratum of each stimulus: its source and those of `columns` that are properties
+    of the stimulus (one value per stimulus_id, such as model, guidance or class_label)."""
+    per_stim = rt.groupby("_s", sort=True)
+    fixed = [c for c in dict.fromkeys(["source"] + columns)
+             if (per_stim[c].nunique(dropna=False) <= 1).all()]
+    return per_stim[fixed].first().groupby(fixed, dropna=False).ngroup().to_numpy()
 
 
 def sdt_table(
@@ -134,73 +292,116 @@ def sdt_table(
     """Signal detection and HYPE-infinity error rates per group with bootstrap 95% CIs.
 
     trials: real/fake trials (see `judgment_trials`); by: columns that group the fakes (e.g.
-    ["model"], ["model", "guidance"], ["class_label"]); noise_by: columns that pick the reals
-    matched to a group (default: the `by` columns the reals fill, e.g. class_label; reals have
-    no model or guidance, so those groups share all reals). resample: "participant" and/or
-    "stimulus" (two-way bootstrap when both). Columns: the keys, the four counts, H, F, d',
-    c, accuracy, error_fake (1 - H), error_real (F), hype_inf (errors / trials), and each
-    statistic's _lo/_hi CI.
+    ["model"], ["model", "guidance"], ["class_label"], ["participant"]); noise_by: columns that
+    pick the reals matched to a group (default: the `by` columns the reals fill, e.g.
+    class_label; reals have no model or guidance, so those groups share all reals).
+
+    resample: "participant" and/or "stimulus" (two-way bootstrap when both); () for no CIs.
+    Stimuli are resampled within strata (source and the stimulus's own `by`/`noise_by` values),
+    so every resample keeps each group's number of real and fake images, as the design does.
+    With "participant" in `by`, each group is one person, and resampling people would only
+    repeat or drop that person: the CI then comes from resampling trials within each
+    participant's real and fake cells (which also resamples the images they saw), whatever
+    `resample` names.
+
+    Columns: the keys; the four counts; n_participants (participants with both reals and fakes
+    in the group); H, F; dprime and criterion (from the pooled counts, as dprime_pooled and
+    criterion_pooled); dprime_mean_participant and criterion_mean_participant (each
+    participant's d' and c, then their mean: pooling observers with different criteria lowers
+    the pooled d'); accuracy; error_fake (1 - H); error_real (F); hype_inf = (error_fake +
+    error_real) / 2 (HYPE-infinity, Zhou et al. 2019); each statistic with its _lo/_hi CI;
+    note (why a statistic is undefined: NaN, never a corrected rate standing in for missing
+    trials); n_boot_dropped (resamples in which the group had no fakes or no reals, left out
+    of its CIs).
     """
     by = list(by or [])
+    unknown = sorted(set(resample) - set(RESAMPLE_UNITS))
+    if unknown:
+        raise ValueError(f"resample: unknown unit(s) {unknown}; use 'participant' and/or "
+                         "'stimulus'")
     keep = list(dict.fromkeys(by + list(noise_by or []) + ["source", "answer"]))
     rt = trials[keep].copy()  # only the columns needed: row selections stay cheap
     p, pu = pd.factorize(trials["participant"])
     s, su = pd.factorize(trials["stimulus_id"])
     rt["_p"], rt["_s"] = p, s
-    rt.attrs.update(n_p=len(pu), n_s=len(su))
     if noise_by is None:
         reals = rt.loc[rt["source"] != "model"]
         noise_by = [c for c in by if len(reals) and (reals[c].astype(str).str.len() > 0).all()
                     and reals[c].notna().all()]
-    point = _count(rt, by, noise_by, None, None)
-    out = point.keys.copy()
+    t = _trials(rt, by, list(noise_by), len(pu), len(su))
+    point = _point(t, correction)
+    out = t.keys.copy()
     for name in COUNTS:
-        out[name] = point.sums[name][0].astype(np.int64)
-    stats_point = _derived(point.sums, correction)
+        out[name] = point[name].astype(np.int64)
+    out["n_participants"] = point["n_participants"].astype(np.int64)
     rng = np.random.default_rng(seed)
-    wp = resample_weights(len(pu), n_boot, rng) if "participant" in resample else None
-    ws = resample_weights(len(su), n_boot, rng) if "stimulus" in resample else None
-    if wp is None and ws is not None:
-        wp = np.ones((n_boot, len(pu)))
-    boot = _derived(_count(rt, by, noise_by, wp, ws).sums, correction) if wp is not None else None
-    for name, value in stats_point.items():
-        out[name] = value[0]
+    boot = None
+    if resample and "participant" in by:
+        boot = _boot_within_participant(t, n_boot, rng, correction)
+    elif resample:
+        wp = resample_weights(len(pu), n_boot, rng) if "participant" in resample else None
+        ws = None
+        if "stimulus" in resample:
+            ws = stratified_resample_weights(_stimulus_strata(rt, by + list(noise_by)), n_boot,
+                                             rng)
+        if ws is None:
+            boot = _boot_participants(t, wp, correction)
+        else:
+            wp = np.ones((n_boot, len(pu))) if wp is None else wp
+            boot = _boot_two_way(t, wp, ws, correction)
+    for name in POOLED_STATS + PARTICIPANT_STATS + RATE_STATS:
+        out[name] = point[name]
         if boot is not None:
-            lo, hi = percentile_ci(boot[name])
+            with warnings.catch_warnings():  # a group undefined in every resample: NaN CI
+                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+                lo, hi = percentile_ci(boot[name])
             out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+    out["note"] = _notes(point)
+    if boot is not None:
+        empty = (boot["n_signal"] == 0) | (boot["n_noise"] == 0)
+        out["n_boot_dropped"] = empty.sum(axis=0).astype(np.int64)
     return out
 
 
-def staircase_thresholds(trials: pd.DataFrame, n_reversals: int = 6) -> pd.DataFrame:
-    """HYPE-time: per participant, the exposure a staircase converges to.
+def staircase_thresholds(trials: pd.DataFrame, rule: staircase.StaircaseRule | None = None
+                         ) -> pd.DataFrame:
+    """HYPE-time: per participant, the exposure the staircase converged to, as the server has it.
 
-    trials: real/fake trials; a participant whose exposure_ms varies ran a staircase. A reversal
-    is a change of direction of the exposure; its level is the exposure just before the change.
-    threshold_ms = mean of the last `n_reversals` reversal levels (NaN with fewer than 2).
-    Columns: participant, condition, n_trials, n_reversals, threshold_ms.
+    trials: real/fake main trials with participant, condition, trial_index, exposure_ms and
+    correct; a participant whose exposure_ms varies ran a staircase. Each participant's answers
+    are replayed through the server's own rule (`analysis.staircase.update`) from their first
+    exposure, so the reversals and the threshold are the server's, including a reversal caused
+    by the last answer (which no exported exposure shows) and steps cancelled by the bounds.
+    rule: the study's staircase settings (the export does not carry them; default: the study
+    app's defaults). A participant whose exported exposures the replay does not reproduce ran
+    under other settings: threshold NaN and a note.
+
+    Columns: participant, condition, n_trials, n_reversals, threshold_ms (mean of the last
+    rule.n_reversals_threshold reversals; NaN without any), note.
     """
-    df = trials.sort_values(["participant", "trial_index"], kind="stable")
-    df = df.loc[df["exposure_ms"].notna()]
-    varies = df.groupby("participant")["exposure_ms"].transform("nunique") > 1
-    df = df.loc[varies].reset_index(drop=True)
-    cols = ["participant", "condition", "n_trials", "n_reversals", "threshold_ms"]
+    rule = staircase.StaircaseRule() if rule is None else rule
+    cols = ["participant", "condition", "n_trials", "n_reversals", "threshold_ms", "note"]
+    df = trials.loc[trials["exposure_ms"].notna()]
+    df = df.loc[df.groupby("participant")["exposure_ms"].transform("nunique") > 1]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    same = df["participant"].eq(df["participant"].shift())
-    step = np.sign(df["exposure_ms"].diff()).where(same)
-    direction = step.replace(0, np.nan).groupby(df["participant"]).ffill()
-    prev_dir = direction.groupby(df["participant"]).shift()
-    rev = (direction != prev_dir) & direction.notna() & prev_dir.notna() & (step != 0)
-    level = df["exposure_ms"].shift()
-    revs = pd.DataFrame({"participant": df["participant"][rev], "level": level[rev]})
-    revs["from_end"] = revs.groupby("participant").cumcount(ascending=False)
-    last = revs.loc[revs["from_end"] < n_reversals]
-    g = df.groupby("participant", sort=True)
-    out = pd.DataFrame({"condition": g["condition"].first(), "n_trials": g.size()})
-    out["n_reversals"] = revs.groupby("participant").size().reindex(out.index).fillna(0).astype(int)
-    out["threshold_ms"] = last.groupby("participant")["level"].mean().reindex(out.index)
-    out.loc[out["n_reversals"] < 2, "threshold_ms"] = np.nan
-    return out.reset_index()[cols]
+    df = df.sort_values(["participant", "trial_index"], kind="stable")
+    rows = []
+    for pid, g in df.groupby("participant", sort=True):
+        exposure = g["exposure_ms"].to_numpy(float)
+        shown, state = staircase.replay(exposure[0], g["correct"].to_numpy() == 1, rule)
+        matches = np.allclose(shown, exposure)
+        value = staircase.threshold(state, rule)
+        rows.append({
+            "participant": pid, "condition": g["condition"].iloc[0], "n_trials": len(g),
+            "n_reversals": len(state["reversals"]) if matches else pd.NA,
+            "threshold_ms": value if matches and value is not None else np.nan,
+            "note": "" if matches else (
+                f"the staircase settings (up={rule.up}, down={rule.down}, step_ms="
+                f"{rule.step_ms:g}, min_ms={rule.min_ms:g}, max_ms={rule.max_ms:g}) do not "
+                "reproduce this participant's exposures"),
+        })
+    return pd.DataFrame(rows, columns=cols).astype({"n_reversals": "Int64"})
 
 
 def summarise_thresholds(thresholds: pd.DataFrame, n_boot: int = 1000, seed: int = 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
 from analysis import judgments, simulate
+from analysis.staircase import StaircaseRule
 from analysis.stats import resample_weights
 
 
@@ -37,8 +40,8 @@ def test_sdt_table_counts_and_rates_equal_pandas():
         h = (fk["answer"] == "fake").mean()
         fa = (reals["answer"] == "fake").mean()
         assert tab.loc[model, "H"] == pytest.approx(h) and tab.loc[model, "F"] == pytest.approx(fa)
-        errors = (fk["correct"] == 0).sum() + (reals["correct"] == 0).sum()
-        assert tab.loc[model, "hype_inf"] == pytest.approx(errors / (len(fk) + len(reals)))
+        err_fake, err_real = (fk["correct"] == 0).mean(), (reals["correct"] == 0).mean()
+        assert tab.loc[model, "hype_inf"] == pytest.approx((err_fake + err_real) / 2)
         want = judgments.sdt((fk["answer"] == "fake").sum(), len(fk),
                              (reals["answer"] == "fake").sum(), len(reals))
         assert tab.loc[model, "dprime"] == pytest.approx(want["dprime"], abs=1e-12)
@@ -67,6 +70,167 @@ def test_participant_bootstrap_matches_a_naive_loop():
     assert tab.loc[0, "dprime_hi"] == pytest.approx(hi, abs=1e-9)
 
 
+def test_sdt_is_undefined_without_noise_or_signal_trials():
+    out = judgments.sdt([5, 0, 5], [10, 0, 10], [0, 3, 3], [0, 10, 10])
+    # no reals (noise), no fakes (signal): no rate to correct, so no d' and no c
+    assert np.isnan(out["dprime"][:2]).all() and np.isnan(out["criterion"][:2]).all()
+    assert np.isnan(out["H"][1]) and np.isnan(out["F"][0])
+    assert out["dprime"][2] == pytest.approx(judgments.sdt(5, 10, 3, 10)["dprime"])
+
+
+def test_a_class_without_reals_is_undefined_with_a_note():
+    t = _trials(n_p=10, n_t=80)
+    t = t[~((t["source"] == "real") & (t["class_label"] == "class1"))]
+    tab = judgments.sdt_table(t, ["class_label"], n_boot=50).set_index("class_label")
+    row = tab.loc["class1"]
+    assert row["n_noise"] == 0 and row["n_signal"] > 0
+    for col in ("dprime", "criterion", "dprime_mean_participant", "hype_inf", "F",
+                "dprime_lo", "dprime_hi", "hype_inf_lo"):
+        assert np.isnan(row[col]), col
+    assert "no real" in row["note"]
+    assert row["H"] == pytest.approx((t.loc[(t["class_label"] == "class1") & (
+        t["source"] == "model"), "answer"] == "fake").mean())
+    others = tab.drop(index="class1")
+    assert (others["note"] == "").all() and np.isfinite(others["dprime_lo"]).all()
+
+
+def _weighted_dprime(t, w_trial):
+    """d' (pooled, log-linear) of trials weighted by (B, n) weights; NaN where a kind is empty."""
+    sig = (t["source"] == "model").to_numpy()
+    yes = (t["answer"] == "fake").to_numpy().astype(float)
+    hits, n_s = w_trial @ (yes * sig), w_trial @ sig.astype(float)
+    fa, n_n = w_trial @ (yes * ~sig), w_trial @ (~sig).astype(float)
+    return judgments.sdt(hits, n_s, fa, n_n)["dprime"]
+
+
+def test_participant_resamples_that_empty_a_group_are_dropped_from_its_ci():
+    t = _trials(seed=4, n_p=10, n_t=60)
+    # only p0 and p1 saw reals of class1: a resample without both empties the group's noise
+    t = t[~((t["source"] == "real") & (t["class_label"] == "class1")
+            & ~t["participant"].isin(["p0", "p1"]))].reset_index(drop=True)
+    tab = judgments.sdt_table(t, ["class_label"], n_boot=400, seed=5).set_index("class_label")
+    rng = np.random.default_rng(5)
+    p, parts = pd.factorize(t["participant"])
+    wp = resample_weights(len(parts), 400, rng)  # the participant draws sdt_table makes
+    g = (t["class_label"] == "class1").to_numpy()
+    d = _weighted_dprime(t[g], wp[:, p[g]])
+    kept = d[np.isfinite(d)]
+    assert tab.loc["class1", "n_boot_dropped"] == 400 - len(kept) > 20
+    lo, hi = np.quantile(kept, [0.025, 0.975])
+    assert tab.loc["class1", "dprime_lo"] == pytest.approx(lo, abs=1e-9)
+    assert tab.loc["class1", "dprime_hi"] == pytest.approx(hi, abs=1e-9)
+    assert (tab.drop(index="class1")["n_boot_dropped"] == 0).all()
+
+
+def test_stimulus_resampling_stays_within_strata():
+    codes = np.array([0, 0, 0, 1, 2, 2, 1, 2])
+    w = judgments.stratified_resample_weights(codes, 3000, np.random.default_rng(0))
+    for k in range(3):
+        assert (w[:, codes == k].sum(axis=1) == (codes == k).sum()).all()
+    assert w[:, 3].std() > 0.5  # units of a stratum are drawn with replacement
+    # stratum of size n: each unit's count is Binomial(n, 1/n)
+    assert w[:, codes == 2].mean() == pytest.approx(1.0, abs=0.03)
+    assert w[:, codes == 2].var() == pytest.approx(2 / 3, abs=0.05)
+    # a class with a single real image keeps it in every stimulus resample
+    t = _trials(seed=2, n_p=12, n_t=80)
+    lone = (t["source"] == "real") & (t["class_label"] == "class1")
+    t = t[~lone | (t["stimulus_id"] == t.loc[lone, "stimulus_id"].iloc[0])]
+    tab = judgments.sdt_table(t, ["class_label"], resample=("stimulus",), n_boot=300)
+    row = tab.set_index("class_label").loc["class1"]
+    assert row["n_boot_dropped"] == 0
+    assert row["F_lo"] == row["F"] == row["F_hi"]  # participants are not resampled here
+    # only the fakes vary, so d' stays within the range their hit rates allow
+    z_f = norm.ppf((row["false_alarms"] + 0.5) / (row["n_noise"] + 1))
+    assert row["dprime_hi"] <= norm.ppf(row["H_hi"]) - z_f + 0.05
+
+
+def test_sdt_by_participant_resamples_trials_within_participant():
+    rng = np.random.default_rng(7)
+    n_p = 150
+    d = rng.uniform(0.8, 2.2, n_p)
+    t = simulate.realfake_trials(simulate.stimuli(60, 60), n_p, 200, d,
+                                 rng.normal(0, 0.3, n_p), rng)
+    tab = judgments.sdt_table(t, ["participant"], n_boot=400, seed=1)
+    tab = tab.set_index("participant").loc[[f"p{i}" for i in range(n_p)]]
+    assert (tab["dprime_lo"] > 0.2).all()  # no resample loses the participant
+    covered = ((tab["dprime_lo"] <= d) & (d <= tab["dprime_hi"])).mean()
+    assert 0.88 <= covered <= 0.995
+    # one participant per group: the pooled and the mean-of-participants d' are one number
+    np.testing.assert_allclose(tab["dprime_mean_participant"], tab["dprime_pooled"])
+    with pytest.raises(ValueError, match="resample"):
+        judgments.sdt_table(t, [], resample=("trials",))
+
+
+def test_hype_inf_is_the_mean_of_the_fake_and_real_error_rates():
+    # 8 fakes with 2 errors (error on fakes 0.25), 2 reals with 1 error (error on reals 0.5)
+    t = pd.DataFrame({"participant": "a", "stimulus_id": [f"s{i}" for i in range(10)],
+                      "source": ["model"] * 8 + ["real"] * 2, "model": ["m"] * 8 + [""] * 2,
+                      "answer": ["fake"] * 6 + ["real"] * 2 + ["fake", "real"]})
+    row = judgments.sdt_table(t, ["model"], resample=()).iloc[0]
+    assert row["error_fake"] == 0.25 and row["error_real"] == 0.5
+    assert row["hype_inf"] == pytest.approx(0.375)  # not the 3 errors / 10 trials
+    assert row["accuracy"] == pytest.approx(0.7)
+
+
+def test_pooled_and_mean_participant_dprime():
+    rng = np.random.default_rng(3)
+    n_p = 40
+    crit = np.where(np.arange(n_p) % 2, 1.0, -1.0)  # criteria differ between participants
+    t = simulate.realfake_trials(simulate.stimuli(60, 60), n_p, 200, 1.5, crit, rng)
+    row = judgments.sdt_table(t, [], n_boot=200).iloc[0]
+    per = []
+    for _, g in t.groupby("participant"):
+        sig = g["source"] == "model"
+        per.append(judgments.sdt((g.loc[sig, "answer"] == "fake").sum(), sig.sum(),
+                                 (g.loc[~sig, "answer"] == "fake").sum(), (~sig).sum()))
+    assert row["dprime_mean_participant"] == pytest.approx(np.mean([p["dprime"] for p in per]))
+    assert row["criterion_mean_participant"] == pytest.approx(
+        np.mean([p["criterion"] for p in per]))
+    assert row["dprime"] == row["dprime_pooled"] and row["criterion"] == row["criterion_pooled"]
+    # pooling observers with different criteria flattens the pooled ROC point (d' about 0.94)
+    assert row["dprime_pooled"] < 1.1 < 1.4 < row["dprime_mean_participant"]
+    assert row["dprime_mean_participant_lo"] < row["dprime_mean_participant"] < row[
+        "dprime_mean_participant_hi"]
+
+
+def test_mean_participant_dprime_ci_covers_the_true_dprime():
+    covered_mean = covered_pooled = 0
+    runs = 40
+    for seed in range(runs):
+        rng = np.random.default_rng(100 + seed)
+        crit = rng.choice([-0.8, 0.8], 20)
+        t = simulate.realfake_trials(simulate.stimuli(60, 60), 20, 160, 1.5, crit, rng)
+        row = judgments.sdt_table(t, [], n_boot=300, seed=seed).iloc[0]
+        covered_mean += row["dprime_mean_participant_lo"] <= 1.5 <= row[
+            "dprime_mean_participant_hi"]
+        covered_pooled += row["dprime_pooled_lo"] <= 1.5 <= row["dprime_pooled_hi"]
+    assert covered_mean / runs >= 0.85
+    assert covered_pooled / runs <= 0.5  # the pooled d' answers another question
+
+
+def test_two_way_bootstrap_matches_a_naive_loop():
+    t = _trials(seed=6, n_p=8, n_t=40)
+    tab = judgments.sdt_table(t, [], resample=("participant", "stimulus"), n_boot=100, seed=2)
+    rng = np.random.default_rng(2)
+    p, parts = pd.factorize(t["participant"])
+    s, stims = pd.factorize(t["stimulus_id"])
+    wp = resample_weights(len(parts), 100, rng)
+    # stimuli are drawn within their stratum: here real or fake
+    source = t.groupby(s)["source"].first().to_numpy()
+    ws = judgments.stratified_resample_weights(pd.factorize(source)[0], 100, rng)
+    w = wp[:, p] * ws[:, s]  # (B, n) weight of each trial
+    pooled = _weighted_dprime(t, w)
+    # a participant drawn k times counts k times in the mean of their (unscaled) d'
+    per = np.stack([_weighted_dprime(t[p == i], ws[:, s[p == i]]) for i in range(len(parts))],
+                   1)
+    wpp = np.where(np.isfinite(per), wp, 0.0)
+    mean = (wpp * np.nan_to_num(per)).sum(axis=1) / wpp.sum(axis=1)
+    for name, values in (("dprime_pooled", pooled), ("dprime_mean_participant", mean)):
+        lo, hi = np.quantile(values, [0.025, 0.975])
+        assert tab.loc[0, f"{name}_lo"] == pytest.approx(lo, abs=1e-9), name
+        assert tab.loc[0, f"{name}_hi"] == pytest.approx(hi, abs=1e-9), name
+
+
 @pytest.mark.parametrize("d,c", [(1.0, 0.0), (2.0, -0.4)])
 def test_observers_give_back_their_dprime_and_criterion(d, c):
     covered_d = covered_c = 0
@@ -80,22 +244,26 @@ def test_observers_give_back_their_dprime_and_criterion(d, c):
 
 
 def test_staircase_threshold_by_hand():
-    e = [500, 400, 300, 400, 300, 200, 300, 300]
-    t = pd.DataFrame({"participant": "a", "condition": "timed", "trial_index": range(8),
-                      "exposure_ms": e})
-    # reversals: down->up after 300, up->down after 400, down->up after 200 (the flat step
-    # at the end is no reversal)
-    out = judgments.staircase_thresholds(t, n_reversals=2).iloc[0]
-    assert out["n_reversals"] == 3 and out["threshold_ms"] == pytest.approx(300.0)
-    assert judgments.staircase_thresholds(t, 6).iloc[0]["threshold_ms"] == pytest.approx(300.0)
+    # 1-up-1-down, 100 ms steps from 500: right, right, wrong, wrong, right, right, wrong
+    t = pd.DataFrame({"participant": "a", "condition": "timed", "trial_index": range(7),
+                      "exposure_ms": [500, 400, 300, 400, 500, 400, 300],
+                      "correct": [1, 1, 0, 0, 1, 1, 0]})
+    rule = StaircaseRule(up=1, down=1, step_ms=100, n_reversals_threshold=2)
+    # reversals: up after 300, down after 500, up after 300 (the last answer's)
+    out = judgments.staircase_thresholds(t, rule).iloc[0]
+    assert out["n_reversals"] == 3 and out["threshold_ms"] == pytest.approx(400.0)
+    six = judgments.staircase_thresholds(t, replace(rule, n_reversals_threshold=6)).iloc[0]
+    assert six["threshold_ms"] == pytest.approx(1100 / 3)
     constant = t.assign(participant="b", exposure_ms=500.0)
-    assert judgments.staircase_thresholds(constant).empty
+    assert judgments.staircase_thresholds(constant, rule).empty
 
 
 def test_staircase_recovers_the_707_percent_point():
     rng = np.random.default_rng(0)
     t = simulate.staircase_trials(simulate.stimuli(20, 20), 200, 120, 400.0, rng)
-    thr = judgments.staircase_thresholds(t, n_reversals=8)
+    # the simulated observers run 1-up-2-down in 50 ms steps within 100-1000 ms from 500 ms
+    thr = judgments.staircase_thresholds(t, StaircaseRule(down=2, n_reversals_threshold=8))
+    assert (thr["note"] == "").all()
     want = 400.0 + 60.0 * np.log(0.414 / 0.586)  # P(correct) = 0.707 on the simulated curve
     summ = judgments.summarise_thresholds(thr, n_boot=300)
     assert abs(summ.loc[0, "threshold_ms"] - want) < 25
