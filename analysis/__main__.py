@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from analysis.load import AnalysisInputError, load_database, load_export
 from analysis.qc import QCRules
 from analysis.report import ExtraInputs, ReportOptions, build_report
+from analysis.staircase import StaircaseRule
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fast-rt-ms", type=float, default=QCRules.fast_rt_ms)
     r.add_argument("--max-fast-fraction", type=float, default=QCRules.max_fast_fraction)
     r.add_argument("--max-focus-losses", type=int, default=QCRules.max_focus_losses)
+    r.add_argument("--staircase", default="{}",
+                   help="the study's staircase settings as JSON, e.g. '{\"down\": 2}' (the "
+                        "export does not carry them; unset keys: the study app's defaults)")
     return ap
 
 
@@ -58,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --grid must be at least 2", file=sys.stderr)
         return 2
     try:
+        staircase = StaircaseRule.from_dict(json.loads(args.staircase))
+    except ValueError as exc:  # JSONDecodeError is one
+        print(f"error: --staircase: {exc}", file=sys.stderr)
+        return 2
+    try:
         export = (load_export(args.export) if args.export is not None
                   else load_database(args.database, args.study))
         opt = ReportOptions(
@@ -65,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             blur=args.blur, n_boot=args.n_boot, ceiling_repeats=args.ceiling_repeats,
             mixed_max_trials=args.mixed_max_trials, seed=args.seed, exclude=not args.no_exclude,
             qc_rules=QCRules(args.min_catch_accuracy, args.fast_rt_ms, args.max_fast_fraction,
-                             args.max_focus_losses))
+                             args.max_focus_losses), staircase=staircase)
         extra = ExtraInputs(args.maps, args.features, args.critic, args.classifier,
                             args.manifest)
         path = build_report(export, args.out, extra, opt, argv)

@@ -30,6 +30,7 @@ from analysis.load import (
     sha256_file,
     stimuli_table,
 )
+from analysis.staircase import StaircaseRule
 
 PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "statsmodels", "scikit-learn", "matplotlib")
 
@@ -48,6 +49,7 @@ class ReportOptions:
     seed: int = 0
     exclude: bool = True
     qc_rules: qc.QCRules = field(default_factory=qc.QCRules)
+    staircase: StaircaseRule = field(default_factory=StaircaseRule)  # the study's settings
 
 
 @dataclass
@@ -181,7 +183,13 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
     w.text(f"{len(rt)} main trials from {rt['participant'].nunique()} participants on "
            f"{rt['stimulus_id'].nunique()} stimuli. Fake is the signal; d' and c use the "
            "log-linear correction; 95% CIs from a two-way bootstrap over participants and "
-           f"stimuli ({opt.n_boot} resamples).")
+           f"stimuli ({opt.n_boot} resamples; stimuli drawn within their source, model, "
+           "guidance and class, so no group loses its reals or fakes). dprime (= "
+           "dprime_pooled) comes from the trials pooled over participants; "
+           "dprime_mean_participant is the mean of each participant's own d', which pooling "
+           "does not lower when participants' criteria differ. hype_inf is HYPE-infinity: "
+           "the mean of the error rate on fakes and the error rate on reals. A group without "
+           "reals or without fakes has no d' (NaN, see its note).")
     both = ("participant", "stimulus")
     overall = judgments.sdt_table(rt, [], resample=both, n_boot=opt.n_boot, seed=opt.seed)
     w.table("judgments_overall", overall, "Overall accuracy, H, F, d', c, error rates")
@@ -203,8 +211,17 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
         w.table("accuracy_by_exposure", acc, "Accuracy per exposure bin of 100 ms")
         w.figure("exposure", figures.exposure_figure(acc),
                  "Accuracy against exposure time (data: accuracy_by_exposure.csv)")
-    thr = judgments.staircase_thresholds(rt)
+    thr = judgments.staircase_thresholds(rt, opt.staircase)
     if len(thr):
+        sc = opt.staircase
+        w.text(f"Staircase thresholds replay each participant's answers through the study "
+               f"app's staircase rule with up={sc.up}, down={sc.down}, step_ms={sc.step_ms:g}, "
+               f"min_ms={sc.min_ms:g}, max_ms={sc.max_ms:g}; threshold = mean of the last "
+               f"{sc.n_reversals_threshold} reversals.")
+        if (thr["note"] != "").any():
+            w.text(f"For {(thr['note'] != '').sum()} of {len(thr)} participants these settings "
+                   "do not reproduce the exported exposures, so they get no threshold: pass "
+                   "the study's staircase settings with --staircase.")
         w.table("staircase_thresholds", thr, "HYPE-time: per participant staircase threshold",
                 show=False)
         w.table("staircase_summary", judgments.summarise_thresholds(thr, opt.n_boot, opt.seed),
@@ -218,7 +235,7 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
     if sub["participant"].nunique() > 1 and sub["stimulus_id"].nunique() > 1 and sub[
             "source"].nunique() > 1:
         # scipy's default L-BFGS-B tolerances: estimates within ~1e-3 of the tight fit, in a
-        # fraction of its time (far below the posterior SDs)
+        # fraction of its time (far below the standard errors)
         sub = sub.assign(model=sub["model"].where(sub["source"] == "model", "real"))
         res = judgments.mixed_logit(sub, ["model"], minim_opts={}, reference={"model": "real"})
         w.text(f"Mixed-effects logistic model of correct ~ model (reals as the base level) "
@@ -226,8 +243,12 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
                f"intercepts (participant, stimulus), statsmodels BinomialBayesMixedGLM "
                f"(variational Bayes) on {res.n_trials} trials"
                + (f" (all trials of {sub['participant'].nunique()} randomly drawn participants)."
-                  if len(sub) < len(rt) else "."))
-        w.table("mixed_logit_fixed", res.fixed, "Fixed effects (logit scale, posterior mean/sd)")
+                  if len(sub) < len(rt) else ".")
+               + " Standard errors and 95% CIs of the fixed effects from the Laplace "
+               "approximation (se_laplace, lo, hi); vb_sd, the variational posterior SD, is "
+               "2-3 times too small to serve as a standard error.")
+        w.table("mixed_logit_fixed", res.fixed,
+                "Fixed effects (logit scale): posterior mean, Laplace SE and 95% CI, VB SD")
         w.table("mixed_logit_random", res.random, "Random-intercept SDs")
 
 

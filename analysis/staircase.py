@@ -62,6 +62,8 @@ class StaircaseRule:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StaircaseRule:
         """From the study's `staircase` settings JSON; `enabled` is accepted and ignored."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"staircase: must be a JSON object, not {raw!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known - {"enabled"})
         if unknown:
