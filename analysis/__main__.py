@@ -9,7 +9,7 @@ from pathlib import Path
 
 from analysis.load import AnalysisInputError, load_database, load_export
 from analysis.qc import QCRules
-from analysis.report import ExtraInputs, ReportOptions, build_report
+from analysis.report import ExtraInputs, ReportOptions, build_report, remove_outputs
 from analysis.staircase import StaircaseRule
 
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    remove_outputs(args.out)  # a run that stops on an error leaves no earlier report behind
     for name in ("n_boot", "ceiling_repeats", "min_subjects", "mixed_max_trials"):
         if getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         export = (load_export(args.export) if args.export is not None
                   else load_database(args.database, args.study))
+        for repair in export.repairs:
+            print(f"repaired: {repair}", file=sys.stderr)
         opt = ReportOptions(
             grid=args.grid, min_clicks=args.min_clicks, min_subjects=args.min_subjects,
             blur=args.blur, n_boot=args.n_boot, ceiling_repeats=args.ceiling_repeats,
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.manifest)
         path = build_report(export, args.out, extra, opt, argv)
     except AnalysisInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc} (no report written)", file=sys.stderr)
         return 2
     print(f"wrote {path} and {args.out / 'tables'}/*.csv")
     return 0

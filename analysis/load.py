@@ -51,14 +51,26 @@ class AnalysisInputError(ValueError):
     """An input file, column or value the analysis needs is missing or malformed."""
 
 
+VOCABULARY: dict[tuple[str, str], tuple[str, ...]] = {  # the values a column may take (§3)
+    ("trials", "task"): ("clickme", "realfake"),
+    ("trials", "trial_kind"): ("practice", "main", "catch"),
+    ("trials", "source"): ("real", "model"),
+    ("trials", "answer"): ("", "real", "fake"),
+}
+_IDS = {"trials": ("participant", "stimulus_id"), "clicks": ("participant",),
+        "events": ("participant",)}
+
+
 @dataclass
 class Export:
-    """The three export tables and where they came from (path -> sha256)."""
+    """The three export tables, where they came from (path -> sha256) and the repairs made
+    when they were loaded (one sentence each, see `check_export`)."""
 
     trials: pd.DataFrame
     clicks: pd.DataFrame
     events: pd.DataFrame
     sources: dict[str, str] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
 
 
 def find_table(directory: Path, name: str) -> Path:
@@ -127,6 +139,116 @@ def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
     return out
 
 
+def _n(count: int, noun: str) -> str:
+    """'1 value', '3 values'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _rows(mask: np.ndarray | pd.Series, index: pd.Index | None = None, limit: int = 5) -> str:
+    """'rows 3, 17 and 4 more': data rows (0-based, as read) where `mask` is True."""
+    pos = np.flatnonzero(np.asarray(mask))
+    rows = (index[pos] if index is not None else pos).tolist()
+    text = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {text}{more}"
+
+
+def check_export(trials: pd.DataFrame, clicks: pd.DataFrame, events: pd.DataFrame,
+                 origin: str = "") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """Check tidy export tables against the rules the study guarantees, repairing what can be
+    repaired without guessing and refusing the rest.
+
+    Repairs (returned as sentences, one per kind, for the report): a vocabulary value in another
+    letter case or with spaces ("Fake " -> "fake"); exact duplicate trial or click rows (copies
+    of one row, kept once); clicks whose (participant, trial_index) has no trial (dropped: no
+    stimulus to put them on). Errors (AnalysisInputError, one line naming the table, column and
+    rows): an empty participant or stimulus id; a value outside the column's vocabulary; a
+    client_uuid or a (study, participant, trial_index) on two rows that differ (two answers to
+    one trial); a `correct` that contradicts `answer` and `source`; a click whose stimulus_id
+    is not its trial's. Row numbers are 0-based data rows as read.
+    """
+    where = f" in {origin}" if origin else ""
+    repairs: list[str] = []
+    tables = {"trials": trials.copy(), "clicks": clicks.copy(), "events": events.copy()}
+    for name, cols in _IDS.items():  # empty ids first: every later key uses them
+        for col in cols:
+            empty = tables[name][col].str.strip() == ""
+            if empty.any():
+                raise AnalysisInputError(f"{name}{where}: column {col} is empty on "
+                                         f"{_rows(empty)}")
+    t = tables["trials"]
+    for (name, col), allowed in VOCABULARY.items():
+        values = t[col]
+        norm = values.str.strip().str.lower()
+        bad = ~norm.isin(allowed)
+        if bad.any():
+            first = values[bad].iloc[0]
+            raise AnalysisInputError(
+                f"{name}{where}: column {col} has {first!r} on {_rows(bad)}; allowed: "
+                + ", ".join(repr(v) for v in allowed))
+        changed = norm != values
+        if changed.any():
+            examples = sorted({f"{a!r} -> {b!r}" for a, b in
+                               zip(values[changed], norm[changed], strict=True)})[:3]
+            repairs.append(f"{name}: column {col}: {_n(int(changed.sum()), 'value')} in "
+                           f"another letter case or with spaces set to the documented form "
+                           f"({', '.join(examples)})")
+            t[col] = norm
+    for name in ("trials", "clicks"):
+        df = tables[name]
+        dup = df.duplicated(keep="first").to_numpy()
+        if dup.any():
+            repairs.append(f"{name}: {_n(int(dup.sum()), 'exact duplicate row')} dropped, the "
+                           f"first copy of each kept ({_rows(dup, df.index)})")
+            tables[name] = df.loc[~dup]
+    t = tables["trials"]
+    for keys, what in ((["client_uuid"], "client_uuid"),
+                       (["study", "participant", "trial_index"], "(study, participant, "
+                        "trial_index)")):
+        sel = t[keys[0]] != "" if keys == ["client_uuid"] else np.ones(len(t), bool)
+        clash = t.duplicated(keys, keep=False).to_numpy() & np.asarray(sel)
+        if clash.any():
+            first = t.loc[clash, keys].iloc[0].tolist()
+            raise AnalysisInputError(
+                f"trials{where}: {what} {', '.join(map(str, first))} repeats on rows that "
+                f"differ ({_rows(clash, t.index)}); the study stores one response per trial, "
+                "so these are two answers to one trial: remove the wrong rows")
+    judged = ((t["task"] == "realfake") & t["answer"].isin(["real", "fake"])
+              & t["correct"].notna())
+    right = (t["answer"] == "fake") == (t["source"] == "model")
+    wrong = judged & (t["correct"] != right.astype(float))
+    if wrong.any():
+        raise AnalysisInputError(
+            f"trials{where}: column correct contradicts answer and source on "
+            f"{_rows(wrong, t.index)} (correct is 1 when the answer is fake for a model "
+            "stimulus or real for a real one)")
+    c = tables["clicks"]
+    if len(c):
+        key_t = pd.MultiIndex.from_frame(t[["participant", "trial_index"]])
+        key_c = pd.MultiIndex.from_frame(c[["participant", "trial_index"]])
+        pos = key_t.get_indexer(key_c)
+        orphan = pos < 0
+        if orphan.any():
+            pairs = c.loc[orphan, ["participant", "trial_index"]].drop_duplicates()
+            shown = ", ".join(f"({p}, {i})" for p, i in pairs.head(3).itertuples(index=False))
+            repairs.append(f"clicks: {_n(int(orphan.sum()), 'click')} on "
+                           f"{_n(len(pairs), '(participant, trial_index) pair')} with no trial "
+                           "dropped "
+                           f"({shown}{', ...' if len(pairs) > 3 else ''})")
+        matched = ~orphan & (c["stimulus_id"].to_numpy() != "")
+        other = np.zeros(len(c), bool)
+        other[matched] = (c["stimulus_id"].to_numpy()[matched]
+                          != t["stimulus_id"].to_numpy()[pos[matched]])
+        if other.any():
+            raise AnalysisInputError(
+                f"clicks{where}: column stimulus_id differs from the stimulus_id of the "
+                f"click's trial on {_rows(other, c.index)}; are trials and clicks from the "
+                "same export?")
+        tables["clicks"] = c.loc[~orphan]
+    out = [tables[n].reset_index(drop=True) for n in ("trials", "clicks", "events")]
+    return out[0], out[1], out[2], repairs
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes (recorded in the report's inputs)."""
     import hashlib
@@ -139,7 +261,9 @@ def sha256_file(path: Path) -> str:
 
 
 def load_export(directory: str | Path) -> Export:
-    """Load trials, clicks and events from an export folder (§3); events may be absent."""
+    """Load trials, clicks and events from an export folder (§3); events may be absent.
+
+    The tables are checked and repaired by `check_export`; the repairs are in `repairs`."""
     directory = Path(directory)
     if not directory.is_dir():
         raise AnalysisInputError(f"export folder {directory} does not exist")
@@ -156,7 +280,9 @@ def load_export(directory: str | Path) -> Export:
             continue
         tables[name] = tidy(read_table(path), name, str(path))
         sources[str(path)] = sha256_file(path)
-    return Export(tables["trials"], tables["clicks"], tables["events"], sources)
+    trials, clicks, events, repairs = check_export(tables["trials"], tables["clicks"],
+                                                   tables["events"], str(directory))
+    return Export(trials, clicks, events, sources, repairs)
 
 
 def load_database(
@@ -196,7 +322,9 @@ def load_database(
         raise AnalysisInputError(f"cannot read database: {exc}") from exc
     finally:
         engine.dispose()
-    return Export(tables["trials"], tables["clicks"], tables["events"], {url: "database"})
+    trials, clicks, events, repairs = check_export(tables["trials"], tables["clicks"],
+                                                   tables["events"], "the database")
+    return Export(trials, clicks, events, {url: "database"}, repairs)
 
 
 def load_maps(directory: str | Path) -> dict[str, dict[str, np.ndarray]]:

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import html
 import io
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -114,8 +115,21 @@ class _Writer:
                f"</title><style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
                + "\n".join(self.parts) + "</body></html>")
         path = self.out / "report.html"
-        path.write_text(doc, encoding="utf-8")
+        tmp = self.out / ".report.html.tmp"
+        tmp.write_text(doc, encoding="utf-8")
+        os.replace(tmp, path)  # a reader never sees a half-written report
         return path
+
+
+def remove_outputs(out: Path) -> None:
+    """Delete OUT/report.html and OUT/tables/*.csv, so that a run that fails leaves no report
+    or table from an earlier run to be mistaken for its own."""
+    out = Path(out)
+    for path in (out / "report.html", out / ".report.html.tmp"):
+        path.unlink(missing_ok=True)
+    if (out / "tables").is_dir():
+        for path in (out / "tables").glob("*.csv"):
+            path.unlink()
 
 
 def package_versions() -> pd.DataFrame:
@@ -190,6 +204,17 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
            "does not lower when participants' criteria differ. hype_inf is HYPE-infinity: "
            "the mean of the error rate on fakes and the error rate on reals. A group without "
            "reals or without fakes has no d' (NaN, see its note).")
+    absent = [name for src, name in (("model", "fake (model)"), ("real", "real"))
+              if not (rt["source"] == src).any()]
+    if absent:
+        w.text(f"These trials show no {' and no '.join(absent)} stimuli. H, F, d', c, the "
+               "HYPE error rates, the per-model, per-class and exposure tables, the staircase "
+               "and the mixed model all compare answers to fakes with answers to reals, so "
+               "none is computed; only the accuracy below.")
+        w.table("judgments_accuracy", rt.groupby("source", as_index=False).agg(
+            n_trials=("correct", "size"), n_participants=("participant", "nunique"),
+            accuracy=("correct", "mean")), "Accuracy per stimulus source")
+        return
     both = ("participant", "stimulus")
     overall = judgments.sdt_table(rt, [], resample=both, n_boot=opt.n_boot, seed=opt.seed)
     w.table("judgments_overall", overall, "Overall accuracy, H, F, d', c, error rates")
@@ -445,10 +470,21 @@ def _quality_tables(w: _Writer, stim: pd.DataFrame, feats: pd.DataFrame,
 
 def build_report(export: Export, out: Path, extra: ExtraInputs | None = None,
                  opt: ReportOptions | None = None, argv: list[str] | None = None) -> Path:
-    """Run every analysis the inputs allow and write OUT/report.html and OUT/tables/*.csv."""
-    extra = extra or ExtraInputs()
-    opt = opt or ReportOptions()
+    """Run every analysis the inputs allow and write OUT/report.html and OUT/tables/*.csv.
+
+    The outputs of an earlier run are deleted first, and this run's are deleted if it fails:
+    after a failure OUT holds no report.html and no table."""
     out = Path(out)
+    remove_outputs(out)
+    try:
+        return _build(export, out, extra or ExtraInputs(), opt or ReportOptions(), argv)
+    except BaseException:
+        remove_outputs(out)
+        raise
+
+
+def _build(export: Export, out: Path, extra: ExtraInputs, opt: ReportOptions,
+           argv: list[str] | None) -> Path:
     w = _Writer(out)
     model_maps = load_maps(extra.maps) if extra.maps else None
     stim = _metadata(export, extra.manifest)
@@ -466,6 +502,11 @@ def build_report(export: Export, out: Path, extra: ExtraInputs | None = None,
         sources.update(map_sources(extra.maps))
     w.table("inputs", pd.DataFrame({"path": list(sources), "sha256": list(sources.values())}),
             "Input files and their SHA-256")
+    if export.repairs:
+        w.text("Repairs made when loading the export (docs/formats.md §3): "
+               + "; ".join(export.repairs) + ".")
+    w.table("load_repairs", pd.DataFrame({"repair": export.repairs}, dtype=str),
+            "Repairs made when loading the export (none when empty)", show=False)
     w.table("versions", package_versions(), f"Package versions ({sys.executable})")
     w.table("options", pd.DataFrame([{k: str(v) for k, v in vars(opt).items()}]), "Options")
 

@@ -112,3 +112,128 @@ def test_database_on_postgresql(study, postgres_url):
             for name in names.values():
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """A simulated export read as raw strings: (trials, clicks, events) to alter and write."""
+    p = simulate.write_study(str(tmp_path_factory.mktemp("raw")), "csv")
+    return tuple(pd.read_csv(p[n], dtype=str, keep_default_na=False)
+                 for n in ("trials", "clicks", "events"))
+
+
+def _write(tmp_path, trials, clicks, events):
+    d = tmp_path / "export"
+    d.mkdir(exist_ok=True)
+    for name, df in (("trials", trials), ("clicks", clicks), ("events", events)):
+        df.to_csv(d / f"{name}.csv", index=False)
+    return d
+
+
+def test_a_clean_export_needs_no_repair(raw, tmp_path):
+    assert load.load_export(_write(tmp_path, *raw)).repairs == []
+
+
+def test_answers_in_another_letter_case_are_repaired_and_reported(raw, tmp_path):
+    trials, clicks, events = (df.copy() for df in raw)
+    rf = np.flatnonzero(trials["task"] == "realfake")
+    trials.loc[rf[:3], "answer"] = trials.loc[rf[:3], "answer"].str.capitalize()  # "Fake"
+    trials.loc[rf[3], "answer"] = f" {trials.loc[rf[3], 'answer'].upper()} "
+    trials.loc[rf[4], "source"] = trials.loc[rf[4], "source"].upper()
+    got = load.load_export(_write(tmp_path, trials, clicks, events))
+    pd.testing.assert_frame_equal(got.trials, load.tidy(raw[0], "trials"))
+    assert len(got.repairs) == 2
+    assert got.repairs[0].startswith("trials: column source: 1 value in another letter case")
+    assert got.repairs[1].startswith("trials: column answer: 4 values in another letter case")
+    assert "-> 'fake'" in got.repairs[1] or "-> 'real'" in got.repairs[1]
+
+
+def test_values_outside_the_vocabulary_are_errors(raw, tmp_path):
+    trials, clicks, events = (df.copy() for df in raw)
+    trials.loc[5, "answer"] = "maybe"
+    with pytest.raises(load.AnalysisInputError,
+                       match=r"^trials in .*: column answer has 'maybe' on row 5; allowed"):
+        load.load_export(_write(tmp_path, trials, clicks, events))
+
+
+def test_exact_duplicate_rows_are_dropped_and_reported(raw, tmp_path):
+    trials, clicks, events = raw
+    t2 = pd.concat([trials, trials.iloc[[4, 9, 9]]], ignore_index=True)
+    c2 = pd.concat([clicks.iloc[:10], clicks.iloc[[2]], clicks.iloc[10:]], ignore_index=True)
+    got = load.load_export(_write(tmp_path, t2, c2, events))
+    clean = load.tidy(trials, "trials")
+    pd.testing.assert_frame_equal(got.trials, clean)
+    pd.testing.assert_frame_equal(got.clicks, load.tidy(clicks, "clicks"))
+    n = len(trials)
+    assert got.repairs == [
+        f"trials: 3 exact duplicate rows dropped, the first copy of each kept (rows {n}, "
+        f"{n + 1}, {n + 2})",
+        "clicks: 1 exact duplicate row dropped, the first copy of each kept (row 10)"]
+
+
+def test_a_repeated_client_uuid_or_trial_with_different_content_is_an_error(raw, tmp_path):
+    trials, clicks, events = raw
+    rf = int(np.flatnonzero(trials["task"] == "realfake")[0])
+    copy = trials.iloc[[rf]].copy()
+    copy["answer"] = "real" if copy["answer"].iloc[0] == "fake" else "fake"
+    copy["correct"] = "1.0" if copy["correct"].iloc[0] == "0.0" else "0.0"
+    bad = pd.concat([trials, copy], ignore_index=True)
+    uuid = trials.loc[rf, "client_uuid"]
+    with pytest.raises(load.AnalysisInputError,
+                       match=rf"client_uuid {uuid} repeats on rows that differ \(rows {rf}, "
+                             rf"{len(trials)}\)"):
+        load.load_export(_write(tmp_path, bad, clicks, events))
+    copy["client_uuid"] = "another"
+    bad = pd.concat([trials, copy], ignore_index=True)
+    with pytest.raises(load.AnalysisInputError, match=r"\(study, participant, trial_index\)"):
+        load.load_export(_write(tmp_path, bad, clicks, events))
+
+
+def test_correct_that_contradicts_answer_and_source_is_an_error(raw, tmp_path):
+    trials, clicks, events = (df.copy() for df in raw)
+    rf = np.flatnonzero(trials["task"] == "realfake")[[2, 7]]
+    trials.loc[rf, "correct"] = np.where(trials.loc[rf, "correct"] == "1.0", "0.0", "1.0")
+    with pytest.raises(load.AnalysisInputError,
+                       match=rf"column correct contradicts answer and source on rows "
+                             rf"{rf[0]}, {rf[1]} "):
+        load.load_export(_write(tmp_path, trials, clicks, events))
+
+
+@pytest.mark.parametrize("table,column", [("trials", "participant"), ("trials", "stimulus_id"),
+                                          ("clicks", "participant")])
+def test_empty_ids_are_errors(raw, tmp_path, table, column):
+    tables = dict(zip(("trials", "clicks", "events"), (df.copy() for df in raw), strict=True))
+    tables[table].loc[[3, 8], column] = ""
+    with pytest.raises(load.AnalysisInputError,
+                       match=rf"^{table} in .*: column {column} is empty on rows 3, 8$"):
+        load.load_export(_write(tmp_path, *tables.values()))
+
+
+def test_clicks_without_a_trial_are_dropped_and_reported(raw, tmp_path):
+    trials, clicks, events = raw
+    stray = clicks.iloc[:4].copy()
+    stray["participant"] = "nobody"
+    got = load.load_export(_write(tmp_path, trials, pd.concat([clicks, stray]), events))
+    pd.testing.assert_frame_equal(got.clicks, load.tidy(clicks, "clicks"))
+    assert got.repairs == [
+        f"clicks: 4 clicks on 1 (participant, trial_index) pair with no trial dropped "
+        f"((nobody, {stray['trial_index'].iloc[0]}))"]
+    moved = clicks.copy()
+    moved.loc[6, "stimulus_id"] = "elsewhere"
+    with pytest.raises(load.AnalysisInputError, match=r"clicks in .*: column stimulus_id "
+                                                      r"differs .* on row 6;"):
+        load.load_export(_write(tmp_path, trials, moved, events))
+
+
+def test_the_database_path_is_checked_too(raw, tmp_path):
+    import sqlalchemy as sa
+
+    trials, clicks, _ = (df.copy() for df in raw)
+    trials.loc[0, "answer"] = trials.loc[0, "answer"].upper()
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    trials.to_sql("export_trials", engine, index=False)
+    clicks.to_sql("export_clicks", engine, index=False)
+    engine.dispose()
+    got = load.load_database(url)
+    assert len(got.repairs) == 1 and "column answer: 1 value in" in got.repairs[0]
