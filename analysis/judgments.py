@@ -8,17 +8,17 @@ per resample.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.linalg import splu
+from scipy.special import ndtri
 from scipy.stats import norm
 
 from analysis import staircase
-from analysis.stats import percentile_ci, resample_weights
+from analysis.stats import resample_weights
 
 COUNTS = ("hits", "n_signal", "false_alarms", "n_noise")
 RESAMPLE_UNITS = ("participant", "stimulus")
@@ -27,6 +27,7 @@ POOLED_STATS = ("H", "F", "dprime", "criterion", "dprime_pooled", "criterion_poo
 PARTICIPANT_STATS = ("dprime_mean_participant", "criterion_mean_participant")
 RATE_STATS = ("accuracy", "error_fake", "error_real", "hype_inf")
 _CHUNK = 2_000_000  # resamples x participants held at once in the two-way bootstrap
+_Z_TABLE = 1024  # largest count + 1 for which _z looks z up in a table
 
 
 def sdt(hits: np.ndarray, n_signal: np.ndarray, false_alarms: np.ndarray, n_noise: np.ndarray,
@@ -49,7 +50,7 @@ def sdt(hits: np.ndarray, n_signal: np.ndarray, false_alarms: np.ndarray, n_nois
         else:
             raise ValueError(f"correction must be loglinear or none, not {correction!r}")
     h, f = np.where(n_signal > 0, h, np.nan), np.where(n_noise > 0, f, np.nan)
-    zh, zf = norm.ppf(h), norm.ppf(f)
+    zh, zf = ndtri(h), ndtri(f)  # the normal quantile, without norm.ppf's per-call checks
     with np.errstate(invalid="ignore"):
         return {"H": h, "F": f, "dprime": zh - zf, "criterion": -(zh + zf) / 2}
 
@@ -120,13 +121,12 @@ def _trials(rt: pd.DataFrame, by: list[str], noise_by: list[str], n_p: int, n_s:
 
 
 def _by_participant(part: tuple[np.ndarray, ...], n_cells: int, n_p: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(n_cells, n_p) counts of 'fake' answers and of trials per cell and participant."""
+                    ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """(n_p, n_cells) sparse counts of 'fake' answers and of trials per participant and cell."""
     p, _, yes, cell = part
-    at = cell * n_p + p
-    size = n_cells * n_p
-    return (np.bincount(at, weights=yes, minlength=size).reshape(n_cells, n_p),
-            np.bincount(at, minlength=size).reshape(n_cells, n_p).astype(float))
+    shape = (n_p, n_cells)
+    return (sparse.csr_matrix((yes, (p, cell)), shape=shape),
+            sparse.csr_matrix((np.ones(len(p)), (p, cell)), shape=shape))
 
 
 def _to_groups(noise: np.ndarray, noise_of: np.ndarray) -> np.ndarray:
@@ -156,54 +156,108 @@ def _pooled(hits, n_signal, fa, n_noise, correction: str) -> dict[str, np.ndarra
         }
 
 
-def _participant_mean(hits, n_signal, fa, n_noise, weight, correction: str
-                      ) -> dict[str, np.ndarray]:
-    """Each participant's d' and c from their own counts (last axis: participants), averaged
-    with `weight` (how often each participant is drawn) over those with both kinds of trial."""
-    d = sdt(hits, n_signal, fa, n_noise, correction)
-    w = np.where(np.isfinite(d["dprime"]), weight, 0.0)
-    n = w.sum(axis=-1)
+def _z(x: np.ndarray, n: np.ndarray, correction: str) -> np.ndarray:
+    """z of the (corrected) rate x / n for integer-valued counts x <= n (bootstrap weights are
+    counts); wherever n is 0 the value is arbitrary (the caller gives it no weight)."""
+    if correction == "loglinear":
+        top = int(n.max(initial=0)) + 1
+        if top > _Z_TABLE:
+            return ndtri((x + 0.5) / (n + 1.0))  # finite for every count, n = 0 included
+        # counts are small integers: look z up in a table (ndtri is ~4x slower per element)
+        table = ndtri((np.arange(top)[None, :] + 0.5) / (np.arange(top)[:, None] + 1.0))
+        return np.take(table.ravel(), n.astype(np.intp) * top + x.astype(np.intp))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"dprime_mean_participant": (w * np.nan_to_num(d["dprime"])).sum(-1) / n,
-                "criterion_mean_participant": (w * np.nan_to_num(d["criterion"])).sum(-1) / n,
+        return np.where(n > 0, ndtri(x / n), 0.0)  # +-inf at rates 0 and 1, as sdt gives
+
+
+def _participant_mean(zh, ok_signal, zf, ok_noise, weight) -> dict[str, np.ndarray]:
+    """Mean over participants (axis 0 of (n_p, m) arrays) of d' = zh - zf and
+    c = -(zh + zf) / 2, weighted by how often each is drawn (`weight`), over those with signal
+    and noise trials (ok_*). Returns (m,) arrays."""
+    w = weight * (ok_signal & ok_noise)
+    n = w.sum(axis=0)
+    eq = "pm,pm->m"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"dprime_mean_participant": (np.einsum(eq, w, zh) - np.einsum(eq, w, zf)) / n,
+                "criterion_mean_participant": -(np.einsum(eq, w, zh)
+                                                + np.einsum(eq, w, zf)) / (2 * n),
                 "n_participants": n}
+
+
+@dataclass
+class _PerParticipant:
+    """Sparse (n_p, n_groups) matrices: each participant's counts in each group (noise: the
+    group's reals), and their d' and c where they judged both kinds (d, c), ok marking those."""
+
+    hits: sparse.csr_matrix
+    n_signal: sparse.csr_matrix
+    false_alarms: sparse.csr_matrix
+    n_noise: sparse.csr_matrix
+    d: sparse.csr_matrix
+    c: sparse.csr_matrix
+    ok: sparse.csr_matrix
+
+
+def _per_participant(t: _Trials, correction: str) -> _PerParticipant:
+    hits, n_sig = _by_participant(t.sig, len(t.keys), t.n_p)
+    fa, n_noi = _by_participant(t.noi, max(t.n_keys, 1), t.n_p)
+    has_noise = sparse.diags((t.noise_of >= 0).astype(float))
+    fa, n_noi = (m[:, np.maximum(t.noise_of, 0)] @ has_noise for m in (fa, n_noi))
+    rows, cols = n_sig.nonzero()  # the (participant, group) pairs with fakes
+    cell = [np.asarray(m[rows, cols]).ravel() for m in (hits, n_sig, fa, n_noi)]
+    zh, zf = _z(cell[0], cell[1], correction), _z(cell[2], cell[3], correction)
+    ok = cell[3] > 0
+    shape = (t.n_p, len(t.keys))
+    pairs = (rows[ok], cols[ok])
+    return _PerParticipant(
+        hits, n_sig, fa.tocsr(), n_noi.tocsr(),
+        sparse.csr_matrix(((zh - zf)[ok], pairs), shape=shape),
+        sparse.csr_matrix((-(zh + zf)[ok] / 2, pairs), shape=shape),
+        sparse.csr_matrix((np.ones(ok.sum()), pairs), shape=shape))
 
 
 def _point(t: _Trials, correction: str) -> dict[str, np.ndarray]:
     """Statistics of the data as observed: each (n_groups,)."""
-    hits, n_sig = _by_participant(t.sig, len(t.keys), t.n_p)
-    fa, n_noi = (_to_groups(c, t.noise_of) for c in _by_participant(t.noi, t.n_keys, t.n_p))
-    out = _pooled(hits.sum(1), n_sig.sum(1), fa.sum(1), n_noi.sum(1), correction)
-    out.update(_participant_mean(hits, n_sig, fa, n_noi, np.ones(t.n_p), correction))
-    out.update(hits=hits.sum(1), n_signal=n_sig.sum(1), false_alarms=fa.sum(1),
-               n_noise=n_noi.sum(1))
+    pp = _per_participant(t, correction)
+    counts = [np.asarray(m.sum(axis=0)).ravel() for m in
+              (pp.hits, pp.n_signal, pp.false_alarms, pp.n_noise)]
+    out = _pooled(*counts, correction)
+    n = np.asarray(pp.ok.sum(axis=0)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["dprime_mean_participant"] = np.asarray(pp.d.sum(axis=0)).ravel() / n
+        out["criterion_mean_participant"] = np.asarray(pp.c.sum(axis=0)).ravel() / n
+    out.update(hits=counts[0], n_signal=counts[1], false_alarms=counts[2], n_noise=counts[3],
+               n_participants=n)
     return out
 
 
 def _boot_participants(t: _Trials, wp: np.ndarray, correction: str) -> dict[str, np.ndarray]:
     """Participants resampled with weights wp (B, n_p): each statistic (B, n_groups)."""
-    hits, n_sig = _by_participant(t.sig, len(t.keys), t.n_p)
-    fa, n_noi = (_to_groups(c, t.noise_of) for c in _by_participant(t.noi, t.n_keys, t.n_p))
-    counts = [wp @ c.T for c in (hits, n_sig, fa, n_noi)]
+    pp = _per_participant(t, correction)
+    wpt = wp.T
+
+    def drawn(m: sparse.csr_matrix) -> np.ndarray:  # (B, n_groups) sums over the draws
+        return np.asarray(m.T @ wpt).T
+
+    counts = [drawn(m) for m in (pp.hits, pp.n_signal, pp.false_alarms, pp.n_noise)]
     out = _pooled(*counts, correction)
-    d = sdt(hits, n_sig, fa, n_noi, correction)
-    ok = np.isfinite(d["dprime"])
-    n = wp @ ok.T
+    n = drawn(pp.ok)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["dprime_mean_participant"] = wp @ np.where(ok, d["dprime"], 0.0).T / n
-        out["criterion_mean_participant"] = wp @ np.where(ok, d["criterion"], 0.0).T / n
+        out["dprime_mean_participant"] = drawn(pp.d) / n
+        out["criterion_mean_participant"] = drawn(pp.c) / n
     out["n_signal"], out["n_noise"] = counts[1], counts[3]
     return out
 
 
 def _stimulus_sums(part: tuple[np.ndarray, ...], cell: int, n_p: int, n_s: int,
                    ws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n_p) 'fake' answers and trials of one cell per participant, stimuli weighted ws."""
+    """(n_p, B) 'fake' answers and trials of one cell per participant, stimuli weighted by
+    ws (n_s, B)."""
     p, s, yes, c = part
     m = c == cell
     yes_ps = sparse.csr_matrix((yes[m], (p[m], s[m])), shape=(n_p, n_s))
     n_ps = sparse.csr_matrix((np.ones(m.sum()), (p[m], s[m])), shape=(n_p, n_s))
-    return (yes_ps @ ws.T).T, (n_ps @ ws.T).T
+    return yes_ps @ ws, n_ps @ ws
 
 
 def _boot_two_way(t: _Trials, wp: np.ndarray, ws: np.ndarray, correction: str
@@ -215,17 +269,21 @@ def _boot_two_way(t: _Trials, wp: np.ndarray, ws: np.ndarray, correction: str
     out: dict[str, np.ndarray] = {}
     chunk = max(1, _CHUNK // max(t.n_p, 1))
     for b0 in range(0, n_boot, chunk):
-        wpc, wsc = wp[b0:b0 + chunk], ws[b0:b0 + chunk]
+        # participants x resamples, C-ordered: what sparse @ dense returns
+        wpc = np.ascontiguousarray(wp[b0:b0 + chunk].T)
+        wsc = np.ascontiguousarray(ws[b0:b0 + chunk].T)
         for k in np.unique(t.noise_of):
             if k >= 0:
                 fa, n_noi = _stimulus_sums(t.noi, k, t.n_p, t.n_s, wsc)
             else:
                 fa = n_noi = np.zeros_like(wpc)
+            zf, ok_noise = _z(fa, n_noi, correction), n_noi > 0  # shared by k's groups
             for g in np.flatnonzero(t.noise_of == k):
                 hits, n_sig = _stimulus_sums(t.sig, g, t.n_p, t.n_s, wsc)
-                counts = [(wpc * c).sum(1) for c in (hits, n_sig, fa, n_noi)]
+                counts = [np.einsum("pb,pb->b", wpc, c) for c in (hits, n_sig, fa, n_noi)]
                 stats = _pooled(*counts, correction)
-                stats.update(_participant_mean(hits, n_sig, fa, n_noi, wpc, correction))
+                stats.update(_participant_mean(_z(hits, n_sig, correction), n_sig > 0, zf,
+                                               ok_noise, wpc))
                 stats["n_signal"], stats["n_noise"] = counts[1], counts[3]
                 for name, value in stats.items():
                     out.setdefault(name, np.empty((n_boot, n_groups)))[b0:b0 + chunk, g] = value
@@ -254,6 +312,26 @@ def _boot_within_participant(t: _Trials, n_boot: int, rng: np.random.Generator,
     out["criterion_mean_participant"] = out["criterion_pooled"]
     out["n_signal"], out["n_noise"] = n_sig, n_noi
     return out
+
+
+def _percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI along axis 0 of (B, n_groups) resampled statistics, ignoring NaN (the
+    resamples in which a group's statistic is undefined); NaN where all are. The same numbers
+    as np.nanquantile's linear method, for all groups in one sort (nanquantile loops over
+    columns, slow with one group per participant)."""
+    x = np.sort(samples, axis=0)  # NaN sort last
+    n = (~np.isnan(samples)).sum(axis=0)
+    out = []
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        pos = q * np.maximum(n - 1, 0)
+        below = np.floor(pos).astype(np.int64)
+        above = np.minimum(below + 1, np.maximum(n - 1, 0))
+        a = np.take_along_axis(x, below[None], axis=0)[0]
+        b = np.take_along_axis(x, above[None], axis=0)[0]
+        with np.errstate(invalid="ignore"):
+            value = np.where(a == b, a, a + (b - a) * (pos - below))
+        out.append(np.where(n > 0, value, np.nan))
+    return out[0], out[1]
 
 
 def _notes(point: dict[str, np.ndarray]) -> list[str]:
@@ -353,9 +431,7 @@ def sdt_table(
     for name in POOLED_STATS + PARTICIPANT_STATS + RATE_STATS:
         out[name] = point[name]
         if boot is not None:
-            with warnings.catch_warnings():  # a group undefined in every resample: NaN CI
-                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-                lo, hi = percentile_ci(boot[name])
+            lo, hi = _percentile_ci(boot[name])
             out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
     out["note"] = _notes(point)
     if boot is not None:
