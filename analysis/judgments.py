@@ -391,7 +391,8 @@ def sdt_table(
     error_real) / 2 (HYPE-infinity, Zhou et al. 2019); each statistic with its _lo/_hi CI;
     note (why a statistic is undefined: NaN, never a corrected rate standing in for missing
     trials); n_boot_dropped (resamples in which the group had no fakes or no reals, left out
-    of its CIs).
+    of its CIs; the CI of the mean of participants' d' also leaves out resamples in which no
+    drawn participant judged both).
     """
     by = list(by or [])
     unknown = sorted(set(resample) - set(RESAMPLE_UNITS))
