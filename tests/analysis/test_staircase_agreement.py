@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import judgments
+from analysis import judgments, load, simulate
 from analysis import staircase as shared
 
 server = pytest.importorskip("study.staircase")
@@ -99,3 +99,32 @@ def test_settings_that_do_not_reproduce_the_exposures_are_reported():
     rows, _ = _serve([True, True, False, True, True, True, True, False], cfg)
     out = judgments.staircase_thresholds(rows, shared.StaircaseRule(down=3)).iloc[0]
     assert np.isnan(out["threshold_ms"]) and "do not reproduce" in out["note"]
+
+
+def test_agreement_through_the_study_export_writer_and_the_loader(tmp_path):
+    export = pytest.importorskip("study.export")
+    cfg = settings.StaircaseSettings(enabled=True, up=1, down=3, step_ms=50, start_ms=500,
+                                     n_reversals_threshold=6)
+    rng = np.random.default_rng(11)
+    trials = simulate.realfake_trials(simulate.stimuli(10, 10), 5, 70, 1.0, 0.0, rng)
+    states = {}
+    for pid, rows in trials.groupby("participant"):  # the served exposures and right answers
+        answers = (rng.random(len(rows)) < 0.8).tolist()
+        served, states[pid] = _serve(answers, cfg)
+        trials.loc[rows.index, "exposure_ms"] = served["exposure_ms"].to_numpy()
+        trials.loc[rows.index, "correct"] = served["correct"].to_numpy()
+    trials["condition"] = "timed"
+    said_fake = (trials["correct"] == 1) == (trials["source"] == "model")
+    trials["answer"] = np.where(said_fake, "fake", "real")
+    records = trials.astype(object).where(trials.notna(), None).to_dict("records")
+    for row in records:
+        for key in ("steps", "seed", "correct"):
+            row[key] = None if row[key] is None else int(row[key])
+    with open(tmp_path / "trials.csv", "w", newline="") as fh:
+        export.write_csv("trials", iter([records]), fh)
+    loaded = judgments.judgment_trials(load.load_export(tmp_path).trials)
+    out = judgments.staircase_thresholds(loaded, _rule(cfg)).set_index("participant")
+    assert len(out) == 5 and (out["note"] == "").all()
+    for pid, state in states.items():
+        assert out.loc[pid, "n_reversals"] == len(state["reversals"])
+        assert out.loc[pid, "threshold_ms"] == pytest.approx(server.threshold(state, cfg))
