@@ -65,7 +65,7 @@ class Settings:
 
     n_per_class: int = 400
     diffusion_steps: int = 2000
-    classifier_epochs: int = 6
+    classifier_epochs: int = 15
     n_test: int = 64
     n_draws: int = 8
     n_timesteps: int = 10

@@ -5,6 +5,7 @@ human ClickMe maps on stimulus id, and the known-truth verdict of each method
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ METHODS = tuple(BENCHMARKED_AS)
 
 def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: torch.Tensor,
                   class_index: torch.Tensor, diffusion_ckpt: Path, feedback: FeedbackClassifier,
-                  feedback_ckpt: Path, device: torch.device, seed: int, n_draws: int = 8) -> list[str]:
+                  feedback_ckpt: Path, device: torch.device, seed: int) -> list[str]:
     """Five maps per stimulus, all on forward-noised copies of the image or on the image itself:
     - `diffusion_score_noised`: the guided-noise magnitude of the CFGDM (context: the class's
       exemplar, w = 1), the score as the seed papers define it;
@@ -36,12 +37,12 @@ def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: to
     - `feedback_saliency`, `feedback_gradcam`: Captum Saliency and Grad-CAM of the feedback
       classifier for the stimulus's class.
     images, exemplars (N, 1, H, W) in [-1, 1]; class_index (N,) the feedback classifier's class of
-    each stimulus; n_draws noise draws per timestep (10 timesteps). Returns the methods."""
+    each stimulus. Each diffusion map runs with its method's default noise draws and 10
+    timesteps, the counts chosen from measured map reliability (docs/attribution.md). Returns
+    the methods."""
     net, cfg, _meta = load_checkpoint(diffusion_ckpt, device)
     schedule = schedule_of(cfg)
-    params = {"w": 1.0, "n_draws": n_draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
-              "context": "exemplar"}
-    kw = {"n_draws": n_draws, "seed": seed, "device": device}
+    kw = {"seed": seed, "device": device}
     diffusion = {
         # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
         # that other variant "diffusion_score", so this one keeps its own name.
@@ -50,6 +51,9 @@ def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: to
         "conditional_gain": M.conditional_gain(net, schedule, images, exemplars, **kw),
     }
     for name, maps in diffusion.items():
+        draws = inspect.signature(getattr(M, name)).parameters["n_draws"].default
+        params = {"w": 1.0, "n_draws": draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
+                  "context": "exemplar"}
         write_maps(out, name, ids, maps, params, str(diffusion_ckpt))
     # The feedback classifier reads PNG polarity (ink dark): its input is the negated image.
     x = -images

@@ -201,8 +201,16 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     ]
     report += known_text
     if align is not None:
-        cols = [c for c in ("method", "n_images", "spearman", "alignment", "alignment_lo", "alignment_hi") if c in align]
-        report += ["\n## Human vs model map alignment (analysis report)\n", md_table(align[cols].to_dict("records"))]
+        cols = [c for c in ("method", "n_images", "spearman", "alignment_ceiling_normalised",
+                            "alignment_ceiling_normalised_lo", "alignment_ceiling_normalised_hi",
+                            "alignment_sb_corrected", "alignment_sb_corrected_lo", "alignment_sb_corrected_hi")
+                if c in align]
+        report += ["\n## Human vs model map alignment (analysis report)\n",
+                   "Mean Spearman over images divided by the human maps' split-half ceiling (as Harmonization "
+                   "reports it; a perfect model scores above 1 because the ceiling correlates two half-samples), "
+                   "and divided by the square root of the Spearman-Brown full-sample reliability (a perfect "
+                   "model scores about 1); CIs resample images and recompute the ceiling with them.\n\n",
+                   md_table(align[cols].to_dict("records"))]
     report += ["\n## Figures\n", "- `figures/realfake_by_model.png`: d' and error rate per model (95% CI)\n"
                "- `figures/clickme_maps.png`: human ClickMe maps (blurred) beside the model maps "
                "(`guidance_difference` is the diffusion model's map that carries image structure; "

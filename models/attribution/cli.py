@@ -19,6 +19,7 @@ Random draws are seeded per stimulus id, so a shard gives the maps the unsharded
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import zlib
@@ -62,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stdev", type=float, default=0.3, help="smoothgrad noise std (image units)")
     p.add_argument("--window", type=int, default=3, help="occlusion window side")
     p.add_argument("--w", type=float, default=1.0, help="guidance scale of the noised diffusion score")
-    p.add_argument("--n-draws", type=int, default=4, help="noise draws per timestep")
+    p.add_argument("--n-draws", type=int, default=None,
+                   help="noise draws per timestep (default: each method's own, chosen from measured map "
+                        "reliability: docs/attribution.md)")
     p.add_argument("--n-timesteps", type=int, default=10, help="kept timesteps (evenly spaced over 1..T)")
     p.add_argument("--data-root", default=None, help="diffusion: the data the checkpoint was trained on")
     p.add_argument("--set-size", type=int, default=None, help="diffusion set models: context size")
@@ -196,6 +199,11 @@ def _same_checkpoint(a: str, b: Path) -> bool:
         return pa.name == b.name
 
 
+def _draws_of(method: str, given: int | None) -> int:
+    """The noise draws a diffusion method runs with: `given`, else the method's own default."""
+    return given if given is not None else int(inspect.signature(getattr(M, method)).parameters["n_draws"].default)
+
+
 def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
     net, cfg, meta, schedule, data, train = _diffusion_setup(args, device)
     mf = manifest_file(args.manifest)
@@ -204,7 +212,8 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
     binarise = gen.get("postprocess", "binarise" if mf.suffix == ".json" else "none") == "binarise"
     keep, ctx_all, skipped = _contexts(cfg, meta, data, train, rows, set_size)
     ts = M.default_timesteps(schedule.T, args.n_timesteps)
-    params = {"w": args.w, "n_draws": args.n_draws, "timesteps": ts, "seed": args.seed,
+    params = {"w": args.w, "n_draws": {m: _draws_of(m, args.n_draws) for m in methods if m != "diffusion_score"},
+              "timesteps": ts, "seed": args.seed,
               "context": cfg.model.context, "baseline": -1.0, "n_steps_ig": args.n_steps}
     out = {m: ([], []) for m in methods}
     skipped_by = {m: dict(skipped) for m in methods}
@@ -214,6 +223,9 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
     ctx_of = (lambda chunk: None) if ctx_all is None else (
         lambda chunk: ctx_all[[index[r["stimulus_id"]] for r in chunk]])
     image_methods = [m for m in methods if m != "diffusion_score"]
+    draws = {} if args.n_draws is None else {"n_draws": args.n_draws}
+    if args.n_draws is not None and args.n_draws < 1:
+        raise CliError("--n-draws: must be >= 1")
     contrasts = [m for m in image_methods if m in ("guidance_difference", "conditional_gain")]
     if contrasts and cfg.model.context == "none":
         raise CliError(f"--methods: {', '.join(contrasts)} need a conditional model; {args.checkpoint} has no context")
@@ -223,18 +235,13 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
         seeds = [stimulus_seed(args.seed, r["stimulus_id"]) for r in chunk]
         ctx = ctx_of(chunk)
         for m in image_methods:
+            kw = {"timesteps": ts, "seeds": seeds, "device": device, **draws}
             if m == "diffusion_score_noised":
-                maps = M.diffusion_score_noised(net, schedule, x, ctx, w=args.w, timesteps=ts,
-                                                n_draws=args.n_draws, seeds=seeds, device=device)
-            elif m in ("guidance_difference", "conditional_gain"):
-                maps = getattr(M, m)(net, schedule, x, ctx, timesteps=ts, n_draws=args.n_draws, seeds=seeds,
-                                     device=device)
-            elif m == "denoising_loss_saliency":
-                maps = M.denoising_loss_saliency(net, schedule, x, ctx, timesteps=ts, n_draws=args.n_draws,
-                                                 seeds=seeds, device=device)
+                maps = M.diffusion_score_noised(net, schedule, x, ctx, w=args.w, **kw)
+            elif m == "denoising_loss_ig":
+                maps = M.denoising_loss_ig(net, schedule, x, ctx, n_steps=args.n_steps, **kw)
             else:
-                maps = M.denoising_loss_ig(net, schedule, x, ctx, timesteps=ts, n_draws=args.n_draws,
-                                           n_steps=args.n_steps, seeds=seeds, device=device)
+                maps = getattr(M, m)(net, schedule, x, ctx, **kw)
             out[m][0].extend(r["stimulus_id"] for r in chunk)
             out[m][1].append(_to_png_grid(maps, tuple(raw.shape[-2:])))
     if "diffusion_score" in methods:

@@ -408,7 +408,7 @@ def conditional_gain(
     context: Context | None,
     *,
     timesteps: Sequence[int] | None = None,
-    n_draws: int = 8,
+    n_draws: int = 16,
     seeds: Sequence[int] | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
