@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from models.attribution import methods as M
@@ -26,6 +27,36 @@ BENCHMARKED_AS = {"diffusion_score_noised": "diffusion_score_noised", "guidance_
 METHODS = tuple(BENCHMARKED_AS)
 
 
+def diffusion_maps(net, schedule, images: torch.Tensor, exemplars: torch.Tensor, seed: int,
+                   device: torch.device) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """The CFGDM's three maps of the stimuli (context: each stimulus's class exemplar), each with
+    the parameters it ran with: its method's default noise draws and 10 timesteps, the counts
+    chosen from measured map reliability (docs/attribution.md)."""
+    kw = {"seed": seed, "device": device}
+    maps = {
+        # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
+        # that other variant "diffusion_score", so this one keeps its own name.
+        "diffusion_score_noised": M.diffusion_score_noised(net, schedule, images, exemplars, w=1.0, **kw),
+        "guidance_difference": M.guidance_difference(net, schedule, images, exemplars, **kw),
+        "conditional_gain": M.conditional_gain(net, schedule, images, exemplars, **kw),
+    }
+    out = {}
+    for name, m in maps.items():
+        draws = inspect.signature(getattr(M, name)).parameters["n_draws"].default
+        out[name] = (m, {"w": 1.0, "n_draws": draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
+                         "context": "exemplar"})
+    return out
+
+
+def classifier_maps(feedback: FeedbackClassifier, images: torch.Tensor, class_index: torch.Tensor,
+                    device: torch.device) -> dict[str, np.ndarray]:
+    """Captum Saliency and Grad-CAM of the feedback classifier for each stimulus's class. The
+    feedback classifier reads PNG polarity (ink dark), so its input is the negated image."""
+    x = -images
+    return {"feedback_saliency": M.saliency(feedback.net, x, class_index, device=device),
+            "feedback_gradcam": M.gradcam(feedback.net, x, class_index, device=device)}
+
+
 def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: torch.Tensor,
                   class_index: torch.Tensor, diffusion_ckpt: Path, feedback: FeedbackClassifier,
                   feedback_ckpt: Path, device: torch.device, seed: int) -> list[str]:
@@ -37,30 +68,12 @@ def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: to
     - `feedback_saliency`, `feedback_gradcam`: Captum Saliency and Grad-CAM of the feedback
       classifier for the stimulus's class.
     images, exemplars (N, 1, H, W) in [-1, 1]; class_index (N,) the feedback classifier's class of
-    each stimulus. Each diffusion map runs with its method's default noise draws and 10
-    timesteps, the counts chosen from measured map reliability (docs/attribution.md). Returns
-    the methods."""
+    each stimulus. Returns the methods."""
     net, cfg, _meta = load_checkpoint(diffusion_ckpt, device)
-    schedule = schedule_of(cfg)
-    kw = {"seed": seed, "device": device}
-    diffusion = {
-        # Forward-noised copies of the stimulus, not the sampling path: models.attribution.cli calls
-        # that other variant "diffusion_score", so this one keeps its own name.
-        "diffusion_score_noised": M.diffusion_score_noised(net, schedule, images, exemplars, w=1.0, **kw),
-        "guidance_difference": M.guidance_difference(net, schedule, images, exemplars, **kw),
-        "conditional_gain": M.conditional_gain(net, schedule, images, exemplars, **kw),
-    }
-    for name, maps in diffusion.items():
-        draws = inspect.signature(getattr(M, name)).parameters["n_draws"].default
-        params = {"w": 1.0, "n_draws": draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
-                  "context": "exemplar"}
+    for name, (maps, params) in diffusion_maps(net, schedule_of(cfg), images, exemplars, seed, device).items():
         write_maps(out, name, ids, maps, params, str(diffusion_ckpt))
-    # The feedback classifier reads PNG polarity (ink dark): its input is the negated image.
-    x = -images
-    write_maps(out, "feedback_saliency", ids, M.saliency(feedback.net, x, class_index, device=device),
-               {"target": "stimulus class"}, str(feedback_ckpt))
-    write_maps(out, "feedback_gradcam", ids, M.gradcam(feedback.net, x, class_index, device=device),
-               {"target": "stimulus class"}, str(feedback_ckpt))
+    for name, maps in classifier_maps(feedback, images, class_index, device).items():
+        write_maps(out, name, ids, maps, {"target": "stimulus class"}, str(feedback_ckpt))
     return list(METHODS)
 
 

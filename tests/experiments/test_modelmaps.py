@@ -20,12 +20,13 @@ def fake_methods(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     """Replace the model calls with fixed maps, so the test checks the writing only."""
     rng = np.random.default_rng(0)
     out = {name: rng.random((3, 8, 8)).astype(np.float32) for name in modelmaps.METHODS}
+    diffusion = [m for m in modelmaps.METHODS if not m.startswith("feedback_")]
     monkeypatch.setattr(modelmaps, "load_checkpoint", lambda path, device: (None, None, {}))
     monkeypatch.setattr(modelmaps, "schedule_of", lambda cfg: None)
-    monkeypatch.setattr(modelmaps, "diffusion_score_noised",
-                        lambda *a, **k: out["diffusion_score_noised"])
-    monkeypatch.setattr(modelmaps, "saliency", lambda *a, **k: out["feedback_saliency"])
-    monkeypatch.setattr(modelmaps, "gradcam", lambda *a, **k: out["feedback_gradcam"])
+    monkeypatch.setattr(modelmaps, "diffusion_maps",
+                        lambda *a, **k: {m: (out[m], {"n_draws": 1}) for m in diffusion})
+    monkeypatch.setattr(modelmaps, "classifier_maps",
+                        lambda *a, **k: {m: out[m] for m in modelmaps.METHODS if m not in diffusion})
     return out
 
 
@@ -39,7 +40,8 @@ def _call(out: Path, ids: list[str]) -> list[str]:
 def test_maps_saved_under_their_true_names(tmp_path: Path, fake_methods: dict[str, np.ndarray]) -> None:
     ids = ["s1", "s2", "s3"]
     methods = _call(tmp_path, ids)
-    assert methods == ["diffusion_score_noised", "feedback_saliency", "feedback_gradcam"]
+    assert methods == ["diffusion_score_noised", "guidance_difference", "conditional_gain", "feedback_saliency",
+                       "feedback_gradcam"]
     # "diffusion_score" is the sampling-path variant of models.attribution.cli, not this one.
     assert not (tmp_path / "diffusion_score").exists()
     for method in methods:
@@ -57,3 +59,21 @@ def test_unsafe_ids_and_negative_maps_are_refused(tmp_path: Path, fake_methods: 
     fake_methods["diffusion_score_noised"][0, 0, 0] = -1.0
     with pytest.raises(ValueError, match="negative or non-finite"):
         _call(tmp_path / "b", ["s1", "s2", "s3"])
+
+
+def test_diffusion_maps_record_the_draws_they_ran_with() -> None:
+    from models.attribution import methods as M
+    from models.diffusion.schedule import make_schedule
+    from models.diffusion.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(image_size=8, n_feat=8, channel_mults=(1,), context="exemplar").eval()
+    torch.nn.init.normal_(net.conv_out.weight, std=0.05)
+    images = torch.rand(2, 1, 8, 8) * 2 - 1
+    got = modelmaps.diffusion_maps(net, make_schedule("linear", 20), images, images.flip(0), 0, torch.device("cpu"))
+    assert list(got) == ["diffusion_score_noised", "guidance_difference", "conditional_gain"]
+    for maps, _params in got.values():
+        assert maps.shape == (2, 8, 8) and (maps >= 0).all()
+    want = M.guidance_difference(net, make_schedule("linear", 20), images, images.flip(0), seed=0)
+    np.testing.assert_allclose(got["guidance_difference"][0], want, rtol=1e-6)
+    assert got["guidance_difference"][1]["n_draws"] == 8 and got["conditional_gain"][1]["n_draws"] == 16
