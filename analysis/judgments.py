@@ -108,7 +108,11 @@ def _trials(rt: pd.DataFrame, by: list[str], noise_by: list[str], n_p: int, n_s:
     signal = (rt["source"] == "model").to_numpy()
     yes = (rt["answer"] == "fake").to_numpy().astype(float)
     p, s = rt["_p"].to_numpy(), rt["_s"].to_numpy()
-    g, keys = _group_codes(rt.loc[signal], by)
+    if by and set(by) <= set(noise_by):  # the reals carry every key: a group may hold only reals
+        codes, keys = _group_codes(rt, by)
+        g = codes[signal]
+    else:
+        g, keys = _group_codes(rt.loc[signal], by)
     k, nkeys = _group_codes(rt.loc[~signal], noise_by)
     if noise_by:
         nk_of_g = keys[noise_by].merge(nkeys.reset_index(), on=noise_by, how="left")["index"]
@@ -204,7 +208,9 @@ def _per_participant(t: _Trials, correction: str) -> _PerParticipant:
     has_noise = sparse.diags((t.noise_of >= 0).astype(float))
     fa, n_noi = (m[:, np.maximum(t.noise_of, 0)] @ has_noise for m in (fa, n_noi))
     rows, cols = n_sig.nonzero()  # the (participant, group) pairs with fakes
-    cell = [np.asarray(m[rows, cols]).ravel() for m in (hits, n_sig, fa, n_noi)]
+    # (indexing a sparse matrix with empty arrays gives a sparse matrix, not an empty array)
+    cell = [np.asarray(m[rows, cols]).ravel() if rows.size else np.zeros(0)
+            for m in (hits, n_sig, fa, n_noi)]
     zh, zf = _z(cell[0], cell[1], correction), _z(cell[2], cell[3], correction)
     ok = cell[3] > 0
     shape = (t.n_p, len(t.keys))
@@ -267,6 +273,9 @@ def _boot_two_way(t: _Trials, wp: np.ndarray, ws: np.ndarray, correction: str
     (B, n_groups); resamples go through in chunks so memory stays bounded."""
     n_boot, n_groups = wp.shape[0], len(t.keys)
     out: dict[str, np.ndarray] = {}
+    if n_groups == 0:  # no group to resample (no fakes, grouped by what only fakes have)
+        names = POOLED_STATS + PARTICIPANT_STATS + RATE_STATS + ("n_signal", "n_noise")
+        return {name: np.empty((n_boot, 0)) for name in names}
     chunk = max(1, _CHUNK // max(t.n_p, 1))
     for b0 in range(0, n_boot, chunk):
         # participants x resamples, C-ordered: what sparse @ dense returns
@@ -299,9 +308,10 @@ def _boot_within_participant(t: _Trials, n_boot: int, rng: np.random.Generator,
         rate = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
         return rng.binomial(n.astype(np.int64), rate, size=(n_boot, n.size)).astype(float)
 
-    sig_yes = np.bincount(t.sig[3], weights=t.sig[2], minlength=len(t.keys))
+    # bincount of no codes is int64 even with weights: cast, so empty cells stay float
+    sig_yes = np.bincount(t.sig[3], weights=t.sig[2], minlength=len(t.keys)).astype(float)
     sig_n = np.bincount(t.sig[3], minlength=len(t.keys)).astype(float)
-    noi_yes = np.bincount(t.noi[3], weights=t.noi[2], minlength=t.n_keys)
+    noi_yes = np.bincount(t.noi[3], weights=t.noi[2], minlength=t.n_keys).astype(float)
     noi_n = np.bincount(t.noi[3], minlength=t.n_keys).astype(float)
     hits = draw(sig_yes, sig_n)
     fa = _to_groups(draw(noi_yes, noi_n).T, t.noise_of).T
@@ -373,7 +383,10 @@ def sdt_table(
     trials: real/fake trials (see `judgment_trials`); by: columns that group the fakes (e.g.
     ["model"], ["model", "guidance"], ["class_label"], ["participant"]); noise_by: columns that
     pick the reals matched to a group (default: the `by` columns the reals fill, e.g.
-    class_label; reals have no model or guidance, so those groups share all reals).
+    class_label; reals have no model or guidance, so those groups share all reals). The groups
+    are the `by` values of the fakes and, when the reals carry every `by` column (class_label,
+    participant), of the reals too: a class without fakes gets a row, H, d' and c NaN, with a
+    note. With no fakes at all and a `by` only fakes fill (model), there is no group: no rows.
 
     resample: "participant" and/or "stimulus" (two-way bootstrap when both); () for no CIs.
     Stimuli are resampled within strata (source and the stimulus's own `by`/`noise_by` values),

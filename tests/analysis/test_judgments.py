@@ -94,6 +94,42 @@ def test_a_class_without_reals_is_undefined_with_a_note():
     assert (others["note"] == "").all() and np.isfinite(others["dprime_lo"]).all()
 
 
+@pytest.mark.parametrize("only", ["model", "real"])
+@pytest.mark.parametrize("by", [[], ["model"], ["class_label"], ["participant"]])
+@pytest.mark.parametrize("resample", [(), ("participant",), ("stimulus",),
+                                      ("participant", "stimulus")])
+def test_trials_of_one_source_give_undefined_rows_with_a_note(only, by, resample):
+    t = _trials(n_p=6, n_t=40)
+    t = t[t["source"] == only]
+    tab = judgments.sdt_table(t, by, resample=resample, n_boot=20)
+    if only == "real" and by == ["model"]:
+        # reals have no model: the groups are the fakes' models, and there are none
+        assert tab.empty and {"dprime", "note"} <= set(tab.columns)
+        assert ("dprime_lo" in tab.columns) == bool(resample)
+        return
+    assert len(tab) == (t[by[0]].nunique() if by else 1)
+    missing = "no fake (signal)" if only == "real" else "no real (noise)"
+    assert tab["note"].str.contains(missing, regex=False).all()
+    for col in ("dprime", "criterion", "hype_inf", "dprime_mean_participant"):
+        assert tab[col].isna().all(), col
+    if resample:
+        assert tab["dprime_lo"].isna().all() and tab["dprime_hi"].isna().all()
+
+
+def test_a_class_without_fakes_is_undefined_with_a_note():
+    t = _trials(n_p=10, n_t=80)
+    t = t[~((t["source"] == "model") & (t["class_label"] == "class2"))]
+    tab = judgments.sdt_table(t, ["class_label"], n_boot=50).set_index("class_label")
+    row = tab.loc["class2"]
+    assert row["n_signal"] == 0 and row["n_noise"] > 0
+    for col in ("dprime", "criterion", "H", "hype_inf", "dprime_lo", "dprime_hi"):
+        assert np.isnan(row[col]), col
+    assert "no fake" in row["note"]
+    assert row["F"] == pytest.approx((t.loc[(t["class_label"] == "class2") & (
+        t["source"] == "real"), "answer"] == "fake").mean())
+    assert (tab.drop(index="class2")["note"] == "").all()
+
+
 def _weighted_dprime(t, w_trial):
     """d' (pooled, log-linear) of trials weighted by (B, n) weights; NaN where a kind is empty."""
     sig = (t["source"] == "model").to_numpy()
@@ -258,16 +294,32 @@ def test_staircase_threshold_by_hand():
     assert judgments.staircase_thresholds(constant, rule).empty
 
 
-def test_staircase_recovers_the_707_percent_point():
-    rng = np.random.default_rng(0)
-    t = simulate.staircase_trials(simulate.stimuli(20, 20), 200, 120, 400.0, rng)
-    # the simulated observers run 1-up-2-down in 50 ms steps within 100-1000 ms from 500 ms
-    thr = judgments.staircase_thresholds(t, StaircaseRule(down=2, n_reversals_threshold=8))
+@pytest.mark.parametrize("down", [2, 3])
+def test_staircase_recovers_the_point_its_rule_converges_on(down):
+    rng = np.random.default_rng(down)
+    rule = StaircaseRule(down=down, n_reversals_threshold=8)
+    t = simulate.staircase_trials(simulate.stimuli(20, 20), 200, 120, 400.0, rng, rule=rule)
+    thr = judgments.staircase_thresholds(t, rule)
     assert (thr["note"] == "").all()
-    want = 400.0 + 60.0 * np.log(0.414 / 0.586)  # P(correct) = 0.707 on the simulated curve
+    # 1-up-k-down converges where P(correct) = 0.5 ** (1 / k): 70.7 % for k = 2, 79.4 % for
+    # k = 3; on the simulated curve P = 0.5 + 0.5 / (1 + exp(-(e - 400) / 60)) that is
+    # e = 400 + 60 * logit(2 * P - 1)
+    lapse = 2 * 0.5 ** (1 / down) - 1
+    want = 400.0 + 60.0 * np.log(lapse / (1 - lapse))
     summ = judgments.summarise_thresholds(thr, n_boot=300)
     assert abs(summ.loc[0, "threshold_ms"] - want) < 25
     assert summ.loc[0, "n_participants"] == 200
+
+
+def test_simulated_staircase_runs_the_apps_default_rule():
+    rng = np.random.default_rng(4)
+    t = simulate.staircase_trials(simulate.stimuli(10, 10), 20, 60, 400.0, rng)
+    thr = judgments.staircase_thresholds(t)  # the app's default settings, as the server has them
+    assert len(thr) == 20 and (thr["note"] == "").all()
+    assert np.isfinite(thr["threshold_ms"]).all()
+    # another rule does not reproduce the simulated exposures
+    other = judgments.staircase_thresholds(t, StaircaseRule(down=2))
+    assert other["threshold_ms"].isna().all() and other["note"].str.contains("reproduce").all()
 
 
 def test_accuracy_by_exposure_bins():
