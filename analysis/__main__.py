@@ -46,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fast-rt-ms", type=float, default=QCRules.fast_rt_ms)
     r.add_argument("--max-fast-fraction", type=float, default=QCRules.max_fast_fraction)
     r.add_argument("--max-focus-losses", type=int, default=QCRules.max_focus_losses)
-    r.add_argument("--staircase", default="{}",
-                   help="the study's staircase settings as JSON, e.g. '{\"down\": 2}' (the "
-                        "export does not carry them; unset keys: the study app's defaults)")
+    r.add_argument("--staircase",
+                   help="the study's staircase settings as JSON, e.g. '{\"down\": 2}', used "
+                        "for every participant instead of the settings the export records "
+                        "(unset keys: the study app's defaults)")
     return ap
 
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --grid must be at least 2", file=sys.stderr)
         return 2
     try:
-        staircase = StaircaseRule.from_dict(json.loads(args.staircase))
+        staircase = (None if args.staircase is None
+                     else StaircaseRule.from_dict(json.loads(args.staircase)))
     except ValueError as exc:  # JSONDecodeError is one
         print(f"error: --staircase: {exc}", file=sys.stderr)
         return 2

@@ -454,44 +454,75 @@ def sdt_table(
     return out
 
 
-def staircase_thresholds(trials: pd.DataFrame, rule: staircase.StaircaseRule | None = None
-                         ) -> pd.DataFrame:
+RULE_FROM = ("given", "recorded", "default")  # where staircase_thresholds took each rule
+
+
+def describe_rule(rule: staircase.Rule) -> str:
+    """A staircase's settings as one line: 'up=1, down=3, step_ms=50, ...'."""
+    return (f"up={rule.up}, down={rule.down}, step_ms={rule.step_ms:g}, min_ms={rule.min_ms:g}, "
+            f"max_ms={rule.max_ms:g}, start_ms={rule.start_ms:g}, "
+            f"n_reversals_threshold={rule.n_reversals_threshold}")
+
+
+def staircase_thresholds(
+    trials: pd.DataFrame,
+    rule: staircase.StaircaseRule | None = None,
+    recorded: dict[tuple[str, str], staircase.StaircaseRule | None] | None = None,
+) -> pd.DataFrame:
     """HYPE-time: per participant, the exposure the staircase converged to, as the server has it.
 
     trials: real/fake main trials with participant, condition, trial_index, exposure_ms and
-    correct; a participant whose exposure_ms varies ran a staircase. Each participant's answers
-    are replayed through the server's own rule (`analysis.staircase.update`) from their first
-    exposure, so the reversals and the threshold are the server's, including a reversal caused
-    by the last answer (which no exported exposure shows) and steps cancelled by the bounds.
-    rule: the study's staircase settings (the export does not carry them; default: the study
-    app's defaults). A participant whose exported exposures the replay does not reproduce ran
-    under other settings: threshold NaN and a note.
+    correct (and study, to look up `recorded`); a participant whose exposure_ms varies ran a
+    staircase. Each participant's answers are replayed through the server's own rule
+    (`analysis.staircase.update`) from their first exposure, so the reversals and the threshold
+    are the server's, including a reversal caused by the last answer (which no exported
+    exposure shows) and steps cancelled by the bounds.
+
+    The rule replayed, in this order: `rule` for every participant (rule_from "given");
+    else the settings the export records for the participant's study and condition
+    (`Export.staircase`: {(study, condition): rule}, with condition "" the study's own
+    settings, used for a condition not listed; None where the staircase was off, and that
+    participant is left out: their exposures vary only as measured, not by a staircase;
+    "recorded"); else the study app's defaults ("default"). A participant whose exported
+    exposures the replay does not reproduce ran under other settings: threshold NaN and a note.
 
     Columns: participant, condition, n_trials, n_reversals, threshold_ms (mean of the last
-    rule.n_reversals_threshold reversals; NaN without any), note.
+    rule.n_reversals_threshold reversals; NaN without any), rule (`describe_rule`), rule_from,
+    note.
     """
-    rule = staircase.StaircaseRule() if rule is None else rule
-    cols = ["participant", "condition", "n_trials", "n_reversals", "threshold_ms", "note"]
+    cols = ["participant", "condition", "n_trials", "n_reversals", "threshold_ms", "rule",
+            "rule_from", "note"]
     df = trials.loc[trials["exposure_ms"].notna()]
     df = df.loc[df.groupby("participant")["exposure_ms"].transform("nunique") > 1]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
     df = df.sort_values(["participant", "trial_index"], kind="stable")
     rows = []
     for pid, g in df.groupby("participant", sort=True):
+        cond = g["condition"].iloc[0]
+        study = g["study"].iloc[0] if "study" in g.columns else ""
+        if rule is not None:
+            use, origin = rule, "given"
+        elif recorded and ((study, cond) in recorded or (study, "") in recorded):
+            use = recorded.get((study, cond), recorded.get((study, "")))
+            if use is None:
+                continue  # no staircase ran
+            origin = "recorded"
+        else:
+            use, origin = staircase.StaircaseRule(), "default"
         exposure = g["exposure_ms"].to_numpy(float)
-        shown, state = staircase.replay(exposure[0], g["correct"].to_numpy() == 1, rule)
+        shown, state = staircase.replay(exposure[0], g["correct"].to_numpy() == 1, use)
         matches = np.allclose(shown, exposure)
-        value = staircase.threshold(state, rule)
+        value = staircase.threshold(state, use)
         rows.append({
-            "participant": pid, "condition": g["condition"].iloc[0], "n_trials": len(g),
+            "participant": pid, "condition": cond, "n_trials": len(g),
             "n_reversals": len(state["reversals"]) if matches else pd.NA,
             "threshold_ms": value if matches and value is not None else np.nan,
+            "rule": describe_rule(use), "rule_from": origin,
             "note": "" if matches else (
-                f"the staircase settings (up={rule.up}, down={rule.down}, step_ms="
-                f"{rule.step_ms:g}, min_ms={rule.min_ms:g}, max_ms={rule.max_ms:g}) do not "
-                "reproduce this participant's exposures"),
+                f"the staircase settings ({describe_rule(use)}) do not reproduce this "
+                "participant's exposures"),
         })
+    if not rows:
+        return pd.DataFrame(columns=cols)
     return pd.DataFrame(rows, columns=cols).astype({"n_reversals": "Int64"})
 
 

@@ -9,9 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from analysis.staircase import StaircaseRule
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 TRIAL_COLUMNS: tuple[str, ...] = (
     "study", "task", "participant", "participant_status", "condition", "trial_index",
@@ -63,14 +69,50 @@ _IDS = {"trials": ("participant", "stimulus_id"), "clicks": ("participant",),
 
 @dataclass
 class Export:
-    """The three export tables, where they came from (path -> sha256) and the repairs made
-    when they were loaded (one sentence each, see `check_export`)."""
+    """The three export tables, where they came from (path -> sha256), the repairs made when
+    they were loaded (one sentence each, see `check_export`) and the staircase settings the
+    study ran: {(study, condition): rule}, condition "" for the study's own settings (those of
+    participants without a condition), None where the staircase was off; empty when the export
+    records none (see `staircase_settings`)."""
 
     trials: pd.DataFrame
     clicks: pd.DataFrame
     events: pd.DataFrame
     sources: dict[str, str] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
+    staircase: dict[tuple[str, str], StaircaseRule | None] = field(default_factory=dict)
+
+
+def _staircase_rule(raw: object, where: str) -> StaircaseRule | None:
+    """One staircase settings object (§3) as a rule; None when it is not enabled."""
+    if not isinstance(raw, dict):
+        raise AnalysisInputError(f"{where}: must be a JSON object, not {raw!r}")
+    if raw.get("enabled", False) is not True:  # the study app's default: no staircase
+        return None
+    try:
+        return StaircaseRule.from_dict(raw)
+    except ValueError as exc:
+        raise AnalysisInputError(f"{where}: {exc}") from exc
+
+
+def staircase_settings(dictionary: dict, origin: str = "") -> dict[tuple[str, str],
+                                                                 StaircaseRule | None]:
+    """The staircase settings a data dictionary (§3) records: {(study, condition): rule}, as
+    in `Export.staircase`; empty when it records none."""
+    where = f"{origin}: " if origin else ""
+    if "staircase" not in dictionary:
+        return {}
+    study = str(dictionary.get("study", ""))
+    out = {(study, ""): _staircase_rule(dictionary["staircase"], f"{where}field staircase")}
+    conditions = dictionary.get("conditions", {})
+    if not isinstance(conditions, dict):
+        raise AnalysisInputError(f"{where}field conditions: must be a JSON object")
+    for name, entry in conditions.items():
+        field_name = f"{where}field conditions.{name}.staircase"
+        if not isinstance(entry, dict) or "staircase" not in entry:
+            raise AnalysisInputError(f"{field_name}: missing")
+        out[(study, str(name))] = _staircase_rule(entry["staircase"], field_name)
+    return out
 
 
 def find_table(directory: Path, name: str) -> Path:
@@ -263,7 +305,8 @@ def sha256_file(path: Path) -> str:
 def load_export(directory: str | Path) -> Export:
     """Load trials, clicks and events from an export folder (§3); events may be absent.
 
-    The tables are checked and repaired by `check_export`; the repairs are in `repairs`."""
+    The tables are checked and repaired by `check_export`; the repairs are in `repairs`. The
+    staircase settings come from data_dictionary.json when the folder has one."""
     directory = Path(directory)
     if not directory.is_dir():
         raise AnalysisInputError(f"export folder {directory} does not exist")
@@ -280,9 +323,20 @@ def load_export(directory: str | Path) -> Export:
             continue
         tables[name] = tidy(read_table(path), name, str(path))
         sources[str(path)] = sha256_file(path)
+    settings: dict[tuple[str, str], StaircaseRule | None] = {}
+    path = directory / "data_dictionary.json"
+    if path.exists():
+        try:
+            dictionary = json.loads(path.read_text())
+        except ValueError as exc:
+            raise AnalysisInputError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(dictionary, dict):
+            raise AnalysisInputError(f"{path}: must be a JSON object")
+        settings = staircase_settings(dictionary, str(path))
+        sources[str(path)] = sha256_file(path)
     trials, clicks, events, repairs = check_export(tables["trials"], tables["clicks"],
                                                    tables["events"], str(directory))
-    return Export(trials, clicks, events, sources, repairs)
+    return Export(trials, clicks, events, sources, repairs, settings)
 
 
 def load_database(
@@ -293,7 +347,9 @@ def load_database(
     """Load the export tables from SQL relations that hold exactly the §3 columns.
 
     `relations` maps trials/clicks/events to table or view names (default `export_trials`,
-    `export_clicks`, `export_events`); `study` keeps one study's rows.
+    `export_clicks`, `export_events`); `study` keeps one study's rows. In a study database
+    the staircase settings come from the `settings` of its `studies` and `conditions` rows
+    (see `database_staircase`); a database without those tables records none.
     """
     import sqlalchemy as sa
 
@@ -318,13 +374,53 @@ def load_database(
                 query = query.order_by(*[sa.column(c) for c in _DB_ORDER[name]])
                 raw = pd.read_sql_query(query, conn)
                 tables[name] = tidy(raw, name, f"{engine.url!r}:{relation}")
+            settings = ({} if not {"studies", "conditions"} <= present
+                        else database_staircase(conn, study))
     except sa.exc.SQLAlchemyError as exc:
         raise AnalysisInputError(f"cannot read database: {exc}") from exc
     finally:
         engine.dispose()
     trials, clicks, events, repairs = check_export(tables["trials"], tables["clicks"],
                                                    tables["events"], "the database")
-    return Export(trials, clicks, events, {url: "database"}, repairs)
+    return Export(trials, clicks, events, {url: "database"}, repairs, settings)
+
+
+def database_staircase(conn: Connection, study: str | None = None
+                       ) -> dict[tuple[str, str], StaircaseRule | None]:
+    """The staircase settings a study database holds, as in `Export.staircase`.
+
+    `conn`: an open SQLAlchemy connection to a database with the study app's `studies` (slug,
+    settings) and `conditions` (study_id, name, settings) tables. A condition's staircase
+    settings are overrides merged key by key over its study's, as the app merges them; keys
+    set in neither take the app's defaults.
+    """
+    import sqlalchemy as sa
+
+    studies = sa.table("studies", sa.column("id"), sa.column("slug"), sa.column("settings"))
+    conds = sa.table("conditions", sa.column("study_id"), sa.column("name"),
+                     sa.column("settings"))
+    query = sa.select(studies.c.slug, studies.c.settings, conds.c.name,
+                      conds.c.settings.label("condition_settings")).select_from(
+        studies.outerjoin(conds, conds.c.study_id == studies.c.id))
+    if study is not None:
+        query = query.where(studies.c.slug == study)
+
+    def staircase_of(value: object, where: str) -> dict:
+        settings = json.loads(value) if isinstance(value, str) else (value or {})
+        raw = settings.get("staircase", {}) if isinstance(settings, dict) else None
+        if not isinstance(raw, dict):
+            raise AnalysisInputError(f"{where}: staircase must be a JSON object")
+        return raw
+
+    out: dict[tuple[str, str], StaircaseRule | None] = {}
+    for slug, settings, name, condition_settings in conn.execute(query):
+        base = staircase_of(settings, f"studies {slug!r} settings")
+        out[(slug, "")] = _staircase_rule(base, f"studies {slug!r} settings.staircase")
+        if name is not None:
+            where = f"conditions {name!r} of study {slug!r} settings"
+            merged = {**base, **staircase_of(condition_settings, where)}
+            out[(slug, name)] = _staircase_rule(merged, f"{where}.staircase")
+    return out
 
 
 def load_maps(directory: str | Path) -> dict[str, dict[str, np.ndarray]]:

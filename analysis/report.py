@@ -50,7 +50,9 @@ class ReportOptions:
     seed: int = 0
     exclude: bool = True
     qc_rules: qc.QCRules = field(default_factory=qc.QCRules)
-    staircase: StaircaseRule = field(default_factory=StaircaseRule)  # the study's settings
+    # the study's staircase settings, replacing those the export records (None: the
+    # recorded ones, else the study app's defaults)
+    staircase: StaircaseRule | None = None
 
 
 @dataclass
@@ -188,7 +190,8 @@ def _metadata(export: Export, manifest: Path | None) -> pd.DataFrame:
     return pd.concat([man, stim[cols]]).drop_duplicates("stimulus_id").reset_index(drop=True)
 
 
-def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> None:
+def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions,
+                       recorded: dict[tuple[str, str], StaircaseRule | None]) -> None:
     rt = judgments.judgment_trials(trials)
     w.heading("Real-or-fake judgments")
     if rt.empty:
@@ -236,13 +239,18 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions) -> 
         w.table("accuracy_by_exposure", acc, "Accuracy per exposure bin of 100 ms")
         w.figure("exposure", figures.exposure_figure(acc),
                  "Accuracy against exposure time (data: accuracy_by_exposure.csv)")
-    thr = judgments.staircase_thresholds(rt, opt.staircase)
+    thr = judgments.staircase_thresholds(rt, opt.staircase, recorded)
     if len(thr):
-        sc = opt.staircase
-        w.text(f"Staircase thresholds replay each participant's answers through the study "
-               f"app's staircase rule with up={sc.up}, down={sc.down}, step_ms={sc.step_ms:g}, "
-               f"min_ms={sc.min_ms:g}, max_ms={sc.max_ms:g}; threshold = mean of the last "
-               f"{sc.n_reversals_threshold} reversals.")
+        origin = {"given": "given with --staircase",
+                  "recorded": "recorded in the export",
+                  "default": "the study app's defaults: the export records no staircase "
+                             "settings"}
+        used = thr.drop_duplicates(["condition", "rule", "rule_from"]).sort_values("condition")
+        w.text("Staircase thresholds replay each participant's answers through the study "
+               "app's staircase rule with the settings "
+               + "; ".join(f"{r.rule} ({origin[r.rule_from]}) in condition "
+                           f"{r.condition or '(none)'}" for r in used.itertuples())
+               + "; threshold = mean of the last n_reversals_threshold reversals.")
         if (thr["note"] != "").any():
             w.text(f"For {(thr['note'] != '').sum()} of {len(thr)} participants these settings "
                    "do not reproduce the exported exposures, so they get no threshold: pass "
@@ -520,7 +528,7 @@ def _build(export: Export, out: Path, extra: ExtraInputs, opt: ReportOptions,
     trials = export.trials.loc[~export.trials["participant"].isin(excluded)]
     clicks = export.clicks.loc[~export.clicks["participant"].isin(excluded)]
 
-    _judgment_sections(w, trials, opt)
+    _judgment_sections(w, trials, opt, export.staircase)
     _map_sections(w, trials, clicks, model_maps, stim, opt)
     if extra.classifier is not None:
         _agreement_section(w, trials, Path(extra.classifier), opt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis import staircase
 from analysis.load import CLICK_COLUMNS, EVENT_COLUMNS, TRIAL_COLUMNS
 
 
@@ -170,32 +171,29 @@ def staircase_trials(
     n_trials: int,
     threshold_ms: float,
     rng: np.random.Generator,
-    start_ms: float = 500.0,
-    step_ms: float = 50.0,
+    rule: staircase.StaircaseRule | None = None,
     slope_ms: float = 60.0,
 ) -> pd.DataFrame:
-    """HYPE-time observers on a 1-up-2-down staircase over exposure (100-1000 ms).
+    """HYPE-time observers on the study app's staircase over exposure (ms).
 
-    P(correct | exposure e) = 0.5 + 0.5 / (1 + exp(-(e - threshold_ms) / slope_ms)); the
-    staircase converges near the exposure giving 70.7% correct. The loop runs over trial
-    positions, vectorised across participants.
+    P(correct | exposure e) = 0.5 + 0.5 / (1 + exp(-(e - threshold_ms) / slope_ms)). Each
+    participant's exposures follow `rule` (default: the app's defaults, 1-up-3-down in 50 ms
+    steps within 100-1000 ms from 500 ms) through `analysis.staircase`, the functions the
+    server runs; with up = 1 the track converges near the exposure where
+    P(correct) = 0.5 ** (1 / rule.down). Returns a trials table with the §3 columns,
+    condition "timed".
     """
-    exposure = np.full(n_participants, start_ms)
-    streak = np.zeros(n_participants, int)
-    rows_e, rows_c = [], []
-    for _ in range(n_trials):
-        p = 0.5 + 0.5 / (1 + np.exp(-(exposure - threshold_ms) / slope_ms))
-        correct = rng.random(n_participants) < p
-        rows_e.append(exposure.copy())
-        rows_c.append(correct)
-        streak = np.where(correct, streak + 1, 0)
-        down = streak >= 2
-        exposure = np.where(~correct, exposure + step_ms, np.where(down, exposure - step_ms,
-                                                                    exposure))
-        streak = np.where(down, 0, streak)
-        exposure = exposure.clip(100, 1000)
-    e = np.stack(rows_e, axis=1).ravel()
-    c = np.stack(rows_c, axis=1).ravel()
+    rule = staircase.StaircaseRule() if rule is None else rule
+    states = [staircase.initial_state(rule) for _ in range(n_participants)]
+    e = np.empty((n_participants, n_trials))
+    c = np.empty((n_participants, n_trials), bool)
+    for j in range(n_trials):  # one draw per trial position, vectorised across participants
+        e[:, j] = [state["exposure_ms"] for state in states]
+        p = 0.5 + 0.5 / (1 + np.exp(-(e[:, j] - threshold_ms) / slope_ms))
+        c[:, j] = rng.random(n_participants) < p
+        states = [staircase.update(state, bool(ok), rule)
+                  for state, ok in zip(states, c[:, j], strict=True)]
+    e, c = e.ravel(), c.ravel()
     df = realfake_trials(stim, n_participants, n_trials, 1.0, 0.0, rng)
     signal = (df["source"] == "model").to_numpy()
     df["participant"] = df["participant"].str.replace("p", "s", n=1)

@@ -19,26 +19,30 @@ def _report(tmp_path: Path, name: str, *extra: str) -> tuple[int, Path]:
     return rc, out
 
 
-def test_report_replays_the_staircase_with_the_given_settings(tmp_path, capsys):
-    # the simulated HYPE-time participants ran 1-up-2-down (the app's default is 1-up-3-down)
-    rc, out = _report(tmp_path, "given", "--staircase", '{"enabled": true, "down": 2}')
+def test_report_replays_the_staircase_with_the_app_defaults_or_the_given_settings(tmp_path,
+                                                                                   capsys):
+    # the simulated HYPE-time participants run the app's default rule (1-up-3-down)
+    rc, out = _report(tmp_path, "default")
     assert rc == 0
     thr = pd.read_csv(out / "tables" / "staircase_thresholds.csv", keep_default_na=False)
     assert len(thr) == 6 and (thr["note"] == "").all()
     assert np.isfinite(thr["threshold_ms"].astype(float)).all()
+    assert (thr["rule_from"] == "default").all() and thr["rule"].str.contains("down=3").all()
+    html = (out / "report.html").read_text()
+    assert "down=3" in html and "the study app&#x27;s defaults" in html
     fixed = pd.read_csv(out / "tables" / "mixed_logit_fixed.csv")
     assert {"mean", "se_laplace", "lo", "hi", "vb_sd"} <= set(fixed.columns)
     assert (fixed["se_laplace"] > fixed["vb_sd"]).all()
     overall = pd.read_csv(out / "tables" / "judgments_overall.csv")
     assert {"dprime_pooled", "dprime_mean_participant", "n_boot_dropped"} <= set(overall.columns)
-    html = (out / "report.html").read_text()
-    assert "down=2" in html
 
-    rc, out = _report(tmp_path, "default")
+    rc, out = _report(tmp_path, "given", "--staircase", '{"enabled": true, "down": 2}')
     assert rc == 0
     thr = pd.read_csv(out / "tables" / "staircase_thresholds.csv", keep_default_na=False)
     assert (thr["note"].str.contains("do not reproduce")).all()
-    assert "--staircase" in (out / "report.html").read_text()
+    assert (thr["rule_from"] == "given").all()
+    html = (out / "report.html").read_text()
+    assert "down=2" in html and "--staircase" in html
 
     rc, _ = _report(tmp_path, "bad", "--staircase", '{"down": 0}')
     assert rc == 2 and "staircase.down" in capsys.readouterr().err
