@@ -92,9 +92,15 @@ def marks_cfgdm_config(s: Settings, seed: int) -> dict[str, Any]:
                          "p_uncond": 0.2, "log_every": 100, "checkpoint_every": 100000}}
 
 
+REUSED: set[str] = set()  # diffusion models this run found finished in the cache
+
+
 def train_diffusion(cfg_dict: dict[str, Any], out: Path, device: torch.device, progress: bool):
     """Train (or reuse the finished checkpoint of) a diffusion config; (net, schedule, cfg)."""
     cfg = config_from_dict(cfg_dict)
+    ckpt = out / cfg.name / "checkpoint.pt"
+    if ckpt.exists() and load_checkpoint(ckpt, "cpu")[2].get("metrics", {}).get("steps") == cfg.training.steps:
+        REUSED.add(cfg.name)
     result = train(cfg, out / cfg.name, device=device, resume=True, progress=progress)
     net, cfg, _meta = load_checkpoint(result.checkpoint, device)
     return net.eval(), schedule_of(cfg), cfg
@@ -377,7 +383,9 @@ def main(argv: list[str]) -> int:
         f"{s.n_timesteps} timesteps: " + ", ".join(f"`{m}` {v if v else 'none measured'}" for m, v in choice.items()),
         f"Command: `{cmd}` ({device.type}, {args.threads} torch threads, "
         f"{platform.processor() or platform.machine()}); {wall / 60:.1f} min wall, "
-        f"{(cpu + cpu_children) / 60:.1f} min CPU (known-truth part {t_truth / 60:.1f} min wall).",
+        f"{(cpu + cpu_children) / 60:.1f} min CPU (known-truth part {t_truth / 60:.1f} min wall)"
+        + (f"; the diffusion models {', '.join(sorted(REUSED))} came from the cache ({args.cache}), so "
+           "these times leave out their training." if REUSED else ", training included."),
     ])
     print(md)
     if args.json:
