@@ -1,7 +1,9 @@
 """Export a study's data as tidy tables (docs/formats.md section 3), streamed in batches.
 
 Three tables: `trials` (one row per trial that has a response), `clicks` (one row per point) and
-`events`, each as CSV or Parquet, plus `data_dictionary.json`. Rows come from the database with
+`events`, each as CSV or Parquet, plus `data_dictionary.json`, which also records the staircase
+settings each condition ran with (the analysis replays the staircase with them). Rows come from
+the database with
 `yield_per` (a server-side cursor on PostgreSQL) and are written batch by batch (pyarrow's
 ParquetWriter for Parquet), so memory stays bounded by the batch size, never the table size.
 
@@ -19,7 +21,7 @@ import hmac
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,6 +41,7 @@ from study.models import (
     Study,
     Trial,
 )
+from study.settings import StudySettings
 
 FORMATS = ("csv", "parquet")
 TABLES = ("trials", "clicks", "events")
@@ -311,8 +314,23 @@ def write_parquet(table: str, batches: Iterator[list[dict[str, Any]]], where: st
     return n
 
 
+def staircase_settings(study: Study) -> dict[str, Any]:
+    """The staircase settings the server runs: `staircase` for participants without a condition
+    (the study's), `conditions` {name: {"staircase": ...}} with each condition's overrides
+    merged over the study's, every key filled in (docs/formats.md section 3)."""
+    settings = StudySettings.from_dict(study.settings)
+    return {
+        "staircase": asdict(settings.staircase),
+        "conditions": {
+            c.name: {"staircase": asdict(settings.merged(c.settings).staircase)}
+            for c in sorted(study.conditions, key=lambda c: c.name)
+        },
+    }
+
+
 def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The JSON data dictionary: every column of every table, its type and meaning."""
+    """The JSON data dictionary: every column of every table, its type and meaning, and the
+    staircase settings of the study and its conditions."""
     return {
         "study": study.slug,
         "title": study.title,
@@ -329,6 +347,7 @@ def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[
             }
             for table, cols in COLUMNS.items()
         },
+        **staircase_settings(study),
     }
 
 

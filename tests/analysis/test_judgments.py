@@ -294,6 +294,31 @@ def test_staircase_threshold_by_hand():
     assert judgments.staircase_thresholds(constant, rule).empty
 
 
+def test_staircase_rule_given_then_recorded_then_default():
+    rng = np.random.default_rng(7)
+    two = StaircaseRule(down=2)
+    stim = simulate.stimuli(10, 10)
+    t = pd.concat([
+        simulate.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(condition="two"),
+        simulate.staircase_trials(stim, 3, 60, 400.0, rng).assign(
+            condition="three", participant=lambda d: d["participant"] + "x"),
+        simulate.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(
+            condition="off", participant=lambda d: d["participant"] + "y"),
+    ], ignore_index=True)
+    # condition "three" is not listed: the study's own settings (1-up-3-down) hold for it
+    recorded = {("sim", ""): StaircaseRule(), ("sim", "two"): two, ("sim", "off"): None}
+    out = judgments.staircase_thresholds(t, recorded=recorded).set_index("participant")
+    assert set(out["condition"]) == {"two", "three"}  # "off" ran no staircase: left out
+    assert (out["rule_from"] == "recorded").all() and (out["note"] == "").all()
+    assert (out.loc[out["condition"] == "two", "rule"] == judgments.describe_rule(two)).all()
+    given = judgments.staircase_thresholds(t, two, recorded)
+    assert len(given) == 9 and (given["rule_from"] == "given").all()
+    assert given.loc[given["condition"] == "three", "note"].str.contains("reproduce").all()
+    other = judgments.staircase_thresholds(t, recorded={("another", ""): two})
+    assert (other["rule_from"] == "default").all()
+    assert (other.loc[other["condition"] == "three", "note"] == "").all()
+
+
 @pytest.mark.parametrize("down", [2, 3])
 def test_staircase_recovers_the_point_its_rule_converges_on(down):
     rng = np.random.default_rng(down)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import load, simulate
+from analysis.staircase import StaircaseRule
 
 
 @pytest.fixture
@@ -237,3 +238,29 @@ def test_the_database_path_is_checked_too(raw, tmp_path):
     engine.dispose()
     got = load.load_database(url)
     assert len(got.repairs) == 1 and "column answer: 1 value in" in got.repairs[0]
+
+
+def test_the_data_dictionary_gives_the_staircase_settings(study, tmp_path):
+    export = study[0]["trials"].rsplit("/", 1)[0]
+    assert load.load_export(export).staircase == {}  # no data dictionary: none recorded
+    on = {"enabled": True, "up": 1, "down": 2, "step_ms": 50.0, "min_ms": 100.0,
+          "max_ms": 1000.0, "start_ms": 500.0, "n_reversals_threshold": 6}
+    path = tmp_path / "csv" / "export" / "data_dictionary.json"
+    path.write_text(json.dumps({"study": "sim", "staircase": {"enabled": False},
+                                "conditions": {"timed": {"staircase": on}}}))
+    got = load.load_export(export)
+    assert got.staircase == {("sim", ""): None, ("sim", "timed"): StaircaseRule(down=2)}
+    assert str(path) in got.sources
+    path.write_text(json.dumps({"study": "sim", "tables": {}}))  # records no staircase
+    assert load.load_export(export).staircase == {}
+    for bad, field in (({"staircase": {**on, "down": 0}}, "field staircase"),
+                       ({"staircase": on, "conditions": {"timed": {"staircase": {
+                           **on, "stepms": 5}}}}, "field conditions.timed.staircase"),
+                       ({"staircase": on, "conditions": {"timed": {}}},
+                        "field conditions.timed.staircase: missing")):
+        path.write_text(json.dumps({"study": "sim", **bad}))
+        with pytest.raises(load.AnalysisInputError, match=field):
+            load.load_export(export)
+    path.write_text("{not json")
+    with pytest.raises(load.AnalysisInputError, match="data_dictionary.json: not valid JSON"):
+        load.load_export(export)
