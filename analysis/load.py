@@ -1,7 +1,8 @@
 """Read the study export (docs/formats.md §3) and model maps (§4) into tidy DataFrames.
 
 Analysis reads these documented columns and nothing else of the study: exported CSV/Parquet
-files, or SQL relations (tables or views) holding the same columns.
+files, or SQL relations (tables or views) holding the same columns; and the staircase settings
+the study ran with, from data_dictionary.json or the study database's study and condition rows.
 """
 
 from __future__ import annotations
