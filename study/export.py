@@ -3,9 +3,9 @@
 Three tables: `trials` (one row per trial that has a response), `clicks` (one row per point) and
 `events`, each as CSV or Parquet, plus `data_dictionary.json`, which also records the staircase
 settings each condition ran with (the analysis replays the staircase with them). Rows come from
-the database with
-`yield_per` (a server-side cursor on PostgreSQL) and are written batch by batch (pyarrow's
-ParquetWriter for Parquet), so memory stays bounded by the batch size, never the table size.
+the database with `yield_per` (a server-side cursor on PostgreSQL) and are written batch by batch
+(pyarrow's ParquetWriter for Parquet), so memory stays bounded by the batch size, never the
+table size.
 
 External ids are pseudonymised by default: HMAC-SHA256 keyed with the app's SECRET_KEY,
 truncated to 16 hex characters -- stable within one deployment (the same person gets the same
