@@ -464,6 +464,9 @@ def describe_rule(rule: staircase.Rule) -> str:
             f"n_reversals_threshold={rule.n_reversals_threshold}")
 
 
+EXPOSURE_TOLERANCE_MS = 40.0  # measured vs set exposure: a couple of 60 Hz frames
+
+
 def staircase_thresholds(
     trials: pd.DataFrame,
     rule: staircase.StaircaseRule | None = None,
@@ -483,8 +486,10 @@ def staircase_thresholds(
     (`Export.staircase`: {(study, condition): rule}, with condition "" the study's own
     settings, used for a condition not listed; None where the staircase was off, and that
     participant is left out: their exposures vary only as measured, not by a staircase;
-    "recorded"); else the study app's defaults ("default"). A participant whose exported
-    exposures the replay does not reproduce ran under other settings: threshold NaN and a note.
+    "recorded"); else the study app's defaults ("default"). The exported exposures are the
+    ones the browser measured, a frame or two off the server's; a participant whose exposures
+    the replay does not reproduce within min(step_ms / 2, EXPOSURE_TOLERANCE_MS) ran under
+    other settings: threshold NaN and a note. Thresholds are in the server's exposures.
 
     Columns: participant, condition, n_trials, n_reversals, threshold_ms (mean of the last
     rule.n_reversals_threshold reversals; NaN without any), rule (`describe_rule`), rule_from,
@@ -509,8 +514,13 @@ def staircase_thresholds(
         else:
             use, origin = staircase.StaircaseRule(), "default"
         exposure = g["exposure_ms"].to_numpy(float)
-        shown, state = staircase.replay(exposure[0], g["correct"].to_numpy() == 1, use)
-        matches = np.allclose(shown, exposure)
+        # The export holds the exposure the browser measured, which differs from the one the
+        # server set by up to a display frame or two; a replay matches when every exposure lies
+        # within half a step (or EXPOSURE_TOLERANCE_MS, if smaller) of the server's.
+        tol = min(use.step_ms / 2, EXPOSURE_TOLERANCE_MS)
+        start = use.start_ms if abs(exposure[0] - use.start_ms) <= tol else exposure[0]
+        shown, state = staircase.replay(start, g["correct"].to_numpy() == 1, use)
+        matches = bool(np.all(np.abs(np.asarray(shown) - exposure) <= tol))
         value = staircase.threshold(state, use)
         rows.append({
             "participant": pid, "condition": cond, "n_trials": len(g),

@@ -128,3 +128,19 @@ def test_agreement_through_the_study_export_writer_and_the_loader(tmp_path):
     for pid, state in states.items():
         assert out.loc[pid, "n_reversals"] == len(state["reversals"])
         assert out.loc[pid, "threshold_ms"] == pytest.approx(server.threshold(state, cfg))
+
+
+def test_measured_exposures_a_frame_off_still_give_the_servers_threshold():
+    """The export holds the exposure the browser measured (whole display frames), not the one
+    the server set; the replay still recognises the staircase and reports the server's values."""
+    cfg = settings.StaircaseSettings(enabled=True, up=1, down=2, step_ms=50, start_ms=500,
+                                     n_reversals_threshold=4)
+    rng = np.random.default_rng(7)
+    answers = (rng.random(40) < 0.75).tolist()
+    rows, state = _serve(answers, cfg)
+    frame = 1000 / 60
+    measured = rows.assign(exposure_ms=np.ceil(rows["exposure_ms"] / frame) * frame + rng.uniform(0, 4, len(rows)))
+    out = judgments.staircase_thresholds(measured, _rule(cfg)).iloc[0]
+    assert out["note"] == ""
+    assert out["n_reversals"] == len(state["reversals"]) > 2
+    assert out["threshold_ms"] == pytest.approx(server.threshold(state, cfg))
