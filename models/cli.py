@@ -1,4 +1,4 @@
-"""`python -m models COMMAND ...`: train, sample, merge; classifier/attribute go to their packages.
+"""`python -m models COMMAND ...`: train, sample, merge; classifier/attribute/data go to their packages.
 
 Errors in the user's input (config fields, missing folders, mismatched checkpoints, bad options)
 print one line `error: ...` naming the field or option and exit with status 2 -- no traceback.
@@ -17,6 +17,7 @@ from models.cliutil import parse_shard
 DELEGATES = {
     "classifier": "models.classifiers.cli",
     "attribute": "models.attribution.cli",
+    "data": "models.data.cli",
 }
 DEFAULT_CHECKPOINT_ROOT = Path("data/checkpoints")
 
