@@ -4,7 +4,7 @@
                             [--out DIR] [--seed N] [--device auto|cpu|cuda] [--cache DIR]
                             [--set SECTION.FIELD=VALUE ...] [--quiet]
   python -m experiments demo [--no-serve] [--port N] [--root DIR] [--cache DIR] [--device ...]
-                             [--workers N] [--quiet]
+                             [--workers N] [--dataset auto|digits|omniglot] [--quiet]
 
 Bad input ends with a message naming the option or field and exit code 2, never a traceback.
 """
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--cache", type=Path, help="cache of trained models and stimuli (default ROOT/cache)")
     d.add_argument("--device", default=None)
     d.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    d.add_argument("--dataset", choices=("auto", "digits", "omniglot"), default="auto",
+                   help="auto (default): Omniglot when $DP_OMNIGLOT_DIR names it or `python -m models data "
+                        "fetch omniglot` put it in the data cache, else the embedded digits")
     d.add_argument("--quiet", action="store_true")
     return ap
 
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--{exc}")
     if args.command == "demo":
         from experiments.demo import DemoError, run_demo
+        from experiments.demo_data import DemoDataError
 
         if not 1 <= args.port <= 65535:
             return _fail("--port: must be in 1..65535")
@@ -91,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _fail(problem)
         try:
             return run_demo(root=args.root, cache=args.cache, device=device, serve=not args.no_serve, port=args.port,
-                            workers=args.workers, progress=not args.quiet)
-        except (ProfileError, DemoError) as exc:
+                            workers=args.workers, progress=not args.quiet, dataset=args.dataset)
+        except (ProfileError, DemoError, DemoDataError) as exc:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"--root/--cache: {_os_message(exc)}")

@@ -3,7 +3,8 @@
 Trains the tiny models when no checkpoint exists (progress bars), makes the stimuli, trains the
 ClickMe feedback classifier, creates the two demo studies (live) and a researcher account, and
 serves the app with gunicorn on 127.0.0.1, printing a participant link per study and the
-dashboard link. Everything lives in data/demo/ (git-ignored); later runs reuse it."""
+dashboard link. Everything lives in data/demo/ (git-ignored); later runs reuse it. With Omniglot
+at hand (experiments.demo_data) the same demo is built on it, in data/demo/omniglot/."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from experiments import stages, studies
+from experiments.demo_data import DemoData, check_root, choose_data, mark_root
 from experiments.profiles import PROJECT_ROOT, load_profile
 from experiments.server import free_port, serve_foreground, study_env, write_env
 
@@ -52,12 +54,16 @@ def _researcher(site: studies.StudySite, root: Path) -> tuple[str, str]:
     return email, password or stored.get("password", "(see data/demo/researcher.json)")
 
 
-def build_demo(root: Path, device: torch.device, progress: bool = True, cache: Path | None = None) -> dict:
-    """Build (or reuse) everything the demo serves; returns what `run_demo` prints."""
+def build_demo(root: Path, device: torch.device, progress: bool = True, cache: Path | None = None,
+               data: DemoData | None = None) -> dict:
+    """Build (or reuse) everything the demo serves, on `data` (default: the embedded digits);
+    returns what `run_demo` prints."""
     log = _logger()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    profile = load_profile("tiny", seed=0)
+    data = data or DemoData("digits", None, "default")
+    log.info("data: %s", data.describe())
+    profile = load_profile("tiny", None if data.root is None else str(data.root), data.overrides(), seed=0)
     cache = Path(cache).resolve() if cache else root / "cache"
     ckpts = stages.train_models(profile, cache, device, log, progress)
     manifest = stages.make_stimuli(profile, ckpts, cache, 0, device, log, progress)
@@ -76,13 +82,14 @@ def build_demo(root: Path, device: torch.device, progress: bool = True, cache: P
         created.append(new)
     email, password = _researcher(site, root)
     return {"root": root, "env": env, "email": email, "password": password, "created": created,
-            "checkpoints": ckpts, "manifest": manifest, "feedback": feedback,
+            "checkpoints": ckpts, "manifest": manifest, "feedback": feedback, "data": data,
             "build_s": time.perf_counter() - t0}
 
 
 def print_links(info: dict, url: str) -> None:
     print("\n=== diffusion-psychophysics demo ===")
     print(f"built in {info['build_s']:.0f} s; files in {info['root']}")
+    print(f"data: {info['data'].describe()}")
     for slug in SLUGS:
         print(f"participant link ({slug.split('-')[1]}): {url}/s/{slug}?PROLIFIC_PID=demo-participant-1")
     print(f"researcher dashboard: {url}/researcher/  (log in as {info['email']} / {info['password']})")
@@ -90,12 +97,17 @@ def print_links(info: dict, url: str) -> None:
 
 
 def run_demo(root: Path | None = None, device: torch.device | None = None, serve: bool = True,
-             port: int = 8000, workers: int = 2, progress: bool = True, cache: Path | None = None) -> int:
-    root = Path(root).resolve() if root else DEFAULT_ROOT
+             port: int = 8000, workers: int = 2, progress: bool = True, cache: Path | None = None,
+             dataset: str = "auto") -> int:
+    """`dataset`: auto (Omniglot when at hand, else the digits), digits or omniglot."""
+    data = choose_data(dataset)
+    root = Path(root).resolve() if root else DEFAULT_ROOT if data.dataset == "digits" else DEFAULT_ROOT / data.dataset
     if root.exists() and not root.is_dir():
         raise DemoError(f"--root: {root} is a file, not a folder")
+    check_root(root, data)
+    mark_root(root, data)
     device = device or torch.device("cpu")
-    info = build_demo(root, device, progress, cache)
+    info = build_demo(root, device, progress, cache, data)
     chosen = free_port(port)
     url = f"http://127.0.0.1:{chosen}"
     if chosen != port:

@@ -14,11 +14,19 @@ from tests.experiments.conftest import run_cli, served_trial_settings
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
+@pytest.fixture(autouse=True)
+def _no_omniglot_at_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the default demo: the embedded digits, as on a machine without Omniglot."""
+    monkeypatch.delenv("DP_OMNIGLOT_DIR", raising=False)
+    monkeypatch.setenv("DP_DATA_CACHE", str(tmp_path / "empty-data-cache"))
+
+
 def test_demo_builds_then_reuses(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "demo"
     assert run_cli("demo", "--no-serve", "--root", str(root), "--cache", str(tiny_cache), "--device", "cpu") == 0
     first = capsys.readouterr()
     assert "/s/demo-clickme" in first.out and "/s/demo-realfake" in first.out
+    assert "data: embedded digits (no Omniglot in " in first.out
     assert "/researcher/" in first.out
     creds = json.loads((root / "researcher.json").read_text())
     assert creds["password"] in first.out
