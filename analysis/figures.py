@@ -30,20 +30,23 @@ def _err(df: pd.DataFrame, col: str) -> np.ndarray | None:
 
 
 def maps_side_by_side(human: np.ndarray, models: dict[str, np.ndarray],
-                      stimulus_ids: list[str], max_images: int = 6) -> Figure:
-    """Human and model maps for the same images: one row per image, one column per source.
+                      stimulus_ids: list[str], max_images: int = 6,
+                      images: np.ndarray | None = None) -> Figure:
+    """Human and model maps for the same images: one row per image, one column per source,
+    after the stimulus itself when `images` is given.
 
-    human: (n, H, W); models: {method: (n, H, W)} aligned with stimulus_ids (n,).
+    human: (n, H, W); models: {method: (n, H, W)} aligned with stimulus_ids (n,); images:
+    (n, H, W) stimuli, ink bright (shown in grey).
     """
     n = min(len(stimulus_ids), max_images)
-    cols = ["human", *models]
+    cols = (["stimulus"] if images is not None else []) + ["human", *models]
     fig = Figure(figsize=(1.8 * len(cols), 1.8 * max(n, 1)), layout="constrained")
     axes = fig.subplots(max(n, 1), len(cols), squeeze=False)
     for i in range(n):
         for j, name in enumerate(cols):
-            m = human[i] if name == "human" else models[name][i]
+            m = images[i] if name == "stimulus" else human[i] if name == "human" else models[name][i]
             ax = axes[i, j]
-            ax.imshow(m, cmap="inferno", interpolation="nearest")
+            ax.imshow(m, cmap="gray" if name == "stimulus" else "inferno", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

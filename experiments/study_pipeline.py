@@ -75,7 +75,8 @@ def known_map_check(model_maps: dict[str, dict[str, np.ndarray]], stim: stages.S
         md_table([{k: r[k] for k in ("method", "spearman", "spearman_lo", "spearman_hi", "known_truth")}
                   for r in rows]),
         "\n",
-    ] + [f"- `{r['method']}`: {r['note']}\n" for r in rows]
+        "".join(f"- `{r['method']}`: {r['note']}\n" for r in rows),
+    ]
     return rows, text
 
 
@@ -162,8 +163,10 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     show = [s for s in hm.stimulus_ids if all(s in m for m in model_maps.values())][:6]
     pos_h = {s: i for i, s in enumerate(hm.stimulus_ids)}
     human = maps.blur_maps(hm.maps[[pos_h[s] for s in show]], "disc")
+    order = [m for m in modelmaps.METHODS if m in model_maps] + sorted(set(model_maps) - set(modelmaps.METHODS))
     run.save_figure("clickme_maps", afigures.maps_side_by_side(
-        human, {k: np.stack([v[s] for s in show]) for k, v in model_maps.items()}, show))
+        human, {k: np.stack([model_maps[k][s] for s in show]) for k in order}, show,
+        images=_ink_maps(stim, np.array(show))))
 
     run.metrics.update({
         "simulation": sims, "export_rows": counts,

@@ -36,6 +36,8 @@ def test_curves_scatter_maps_and_exposure_figures():
     human = np.random.default_rng(0).random((3, 4, 4))
     fig = figures.maps_side_by_side(human, {"a": human, "b": human}, ["x", "y", "z"])
     assert len(fig.axes) == 9
+    fig = figures.maps_side_by_side(human, {"a": human}, ["x", "y", "z"], images=human)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["stimulus", "human", "a"] and len(fig.axes) == 9
     acc = pd.DataFrame({"exposure_ms": [150.0, 250.0], "source": "real", "accuracy": [0.6, 0.8],
                         "accuracy_lo": [0.5, 0.7], "accuracy_hi": [0.7, 0.9]})
     line = figures.exposure_figure(acc).axes[0].lines[0]
