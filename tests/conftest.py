@@ -23,6 +23,57 @@ OMNIGLOT_CANDIDATES = (
     Path("/work/shared/data/omniglot"),
 )
 CHROMIUM = "/usr/bin/chromium"
+DEVICE_MARKER = (
+    "device: takes the torch_device fixture, so it runs on the device --device names (cpu unless "
+    "told); `make gpu-check` runs these with --device cuda"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device", default="cpu",
+        help="torch device of the tests that take the torch_device fixture (cpu, cuda, cuda:N); "
+             "`-m device` selects those tests",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", DEVICE_MARKER)
+    name = config.getoption("--device")
+    if name != "cpu":
+        from models.device import pick_device
+
+        try:
+            pick_device(name)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--{exc}") from exc
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that takes torch_device with `device`, so `-m device` is exactly the set
+    of tests whose device the run chooses."""
+    for item in items:
+        if "torch_device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.device)
+
+
+@pytest.fixture(scope="session")
+def torch_device(request: pytest.FixtureRequest) -> Iterator[object]:
+    """The torch.device that --device names. On CUDA, TF32 is off while these tests run, so the
+    device's float32 results can be held to the CPU's at float32 tolerances (TF32 keeps only
+    10 mantissa bits in convolutions and matrix products)."""
+    import torch
+
+    from models.device import pick_device
+
+    device = pick_device(request.config.getoption("--device"))
+    if device.type != "cuda":
+        yield device
+        return
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield device
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @pytest.fixture(scope="session")
