@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 
-.PHONY: setup demo test test-fast bench lint
+.PHONY: setup demo test test-fast bench gpu-check lint
 
 setup:
 	bash scripts/setup.sh
@@ -16,6 +16,10 @@ test-fast:
 
 bench:
 	$(PY) -m benchmarks all
+
+# On a CUDA machine, at most 8 minutes: docs/gpu-check.md
+gpu-check:
+	$(PY) -m benchmarks.gpu_check --device cuda $(GPU_CHECK_ARGS)
 
 lint:
 	$(PY) -m ruff check .
