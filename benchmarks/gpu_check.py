@@ -186,8 +186,11 @@ def step_env(args: argparse.Namespace) -> dict[str, Any]:
         "device": str(dev), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
     }
     if dev.type == "cuda":
+        import torch.cuda.nccl
+        import torch.distributed as tdist
+
         props = torch.cuda.get_device_properties(dev)
-        nccl = torch.cuda.nccl.version() if torch.distributed.is_nccl_available() else None
+        nccl = torch.cuda.nccl.version() if tdist.is_nccl_available() else None
         info.update(
             name=torch.cuda.get_device_name(dev), device_count=torch.cuda.device_count(),
             memory_gib=round(props.total_memory / 2**30, 1), capability=f"{props.major}.{props.minor}",
@@ -390,21 +393,33 @@ def step_ddp(args: argparse.Namespace) -> dict[str, Any]:
                 env["OMP_NUM_THREADS"] = "1"
             cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--ddp-worker", "--device", args.device,
                    "--result", str(Path(tmp) / f"rank{rank}.json")] + (["--quick"] if args.quick else [])
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
-        outputs = [p.communicate()[0] for p in procs]  # the parent's limit bounds the wait
-        results = []
-        for rank, (p, out) in enumerate(zip(procs, outputs, strict=True)):
+            with open(Path(tmp) / f"rank{rank}.log", "w") as log:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        # A rank that fails leaves the others waiting for it in a collective: end them at once
+        # (the step's own limit bounds the wait for ranks that hang together).
+        while any(p.poll() is None for p in procs):
+            if any(p.returncode not in (None, 0) for p in procs):
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                break
+            time.sleep(0.2)
+        ranks = []
+        for rank, p in enumerate(procs):
             path = Path(tmp) / f"rank{rank}.json"
-            if not path.exists():
-                raise RuntimeError(f"rank {rank} exited {p.returncode}:\n{_tail(out)}")
-            result = json.loads(path.read_text())
-            if "error" in result:
-                raise RuntimeError(f"rank {rank}: {result['error']}")
-            if p.returncode != 0 or result["teardown"] != "ok":
-                raise RuntimeError(f"rank {rank} exited {p.returncode} in the teardown (barrier, "
-                                   f"destroy_process_group) after its steps: {result}\n{_tail(out)}")
-            results.append(result)
+            result = json.loads(path.read_text()) if path.exists() else None
+            ranks.append((rank, p.returncode, result, (Path(tmp) / f"rank{rank}.log").read_text()))
+    for rank, _rc, result, _out in ranks:  # a rank's own error first: the others died of it
+        if result and "error" in result:
+            raise RuntimeError(f"rank {rank}: {result['error']}")
+    for rank, rc, result, out in sorted(ranks, key=lambda r: r[1] == -signal.SIGKILL):  # killed here: last
+        if result is None:
+            raise RuntimeError(f"rank {rank} exited {rc}:\n{_tail(out)}")
+        if rc != 0 or result["teardown"] != "ok":
+            raise RuntimeError(f"rank {rank} exited {rc} in the teardown (barrier, destroy_process_group) "
+                               f"after its steps: {result}\n{_tail(out)}")
+    results = [result for _rank, _rc, result, _out in ranks]
     r0 = results[0]
     bad = [r for r in results if not (r["all_reduce_ok"] and r["params_in_sync"] and r["gathered_ok"])]
     if bad:
@@ -556,18 +571,26 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(cmd: list[str], limit_s: float, env: dict[str, str]) -> tuple[int | None, str]:
-    """(exit status or None when killed at `limit_s`, stdout + stderr). The command runs in its own
-    process group, so a timeout ends what it started too (DDP ranks, pytest workers)."""
+    """(exit status or None when killed at `limit_s`, stdout + stderr). The command runs in a
+    process group of its own (in this session), so a timeout, or this process being stopped,
+    ends what it started too (DDP ranks)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, process_group=0)
     try:
         out, _ = proc.communicate(timeout=limit_s)
         return proc.returncode, out
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc)
         out, _ = proc.communicate()
         return None, out
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -663,6 +686,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--only " + ",".join(args.only))
     if args.data:
         parts.append(f"--data {args.data}")
+    if args.threads:
+        parts.append(f"--threads {args.threads}")
     return " ".join(parts)
 
 
@@ -695,7 +720,7 @@ def render(results: dict[str, Any]) -> str:
                     f"{env.get('capability')}, {env.get('multiprocessors')} SMs",
                     f"bf16 {'yes' if env.get('bf16') else 'no'}"]
     elif env:
-        machine += [f"{env.get('cpu_count')} CPU cores", f"{env.get('torch_threads')} torch threads"]
+        machine += [f"{env.get('cpu_count')} CPU cores", f"torch threads: {env.get('torch_threads')}"]
     out += [f"Command: `{results['command']}` on {results['date']}: {ok} of {len(results['steps'])} steps "
             f"passed in {results['total_s']:.0f} s (budget {results['budget_s']:.0f} s)."
             + (f" {'; '.join(machine)}." if machine else ""), ""]
@@ -708,7 +733,8 @@ def render(results: dict[str, Any]) -> str:
         d = amp["details"]
         when_on = (f"{d['amp_dtype']} when on" if d["amp_dtype"] != "float32"
                    else "the loop runs float32 either way off CUDA")
-        out += [f"**AMP** (the full profile's CFGDM, {d['runs'][0]['batch_size']} images a step, mean of "
+        sized = " at the --quick sizes" if results["sizes"] == "quick" else ""
+        out += [f"**AMP** (the full profile's CFGDM{sized}, {d['runs'][0]['batch_size']} images a step, mean of "
                 f"{d['runs'][0]['steps_timed']} steps after a warm-up; {when_on}):", ""]
         out += [markdown_table(["AMP", "ms/step", "images/s", "peak GiB"],
                                [["on" if r["amp_asked"] else "off", f"{r['s_per_step'] * 1e3:.1f}",
@@ -781,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
+        # stopped from outside (a machine's time limit): end the running step's processes too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         results = run_all(args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1, default=str))
