@@ -29,14 +29,15 @@ from tqdm import tqdm
 from models.checkpoint import load_checkpoint
 from models.config import Config
 from models.data import ImageDataset, apply_split, load_dataset
+from models.data.class_text import class_text
 from models.data.preprocess import tensor_to_png_array
 from models.device import pick_device
 from models.diffusion.samplers import ddim_sample, ddpm_sample, initial_noise
 from models.diffusion.schedule import Schedule, make_schedule
 
 COLUMNS = [
-    "stimulus_id", "path", "sha256", "source", "model", "class_label", "exemplar_id", "guidance",
-    "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
+    "stimulus_id", "path", "sha256", "source", "model", "class_label", "class_text", "exemplar_id",
+    "guidance", "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
 ]
 POSTPROCESS = ("binarise", "none")
 UNCONDITIONAL = "unconditional"
@@ -227,6 +228,8 @@ def _row(job: Job, rel: str, digest: str, size: int, dataset: str, sampler: str,
     return {
         "stimulus_id": job.stimulus_id, "path": rel, "sha256": digest, "source": job.source,
         "model": job.model if model else "", "class_label": job.class_label,
+        # what a participant is told the image shows; an unconditional sample has no class
+        "class_text": "" if job.class_label == UNCONDITIONAL else class_text(dataset, job.class_label),
         "exemplar_id": job.image_id if model else "",
         "guidance": job.guidance if model else None, "sampler": sampler if model else "",
         "steps": steps if model else None, "seed": job.seed if model else None,

@@ -27,6 +27,15 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "flip": lambda a: a[:, ::-1],
 }
 DEFAULT_AUGMENT: tuple[str, ...] = ("id", "rot90", "rot270", "flip")
+# How a participant is told about each transform (np.rot90 turns anticlockwise; "flip" swaps
+# left and right); models.data.class_text builds the class's display text from these.
+TRANSFORM_TEXT: dict[str, str] = {
+    "id": "",
+    "rot90": "rotated a quarter turn to the left",
+    "rot180": "upside down",
+    "rot270": "rotated a quarter turn to the right",
+    "flip": "mirrored left to right",
+}
 
 
 def read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:

@@ -77,6 +77,8 @@ def test_sample_writes_manifest_contract(trained, tmp_path, capsys):
         assert hashlib.sha256(data).hexdigest() == r["sha256"]
         assert r["split"] == "heldout" and r["dataset"] == "digits10" and r["role"] == "main"
         assert r["width"] == r["height"] == "8"
+        # digits10 classes are the plain digits: the text names the digit of the class id
+        assert r["class_text"] == f"the digit {r['class_label'].removeprefix('digit')}"
     for r in model:
         assert r["model"] == "cfgdm" and r["sampler"] == "ddim" and r["steps"] == "10"
         assert r["exemplar_id"] in exemplars and r["checkpoint"] == ckpt
@@ -201,6 +203,8 @@ def test_unconditional_model_samples(tmp_path):
     rows = _rows(tmp_path / "s")
     model = [r for r in rows if r["source"] == "model"]
     assert len(model) == 3 and {r["class_label"] for r in model} == {"unconditional"}
+    assert {r["class_text"] for r in model} == {""}  # no class to tell a participant about
+    assert all(r["class_text"].startswith("the digit ") for r in rows if r["source"] == "real")
     assert all(r["exemplar_id"] == "" for r in model)
 
 
