@@ -363,14 +363,15 @@ def write_stimuli(folder: Path, n: int = 20, seed: int = 0) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    lines = ["stimulus_id,path,sha256,source,model,class_label,dataset,split"]
+    lines = ["stimulus_id,path,sha256,source,model,class_label,class_text,dataset,split"]
     for i in range(n):
         img = Image.new("L", (8, 8))
         img.putdata([255 if rng.random() < 0.3 else 0 for _ in range(64)])
         img.save(folder / f"s{i}.png")
         sha = manifest.sha256_file(folder / f"s{i}.png")
         source = "model" if i % 2 else "real"
-        lines.append(f"s{i},s{i}.png,{sha},{source},{'cfgdm' if i % 2 else ''},digit{i % 10},digits,heldout")
+        lines.append(f"s{i},s{i}.png,{sha},{source},{'cfgdm' if i % 2 else ''},digit{i % 10},"
+                     f"the digit {i % 10},digits,heldout")
     path = folder / "manifest.csv"
     path.write_text("\n".join(lines) + "\n")
     return path

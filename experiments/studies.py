@@ -133,7 +133,7 @@ class StudySite:
         with self.app.app_context():
             s = db.session()
             study = s.scalar(select(Study).where(Study.slug == slug))
-            return truth_from_db(s, study.id)
+            return truth_from_db(s, study.id, self.env["STIMULI_ROOT"])
 
     def export(self, slug: str, out_dir: Path) -> dict[str, int]:
         with self.app.app_context():

@@ -191,7 +191,7 @@ def simulate_cmd(slug: str, url: str, n: int, behaviour: str, concurrency: int, 
         behaviour=behaviour, n=n, concurrency=concurrency, seed=seed, dprime=dprime,
         criterion=criterion, dropout_rate=dropout_rate, platform=platform,
     )
-    truth = simulate.truth_from_db(db.session(), study.id)
+    truth = simulate.truth_from_db(db.session(), study.id, current_app.config["STIMULI_ROOT"])
     db.session().close()  # do not hold a connection while the simulation runs
     result = simulate.run_simulation(url.rstrip("/"), slug, cfg, truth)
     click.echo(json.dumps(result.summary(), indent=2))

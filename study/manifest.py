@@ -9,6 +9,11 @@ The store is content-addressed (`STIMULI_ROOT/<sha[:2]>/<sha>.png`, kept in `Sti
 file name a participant's browser sees says nothing about the image's source or model, and two
 studies that share an image share its file.
 
+Participants are told what an image shows in words, never by its class id: a row's
+`class_text`, or for a manifest without one the class_label itself when it is plain words
+(`hot_air_balloon` -> "hot air balloon"). A ClickMe study refuses rows that have neither, since
+its page must name the class (`digit4_rot270` is an id, not words).
+
 All problems are collected and raised together as a ManifestError whose lines name the row
 (1-based data row) and the column.
 """
@@ -38,13 +43,17 @@ from study.settings import SettingsError, StudySettings
 
 REQUIRED = ("stimulus_id", "path", "sha256", "source", "class_label", "dataset", "split")
 OPTIONAL = (
-    "model", "exemplar_id", "guidance", "sampler", "steps", "seed", "checkpoint", "role",
+    "class_text", "model", "exemplar_id", "guidance", "sampler", "steps", "seed", "checkpoint", "role",
     "width", "height",
 )
 COLUMNS = REQUIRED + OPTIONAL
 SPLITS = ("train", "heldout")
 SAMPLERS = ("ddpm", "ddim")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+# Plain words: letters of any script, separated by single spaces, hyphens or apostrophes.
+_WORDS = re.compile(r"^[^\W\d_]+(?:[ '-][^\W\d_]+)*$")
+# The class_label of samples from an unconditional model (models.sample): no class at all.
+NO_CLASS = "unconditional"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_ROWS = 100_000
 # Study-level keys of a settings file; every other key is a StudySettings field.
@@ -96,6 +105,7 @@ class ManifestRow:
     class_label: str
     dataset: str
     split: str
+    class_text: str | None = None
     model: str | None = None
     exemplar_id: str | None = None
     guidance: float | None = None
@@ -276,6 +286,7 @@ def _validate_row(index: int, raw: dict[str, Any], problems: list[Problem]) -> M
         sha256=sha,
         source=source,
         class_label=text("class_label", required=True, max_len=128) or "",
+        class_text=text("class_text", required=False, max_len=200),
         dataset=text("dataset", required=True, max_len=128) or "",
         split=choice("split", SPLITS, None) or "",
         model=model,
@@ -291,6 +302,22 @@ def _validate_row(index: int, raw: dict[str, Any], problems: list[Problem]) -> M
     )
     row.extra = {k: v for k, v in raw.items() if k not in COLUMNS and not _blank(v)}
     return row
+
+
+def words_of_label(class_label: str) -> str | None:
+    """The class_label as a participant may read it when it is plain words (underscores read as
+    spaces: `hot_air_balloon` -> "hot air balloon"); None for an id (`digit4_rot270`,
+    `Balinese/character01`) or for the unconditional model's `unconditional`."""
+    words = " ".join(class_label.replace("_", " ").split())
+    if not _WORDS.match(words) or words.lower() == NO_CLASS:
+        return None
+    return words
+
+
+def shown_class(row: ManifestRow) -> str | None:
+    """What a participant is told the row's image shows: its class_text, else its class_label
+    when that is plain words, else None."""
+    return row.class_text or words_of_label(row.class_label)
 
 
 # ---------------------------------------------------------------- images
@@ -464,6 +491,8 @@ def create_study(
     if db.scalar(select(Study.id).where(Study.slug == slug)) is not None:
         raise ManifestError([Problem(None, "slug", f"a study called {slug!r} already exists")])
     _check_roles(rows, definition)
+    if definition.task == "clickme":
+        _check_class_texts(rows)
     check_images(rows, base_dir)
     base = Path(base_dir)
     stored = {row.stimulus_id: store_image(base / row.path, row.sha256, stimuli_root) for row in rows}
@@ -488,6 +517,7 @@ def create_study(
             source=row.source,
             model_name=row.model,
             class_label=row.class_label,
+            class_text=shown_class(row),
             exemplar_id=row.exemplar_id,
             width=row.width,
             height=row.height,
@@ -510,3 +540,16 @@ def _check_roles(rows: list[ManifestRow], definition: StudyDefinition) -> None:
     study/assignment.py leaves them out when there are none)."""
     if not any(r.role == "main" for r in rows):
         raise ManifestError([Problem(None, "role", "the manifest has no rows with role main")])
+
+
+def _check_class_texts(rows: list[ManifestRow]) -> None:
+    """A ClickMe page tells the participant what the image shows: every row needs words."""
+    problems = [
+        Problem(row.row, "class_text",
+                f"is needed in a ClickMe study: the class_label {row.class_label!r} is not words a "
+                "participant understands; give the class as a person would say it (e.g. "
+                "\"the digit 4, rotated a quarter turn to the right\")")
+        for row in rows if shown_class(row) is None
+    ]
+    if problems:
+        raise ManifestError(problems)

@@ -92,6 +92,9 @@ class Stimulus(Base):
     source: Mapped[str] = mapped_column(String(8))  # one of SOURCES
     model_name: Mapped[str | None] = mapped_column(String(64))
     class_label: Mapped[str] = mapped_column(String(128))
+    # What a participant is told the image shows (the manifest's class_text); None: nothing
+    # a person understands, so the page names no class.
+    class_text: Mapped[str | None] = mapped_column(String(200))
     exemplar_id: Mapped[str | None] = mapped_column(String(128))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PLATFORMS = ("prolific", "mturk", "none")
+DISPLAY_MODES = ("smooth", "pixels")
 MTURK_SUBMIT_URL = "https://www.mturk.com/mturk/externalSubmit"
 EXPOSURE_MIN_MS = 100
 EXPOSURE_MAX_MS = 1000
@@ -52,6 +53,19 @@ class ConfidenceSettings:
 
 
 @dataclass(frozen=True)
+class DisplaySettings:
+    """How the stored images are drawn for participants (study/display.py): `smooth` enlarges
+    each to `size` px with bicubic interpolation and a Gaussian of `blur` stored pixels, then
+    thresholds black-and-white images again, so a small binarised drawing shows as strokes with
+    round edges; `pixels` sends the file as stored, enlarged nearest-neighbour by the browser.
+    Every image of a condition gets the same rendering, real drawings and samples alike."""
+
+    mode: str = "smooth"
+    size: int = 256
+    blur: float = 0.7
+
+
+@dataclass(frozen=True)
 class StudySettings:
     # Real-or-fake: the image's exposure in ms; None = until the answer (HYPE-infinity mode).
     exposure_ms: float | None = 500.0
@@ -59,6 +73,8 @@ class StudySettings:
     mask_ms: float = 250.0
     staircase: StaircaseSettings = field(default_factory=StaircaseSettings)
     confidence: ConfidenceSettings = field(default_factory=ConfidenceSettings)
+    # Both tasks: how the stored images are drawn on the participant's screen.
+    display: DisplaySettings = field(default_factory=DisplaySettings)
     # ClickMe: bubble radius as a fraction of the image width; points per trial.
     bubble_radius: float = 0.06
     click_budget: int = 200
@@ -88,6 +104,8 @@ class StudySettings:
                 out[name] = _staircase(value)
             elif name == "confidence":
                 out[name] = _confidence(value)
+            elif name == "display":
+                out[name] = _display(value)
             else:
                 out[name] = _SCALAR_CHECKS[name](name, value)
         settings = cls(**out)
@@ -241,3 +259,19 @@ def _confidence(value: Any) -> ConfidenceSettings:
         "max": lambda n, v: _integer(n, v, 1, 100),
     }
     return ConfidenceSettings(**{k: checks[k](f"confidence.{k}", v) for k, v in raw.items()})
+
+
+def _display(value: Any) -> DisplaySettings:
+    raw = _nested(DisplaySettings, "display", value)
+
+    def mode(name: str, v: Any) -> str:
+        if v not in DISPLAY_MODES:
+            raise SettingsError(name, f"must be one of {', '.join(DISPLAY_MODES)}")
+        return v
+
+    checks = {
+        "mode": mode,
+        "size": lambda n, v: _integer(n, v, 16, 1024),
+        "blur": lambda n, v: _number(n, v, 0, 3),
+    }
+    return DisplaySettings(**{k: checks[k](f"display.{k}", v) for k, v in raw.items()})

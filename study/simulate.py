@@ -14,9 +14,10 @@ behaviours have known ground truth.
 - `dropout`: random answers; a share `dropout_rate` of participants quit at a random trial and
   never complete.
 
-Ground truth (is a stimulus real or model-made) comes from a table keyed by the image's sha256,
-built from the study's Stimulus rows (`truth_from_db`); the simulator fetches each image once
-over HTTP and hashes it, so it works whatever URL scheme the server uses.
+Ground truth (is a stimulus real or model-made) comes from a table keyed by the sha256 of the
+bytes a participant receives, built from the study's Stimulus rows and display settings
+(`truth_from_db`); the simulator fetches each image once over HTTP and hashes it, so it works
+whatever URL scheme the server uses.
 
 Every response carries a client-made UUID and is retried with the same UUID on network errors and
 5xx answers, as the browser does; a 200 for a repeated UUID counts as confirmed once.
@@ -34,6 +35,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -378,14 +380,30 @@ def run_simulation(
     return shared.result
 
 
-def truth_from_db(session: Any, study_id: int) -> dict[str, StimulusTruth]:
-    """The ground-truth table {sha256: StimulusTruth} of a study's stimuli."""
+def truth_from_db(session: Any, study_id: int, stimuli_root: str | Path | None = None) -> dict[str, StimulusTruth]:
+    """The ground-truth table {sha256: StimulusTruth} of a study's stimuli, keyed by the stored
+    files' sha256 and, with `stimuli_root`, also by the sha256 of each image as the study and
+    each of its conditions display it (study/display.py; the renderings are cached as the
+    server would cache them)."""
     from sqlalchemy import select
 
-    from study.models import Stimulus
+    from study.display import displayed_file
+    from study.models import Condition, Stimulus, Study
+    from study.settings import StudySettings
 
     rows = session.execute(
-        select(Stimulus.sha256, Stimulus.stimulus_key, Stimulus.source, Stimulus.class_label)
+        select(Stimulus.sha256, Stimulus.path, Stimulus.stimulus_key, Stimulus.source, Stimulus.class_label)
         .where(Stimulus.study_id == study_id)
-    )
-    return {sha: StimulusTruth(key, source, label) for sha, key, source, label in rows}
+    ).all()
+    truth = {sha: StimulusTruth(key, source, label) for sha, _, key, source, label in rows}
+    if stimuli_root is None:
+        return truth
+    base = StudySettings.from_dict(session.get(Study, study_id).settings)
+    overrides = session.scalars(select(Condition.settings).where(Condition.study_id == study_id)).all()
+    displays = {base.display} | {base.merged(o).display for o in overrides}
+    root = Path(stimuli_root)
+    for sha, path, key, source, label in rows:
+        for display in displays:
+            shown = displayed_file(root / path, sha, root, display)
+            truth[hashlib.sha256(shown.read_bytes()).hexdigest()] = StimulusTruth(key, source, label)
+    return truth

@@ -27,6 +27,7 @@ from study.api.images import send_stimulus, stimulus_file
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
 from study.feedback import classifier_path, classify, load_gray
+from study.manifest import words_of_label
 from study.models import (
     BrowserEvent,
     Condition,
@@ -162,15 +163,19 @@ class TrialView:
 
 
 def client_settings(study: Study, settings: StudySettings, feedback: bool) -> dict[str, Any]:
-    """The settings a task page needs (nothing that gives answers away)."""
+    """The settings a task page needs (nothing that gives answers away). `pixelated`: the image
+    is sent as stored and the page enlarges it nearest-neighbour (display mode `pixels`)."""
+    pixelated = settings.display.mode == "pixels"
     if study.task == "clickme":
         return {
             "bubble_radius": settings.bubble_radius,
             "click_budget": settings.click_budget,
             "min_clicks": settings.min_clicks,
             "feedback": feedback,
+            "pixelated": pixelated,
         }
     return {
+        "pixelated": pixelated,
         "fixation_ms": settings.fixation_ms,
         "mask_ms": settings.mask_ms,
         "confidence": settings.confidence.enabled,
@@ -194,10 +199,28 @@ def trial_json(
         "settings": client_settings(study, settings, feedback),
     }
     if study.task == "clickme":
-        out["class_label"] = stimulus.class_label
+        out["class_text"] = shown_text(stimulus)
     if trial.kind == "practice" and settings.practice_feedback and study.task == "realfake":
         out["answer_key"] = "fake" if stimulus.source == "model" else "real"
     return out
+
+
+def shown_text(stimulus: Stimulus) -> str | None:
+    """What the participant is told the image shows: the stored class_text, else the class_label
+    when it is plain words (stimuli stored before class texts existed), else None."""
+    return stimulus.class_text or words_of_label(stimulus.class_label)
+
+
+def class_text_in_study(study_id: int, class_label: str) -> str | None:
+    """The display text of a class of the study's stimuli (the feedback classifier names
+    classes by their ids), or the label itself when it is plain words, else None."""
+    text = db.session().scalar(
+        select(Stimulus.class_text)
+        .where(Stimulus.study_id == study_id, Stimulus.class_label == class_label,
+               Stimulus.class_text.is_not(None))
+        .limit(1)
+    )
+    return text or words_of_label(class_label)
 
 
 def parse_response(task: str, settings: StudySettings, body: dict[str, Any]) -> dict[str, Any]:
@@ -593,20 +616,24 @@ def classify_clicks():  # noqa: ANN201
         raise ApiError(404, "the image file of this stimulus is missing on the server", None)
     image = load_gray(path_png)
     label, prob = classify(current_app, path, image, [(c.x, c.y) for c in clicks], settings.bubble_radius)
-    return jsonify(label=label, probability=prob, correct=label == stimulus.class_label)
+    return jsonify(class_text=class_text_in_study(study.id, label), probability=prob,
+                   correct=label == stimulus.class_label)
 
 
 @bp.get("/participant/trials/<int:trial_id>/image")
 def trial_image(trial_id: int):  # noqa: ANN201
     """The image of one of the participant's trials up to the current one (no peeking ahead)."""
     if preview.active():
-        _, _, stimulus = preview.trial_stimulus(trial_id)
-        return send_stimulus(current_app, stimulus)
+        _, settings, stimulus = preview.trial_stimulus(trial_id)
+        return send_stimulus(current_app, stimulus, settings.display)
     p = current_participant()
     trial = own_trial(p, trial_id)
     if trial.index > p.current_index:
         raise ApiError(404, "no such trial for this participant", "trial_id")
-    return send_stimulus(current_app, db.session().get(Stimulus, trial.stimulus_id))
+    s = db.session()
+    study = s.get(Study, p.study_id)
+    settings = study_settings(study, s.get(Condition, p.condition_id) if p.condition_id else None)
+    return send_stimulus(current_app, s.get(Stimulus, trial.stimulus_id), settings.display)
 
 
 @bp.get("/stimuli/<int:stimulus_id>/image")

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from flask import Flask, Response, send_file
 
+from study.display import displayed_file
 from study.errors import ApiError
 from study.models import Stimulus
+from study.settings import DisplaySettings
 
 
 def stimulus_file(app: Flask, stimulus: Stimulus) -> Path | None:
@@ -22,11 +24,14 @@ def stimulus_file(app: Flask, stimulus: Stimulus) -> Path | None:
     return path
 
 
-def send_stimulus(app: Flask, stimulus: Stimulus) -> Response:
+def send_stimulus(app: Flask, stimulus: Stimulus, display: DisplaySettings | None = None) -> Response:
+    """The stored PNG, or with `display` the file a participant sees (study/display.py)."""
     path = stimulus_file(app, stimulus)
     if path is None or not path.is_file():
         app.logger.error("stimulus %s: no image file at %s", stimulus.id, path)
         raise ApiError(404, "the image file of this stimulus is missing on the server", None)
+    if display is not None:
+        path = displayed_file(path, stimulus.sha256, app.config["STIMULI_ROOT"], display)
     resp = send_file(path, mimetype="image/png", max_age=3600, conditional=True)
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp

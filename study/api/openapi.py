@@ -107,7 +107,8 @@ SCHEMAS: dict[str, Any] = {
             "image_url": {"type": "string"},
             "exposure_ms": {"type": ["number", "null"], "description": "null: until the answer"},
             "settings": {"type": "object"},
-            "class_label": {"type": "string", "description": "ClickMe only"},
+            "class_text": {"type": ["string", "null"],
+                           "description": "ClickMe only: what the image shows, in words (null: none)"},
             "answer_key": {"type": "string", "description": "real-or-fake practice trials only"},
         },
     },
@@ -184,9 +185,10 @@ SCHEMAS: dict[str, Any] = {
     },
     "Classified": {
         "type": "object",
-        "required": ["label", "probability", "correct"],
+        "required": ["class_text", "probability", "correct"],
         "properties": {
-            "label": {"type": "string"},
+            "class_text": {"type": ["string", "null"],
+                           "description": "the class the classifier chose, in words (null: none)"},
             "probability": {"type": "number"},
             "correct": {"type": "boolean"},
         },

@@ -18,7 +18,7 @@ from study.models import Base
 PASSWORD = "correct horse battery"
 EMAIL = "ada@example.org"
 MANIFEST_COLUMNS = [
-    "stimulus_id", "path", "sha256", "source", "model", "class_label", "exemplar_id", "guidance",
+    "stimulus_id", "path", "sha256", "source", "model", "class_label", "class_text", "exemplar_id", "guidance",
     "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
 ]
 
@@ -62,7 +62,7 @@ def manifest_rows(folder: Path, n_real: int = 3, n_fake: int = 3, catch: int = 0
             "stimulus_id": f"{'cfgdm' if source == 'model' else 'real'}-c{i % 2}-s{i}",
             "path": rel, "sha256": sha, "source": source,
             "model": "cfgdm" if source == "model" else "",
-            "class_label": f"digit{i % 2}", "exemplar_id": "real-c0-s0" if source == "model" else "",
+            "class_label": f"digit{i % 2}", "class_text": f"the digit {i % 2}", "exemplar_id": "real-c0-s0" if source == "model" else "",
             "guidance": "1.5" if source == "model" else "", "sampler": "ddim" if source == "model" else "",
             "steps": "50" if source == "model" else "", "seed": str(100 + i) if source == "model" else "",
             "checkpoint": "", "dataset": "digits", "split": "heldout", "role": role,
@@ -71,10 +71,11 @@ def manifest_rows(folder: Path, n_real: int = 3, n_fake: int = 3, catch: int = 0
     return rows
 
 
-def write_manifest_csv(folder: Path, rows: list[dict], name: str = "manifest.csv") -> Path:
+def write_manifest_csv(folder: Path, rows: list[dict], name: str = "manifest.csv",
+                       columns: list[str] | None = None) -> Path:
     path = folder / name
     with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=columns or MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return path

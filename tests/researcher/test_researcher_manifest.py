@@ -143,3 +143,61 @@ def test_manifest_json_keeps_unknown_columns_out_of_the_way(tmp_path):
     path.write_text(json.dumps({"version": 1, "stimuli": rows}))
     parsed = manifest.read_manifest(path)
     assert parsed[0].extra == {"note": "from the generator"}
+
+
+def _create(app, path: Path, task: str, slug: str):
+    with app.app_context():
+        s = db.session()
+        study = manifest.create_study(s, manifest.read_manifest(path), path.parent,
+                                      manifest.parse_definition({"task": task}), app.config["STIMULI_ROOT"],
+                                      slug=slug)
+        return {x.class_label: x.class_text for x in s.scalars(select(Stimulus).where(Stimulus.study_id == study.id))}
+
+
+def test_class_text_is_read_and_stored(app, tmp_path):
+    rows = manifest_rows(tmp_path, 2, 2)
+    rows[1]["class_text"] = rows[3]["class_text"] = "the digit 1, mirrored left to right"
+    for r in rows:
+        r["class_label"] = r["class_label"] + "_flip" if r["class_label"] == "digit1" else r["class_label"]
+    parsed = manifest.read_manifest(write_manifest_json(tmp_path, rows))
+    assert [r.class_text for r in parsed] == ["the digit 0", "the digit 1, mirrored left to right"] * 2
+    stored = _create(app, write_manifest_csv(tmp_path, rows), "clickme", "texts")
+    assert stored == {"digit0": "the digit 0", "digit1_flip": "the digit 1, mirrored left to right"}
+    rows[0]["class_text"] = "x" * 201
+    with pytest.raises(manifest.ManifestError) as e:
+        manifest.read_manifest(write_manifest_csv(tmp_path, rows))
+    assert _problems(e.value) == {(1, "class_text")}
+
+
+def test_clickme_refuses_class_ids_without_class_text(app, tmp_path):
+    """A manifest without the column still makes a real-or-fake study (no class is shown), but a
+    ClickMe page must name the class, and `digit1` is an id: every such row is named."""
+    rows = manifest_rows(tmp_path, 2, 2)
+    rows[2]["class_text"] = ""  # the column exists, this row leaves it empty
+    path = write_manifest_csv(tmp_path, rows, columns=[c for c in rows[0] if c != "class_text"])
+    assert "class_text" not in path.read_text()
+    assert set(_create(app, path, "realfake", "rf").values()) == {None}
+    with pytest.raises(manifest.ManifestError) as e:
+        _create(app, path, "clickme", "cm")
+    assert _problems(e.value) == {(1, "class_text"), (2, "class_text"), (3, "class_text"), (4, "class_text")}
+    assert "row 2, column class_text: is needed in a ClickMe study: the class_label 'digit1'" in str(e.value)
+    with pytest.raises(manifest.ManifestError) as e:
+        _create(app, write_manifest_csv(tmp_path, rows), "clickme", "cm")
+    assert _problems(e.value) == {(3, "class_text")}
+    with app.app_context():
+        assert db.session().scalar(select(Study).where(Study.slug == "cm")) is None
+
+
+def test_plain_word_labels_need_no_class_text(app, tmp_path):
+    rows = manifest_rows(tmp_path, 2, 2)
+    labels = ["hot_air_balloon", "The Eiffel Tower", "t-shirt", "unconditional"]
+    for r, label in zip(rows, labels, strict=True):
+        r["class_label"] = label
+    columns = [c for c in rows[0] if c != "class_text"]
+    with pytest.raises(manifest.ManifestError) as e:  # an unconditional sample has no class
+        _create(app, write_manifest_csv(tmp_path, rows, columns=columns), "clickme", "words")
+    assert _problems(e.value) == {(4, "class_text")}
+    stored = _create(app, write_manifest_csv(tmp_path, rows[:3], columns=columns), "clickme", "words")
+    assert stored == {"hot_air_balloon": "hot air balloon", "The Eiffel Tower": "The Eiffel Tower",
+                      "t-shirt": "t-shirt"}
+    assert [manifest.words_of_label(x) for x in ("digit4_rot270", "Balinese/character01", "class_07")] == [None] * 3

@@ -34,7 +34,7 @@ class LiveServer:
 def _truth(app, slug):
     with app.app_context():
         sid = db.session().scalar(select(Study.id).where(Study.slug == slug))
-        return sid, simulate.truth_from_db(db.session(), sid)
+        return sid, simulate.truth_from_db(db.session(), sid, app.config["STIMULI_ROOT"])
 
 
 def _counts(app, sid):
@@ -107,9 +107,14 @@ def test_clicker_draws_clicks_from_the_ink(app, stimuli_dir):
 
         files = {i: Path(app.config["STIMULI_ROOT"]) / p for i, p in s.execute(select(Stimulus.id, Stimulus.path))}
     assert len(points) == 3 * 4 * 20
+    from study.display import render
+    from study.settings import DisplaySettings
+
     on_ink = 0
     for x, y, stim in points:
-        img = np.asarray(Image.open(files[stim]).convert("L"))
+        # the image as the participant was shown it (the study's default smooth display)
+        img = np.asarray(render(Image.open(files[stim]), DisplaySettings()))
+        assert img.shape == (256, 256)
         on_ink += img[int(y * img.shape[0]), int(x * img.shape[1])] > 127
     assert on_ink == len(points)  # every point landed on an ink pixel of its own image
 

@@ -28,7 +28,10 @@ def build_study(
     conditions: tuple[str, ...] = ("A", "B"),
     code: str = "C0DE42",
     image_size: int = 8,
+    class_texts: bool = True,
 ) -> str:
+    """A study with random grey PNG stimuli; `class_texts=False` stores none (a study created
+    before class texts existed)."""
     slug = f"{task}-{uuid.uuid4().hex[:8]}"
     root = Path(app.config["STIMULI_ROOT"]) / slug
     root.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,7 @@ def build_study(
             s.add(Stimulus(study_id=study.id, stimulus_key=f"s{i}", path=rel, sha256=digest,
                            source="model" if i % 2 else "real",
                            model_name="cfgdm" if i % 2 else None, class_label=f"digit{i % 3}",
+                           class_text=f"the digit {i % 3}" if class_texts else None,
                            width=image_size, height=image_size, role=role))
         s.commit()
     return slug

@@ -118,12 +118,32 @@ def test_realfake_flow(app: Flask, client: FlaskClient, make_study) -> None:  # 
     assert participant(app, token).status == "completed"
 
 
+def test_clickme_trials_without_class_text_name_no_class(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+    """Stimuli stored without a class_text (before the column existed): a plain-word label is
+    shown as words, an id like `digit1` is not shown at all."""
+    slug = make_study(task="clickme", n_main=3, n_practice=0, n_catch=0, class_texts=False)
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        s.execute(text("UPDATE stimuli SET class_label = 'hot_air_balloon' WHERE stimulus_key = 's0'"))
+        s.commit()
+    token = start(client, slug)["token"]
+    texts = {}
+    for _ in range(3):
+        trial = current(client, token)["trial"]
+        with Session(app.extensions["sqlalchemy_engine"]) as s:
+            key = s.scalar(select(Stimulus.stimulus_key).join(Trial).where(Trial.id == trial["id"]))
+        texts[key] = trial["class_text"]
+        assert "class_label" not in trial
+        assert post(client, token, answer_body(trial)).status_code == 201
+    assert texts == {"s0": "hot air balloon", "s1": None, "s2": None}
+
+
 def test_clickme_flow_stores_every_click(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
     slug = make_study(task="clickme", n_main=3, n_practice=1, n_catch=0)
     token = start(client, slug, platform="mturk", workerId="W1", assignmentId="A1", hitId="H1")["token"]
     trials = finish_all(client, token)
     assert len(trials) == 4
-    assert all(t["class_label"].startswith("digit") and t["exposure_ms"] is None for t in trials)
+    assert all(t["class_text"].startswith("the digit ") and t["exposure_ms"] is None for t in trials)
+    assert not any("class_label" in t for t in trials)  # the class id never reaches the page
     assert trials[0]["settings"]["min_clicks"] == 2 and trials[0]["settings"]["feedback"] is False
     p = participant(app, token)
     assert count(app, Click) >= 12

@@ -65,7 +65,7 @@ def test_a_study_may_not_name_a_checkpoint_outside_the_checkpoint_folder(
 
 def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_classifier) -> None:  # noqa: ANN001
     app.config["FEEDBACK_CLASSIFIER_DIR"] = str(Path(tiny_classifier).parent)
-    slug = make_study(task="clickme", n_main=2, n_practice=0, n_catch=0, image_size=16,
+    slug = make_study(task="clickme", n_main=3, n_practice=0, n_catch=0, image_size=16,
                       settings={"feedback_classifier": tiny_classifier})
     token = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]
     trial = client.get("/api/v1/participant/trial", headers={H: token}).get_json()["trial"]
@@ -75,8 +75,10 @@ def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_cla
                       headers={H: token})
     assert res.status_code == 200, res.get_json()
     out = res.get_json()
-    assert out["label"] in {"digit0", "digit1", "digit2"} and 0 <= out["probability"] <= 1
-    assert out["correct"] == (out["label"] == trial["class_label"])
+    # The classifier's class comes back in words, as the study's stimuli of that class say it.
+    assert out["class_text"] in {"the digit 0", "the digit 1", "the digit 2"} and 0 <= out["probability"] <= 1
+    assert "label" not in out
+    assert out["correct"] == (out["class_text"] == trial["class_text"])
     res = client.post("/api/v1/participant/classify", headers={H: token},
                       json={"trial_id": trial["id"], "clicks": [{"x": 2, "y": 0, "t": 0}]})
     assert res.status_code == 400 and res.get_json()["error"]["field"] == "clicks[0].x"

@@ -20,9 +20,11 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
   const dpr = window.devicePixelRatio || 1;
 
   stage.replaceChildren();
-  const prompt = el("p", "cm-prompt", "Paint over the parts of the image that show it is ");
-  prompt.append(el("strong", "cm-label", trial.class_label));
-  const canvas = el("canvas", "cm-canvas pixelated");
+  // The class in words (class_text); without one the page names no class.
+  const prompt = el("p", "cm-prompt", "Paint over the parts of the drawing that tell you what it is");
+  if (trial.class_text) prompt.append(": ", el("strong", "cm-label", trial.class_text));
+  else prompt.append(".");
+  const canvas = el("canvas", s.pixelated ? "cm-canvas pixelated" : "cm-canvas");
   canvas.width = Math.round(size * dpr);
   canvas.height = Math.round(size * dpr);
   canvas.style.width = `${size}px`;
@@ -51,7 +53,7 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
 
   function draw() {
     const W = canvas.width;
-    ctx.imageSmoothingEnabled = false;
+    ctx.imageSmoothingEnabled = !s.pixelated;
     ctx.clearRect(0, 0, W, W);
     ctx.drawImage(img, 0, 0, W, W);
     ctx.fillStyle = "rgba(255, 200, 0, 0.45)";
@@ -100,10 +102,10 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
         token,
       });
       if (pending !== mine || !res.ok) return;
-      const { label, probability, correct } = res.data;
-      feedback.textContent = correct
-        ? `The computer recognises it: ${label} (${Math.round(probability * 100)}%)`
-        : `The computer thinks it is ${label} (${Math.round(probability * 100)}%)`;
+      const { class_text: said, probability, correct } = res.data;
+      const pct = `(${Math.round(probability * 100)}%)`;
+      if (correct) feedback.textContent = said ? `The computer recognises it: ${said} ${pct}` : `The computer recognises it ${pct}`;
+      else feedback.textContent = said ? `The computer thinks it is: ${said} ${pct}` : `The computer thinks it is something else ${pct}`;
       feedback.classList.toggle("good", correct);
       feedback.hidden = false;
     } catch {

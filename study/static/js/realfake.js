@@ -24,7 +24,7 @@ function maskCanvas(size) {
   return c;
 }
 
-function build(stage, img, size) {
+function build(stage, img, size, pixelated) {
   stage.replaceChildren();
   const screen = document.createElement("div");
   screen.className = "rf-screen";
@@ -33,7 +33,7 @@ function build(stage, img, size) {
   const fixation = document.createElement("div");
   fixation.className = "fixation";
   fixation.textContent = "+";
-  img.className = "rf-image pixelated";
+  img.className = pixelated ? "rf-image pixelated" : "rf-image";
   img.alt = "";
   img.style.width = `${size}px`;
   img.style.height = `${size}px`;
@@ -92,7 +92,7 @@ function askConfidence(stage, lo, hi) {
 export async function runRealFake(stage, trial, img) {
   const s = trial.settings;
   const size = Math.min(384, window.innerWidth - 40);
-  const { fixation, mask, answer } = build(stage, img, size);
+  const { fixation, mask, answer } = build(stage, img, size, s.pixelated);
 
   const t_fix = await nextFrame();
   await waitFrames(t_fix, s.fixation_ms);
