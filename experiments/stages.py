@@ -27,6 +27,7 @@ from models.classifiers.store import load_classifier, save_classifier
 from models.config import Config
 from models.data import ImageDataset
 from models.diffusion.training import CHECKPOINT_NAME, load_training_data, train
+from models.sample import COLUMNS as MANIFEST_COLUMNS
 from models.sample import run_sampling
 
 
@@ -71,8 +72,10 @@ def make_stimuli(profile: Profile, checkpoints: dict[str, Path], cache: Path, se
     """Sample every model for the held-out exemplars at the profile's guidance scales, plus real
     held-out drawings; returns the manifest.json path (models.sample writes it)."""
     s = profile.section("sampling")
+    # The manifest's columns are part of the key: a manifest cached before a column existed is
+    # made again rather than handed to readers that need the column.
     key = digest({"models": {n: digest(read_checkpoint(p)["config"]) for n, p in checkpoints.items()},
-                  "sampling": s, "seed": seed})
+                  "sampling": s, "seed": seed, "columns": MANIFEST_COLUMNS})
     folder = cache / "stimuli" / key
     manifest = folder / "manifest.json"
     if manifest.exists():

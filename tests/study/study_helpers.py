@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import uuid
 from pathlib import Path
@@ -68,4 +69,61 @@ def build_study(
                            class_text=f"the digit {i % 3}" if class_texts else None,
                            width=image_size, height=image_size, role=role))
         s.commit()
+    return slug
+
+
+def digit_manifest(folder: Path, classes: tuple[str, ...] = ("digit4_rot270", "digit7_flip"),
+                   per_class: int = 3, practice: int = 1, catch: int = 0) -> Path:
+    """A manifest.csv as `python -m models sample` writes it (docs/formats.md section 1) over the
+    embedded digits at 16 px: per class, `per_class` real drawings (ids `real-digits-...`) and
+    `per_class` stand-ins for model samples (another drawing of the class shifted by a pixel,
+    ids `cfgdm-w1.0-c...`), with the sampler's file names, exemplar ids and class texts. The
+    first `practice` rows are practice, the next `catch` rows catch trials. Needs torch."""
+    from models.data.class_text import class_text
+    from models.data.digits import load_digits
+    from models.data.preprocess import tensor_to_png_array
+    from models.sample import COLUMNS, safe_name
+
+    data = load_digits(16, augment=("id", "rot90", "rot270", "flip"), max_per_class=2 * per_class + 1)
+    rows = []
+    for ci, cls in enumerate(classes):
+        idx = data.indices_of_class(data.class_names.index(cls))
+        exemplar = data.ids[idx[0]]
+        for j in range(per_class):
+            for source in ("real", "model"):
+                k = idx[1 + j] if source == "real" else idx[1 + per_class + j]
+                image = data.images[k] if source == "real" else data.images[k].roll(1, dims=-1)
+                sid = f"real-{safe_name(data.ids[k])}" if source == "real" else f"cfgdm-w1.0-c{ci:03d}-e0-s{j}"
+                rel = f"images/{sid}.png"
+                (folder / "images").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(tensor_to_png_array(image)).save(folder / rel)
+                model = source == "model"
+                rows.append({
+                    "stimulus_id": sid, "path": rel,
+                    "sha256": hashlib.sha256((folder / rel).read_bytes()).hexdigest(),
+                    "source": source, "model": "cfgdm" if model else "", "class_label": cls,
+                    "class_text": class_text("digits", cls), "exemplar_id": exemplar if model else "",
+                    "guidance": 1.0 if model else "", "sampler": "ddim" if model else "",
+                    "steps": 20 if model else "", "seed": 1000 + j if model else "",
+                    "checkpoint": "data/runs/cache/diffusion/cfgdm-d7fb559d5724/checkpoint.pt" if model else "",
+                    "dataset": "digits", "split": "heldout", "role": "main", "width": 16, "height": 16,
+                })
+    for i, row in enumerate(rows[: practice + catch]):
+        row["role"] = "practice" if i < practice else "catch"
+    path = folder / "manifest.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def manifest_study(app: Flask, manifest: Path, definition: dict[str, Any], slug: str) -> str:
+    """A live study created from `manifest` through study.manifest, as the CLI does."""
+    from study import manifest as manifests
+
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        manifests.create_study(s, manifests.read_manifest(manifest), manifest.parent,
+                               manifests.parse_definition(definition), app.config["STIMULI_ROOT"],
+                               slug=slug, live=True)
     return slug

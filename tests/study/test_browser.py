@@ -4,6 +4,7 @@ drop of a few seconds. The database is counted afterwards: nothing lost, nothing
 
 from __future__ import annotations
 
+import csv
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from study_helpers import build_study
+from study_helpers import build_study, digit_manifest, manifest_study
 from werkzeug.serving import make_server
 
 from study import create_app
@@ -319,3 +320,117 @@ def test_researcher_preview_runs_the_flow_and_stores_nothing(server, page) -> No
     with Session(app.extensions["sqlalchemy_engine"]) as s:
         for model in (Participant, Trial, Response, BrowserEvent):
             assert s.scalar(select(func.count()).select_from(model)) == 0
+
+
+class NoIds:
+    """Fails when a participant's page shows or contains an internal id: the manifest's stimulus
+    ids, class ids, model names, exemplar ids, file names, checksums and checkpoint paths, in
+    the visible text, the HTML (the live DOM) or a JSON reply of the API."""
+
+    def __init__(self, page, manifest: Path) -> None:  # noqa: ANN001
+        with manifest.open() as fh:
+            rows = list(csv.DictReader(fh))
+        ids = {"ddpm", "cfgdm", "fsdm"}
+        for r in rows:
+            ids |= {r[c] for c in ("stimulus_id", "class_label", "model", "exemplar_id", "sha256", "path",
+                                   "checkpoint")}
+            ids |= {Path(r["path"]).name, Path(r["path"]).stem}
+        self.ids = sorted(i for i in ids if i)
+        self.page = page
+        self.replies: list[str] = []
+        self.pages = 0
+        page.route("**/api/v1/**", self._record)
+
+    def _record(self, route) -> None:  # noqa: ANN001
+        response = route.fetch()
+        if "json" in response.headers.get("content-type", ""):
+            self.replies.append(response.text())
+        route.fulfill(response=response)
+
+    def check(self, where: str) -> None:
+        html = self.page.content()
+        text = self.page.locator("body").inner_text()
+        found = [i for i in self.ids if i in html or i in text]
+        assert not found, f"{where}: {found}"
+        self.pages += 1
+
+    def check_replies(self) -> None:
+        found = {i for reply in self.replies for i in self.ids if i in reply}
+        assert not found, found
+        assert self.replies
+
+
+def walk(page, leaks: NoIds, base: str, slug: str, pid: str, answer) -> list[str]:  # noqa: ANN001
+    """Consent, instructions, every trial (and interlude), debrief: checked at each step.
+    `answer(page, index)` does one trial. Returns the ClickMe prompts seen."""
+    page.goto(f"{base}/s/{slug}?PROLIFIC_PID={pid}&STUDY_ID=ST&SESSION_ID=SE")
+    leaks.check("consent")
+    page.click("#agree")
+    page.wait_for_url(f"**/s/{slug}/task")
+    page.locator("#instructions").wait_for(state="visible")
+    leaks.check("instructions")
+    page.locator("#begin").click()
+    prompts, index = [], 0
+    for _ in range(400):
+        if page.locator("#debrief-done").is_visible():
+            leaks.check("debrief")
+            return prompts
+        if page.locator("#interlude").is_visible():
+            leaks.check(f"interlude before trial {index}")
+            page.locator("#interlude-next").click()
+        elif page.locator(f'#stage[data-trial-index="{index}"]').is_visible():
+            if page.locator(".cm-prompt").count():
+                prompts.append(page.locator(".cm-prompt").inner_text())
+            answer(page, index)
+            leaks.check(f"trial {index}")
+            index += 1
+        page.wait_for_timeout(50)
+    raise AssertionError(f"stuck before trial {index}")
+
+
+def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -> None:  # noqa: ANN001
+    """Both tasks on stimuli named as the sampler names them (`digit4_rot270`,
+    `cfgdm-w1.0-c000-e0-s0`, `images/real-digits-digit7_flip-0010.png`): the ClickMe prompt
+    says the class in words, the images arrive smoothly rendered, and no page, at any step,
+    shows or contains an internal id."""
+    pytest.importorskip("torch")
+    base, app = server
+    manifest = digit_manifest(tmp_path / "stimuli", per_class=3, practice=1, catch=1)
+    leaks = NoIds(page, manifest)
+    cm = manifest_study(app, manifest, {"task": "clickme", "title": "Which parts matter?", "completion_code": "C0DE42",
+                                        "trials_per_participant": 3, "n_practice": 1, "n_catch": 0,
+                                        "min_clicks": 3, "click_budget": 30}, "cm-words")
+
+    def paint(page, index: int) -> None:  # noqa: ANN001
+        canvas = page.locator(".cm-canvas")
+        assert "pixelated" not in (canvas.get_attribute("class") or "")
+        box = canvas.bounding_box()
+        for fx, fy in ((0.3, 0.3), (0.5, 0.5), (0.7, 0.6)):
+            page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        page.locator(".cm-submit").click()
+
+    prompts = walk(page, leaks, base, cm, "WORDS1", paint)
+    texts = {"the digit 4, rotated a quarter turn to the right", "the digit 7, mirrored left to right"}
+    assert len(prompts) == 4
+    for prompt in prompts:
+        assert prompt.startswith("Paint over the parts of the drawing that tell you what it is: ")
+        assert prompt.split(": ", 1)[1] in texts
+
+    rf = manifest_study(app, manifest, {"task": "realfake", "title": "Real or AI?", "completion_code": "C0DE42",
+                                        "trials_per_participant": 3, "n_practice": 1, "n_catch": 1,
+                                        "exposure_ms": 300, "fixation_ms": 50, "mask_ms": 50}, "rf-words")
+    natural = []
+
+    def judge(page, index: int) -> None:  # noqa: ANN001
+        page.locator(".rf-answer").wait_for(state="visible")
+        image = page.locator(".rf-image")
+        natural.append(image.evaluate("i => [i.naturalWidth, i.className]"))
+        page.keyboard.press("f" if index % 2 else "j")
+
+    assert walk(page, leaks, base, rf, "WORDS2", judge) == []
+    assert natural == [[256, "rf-image"]] * 5  # the 16-px drawings arrive rendered at 256 px
+    leaks.check_replies()
+    assert leaks.pages >= 2 * 4 + 4 + 5 and len(leaks.ids) > 40
+    for pid, n in (("WORDS1", 4), ("WORDS2", 5)):
+        p, responses, _, _ = db_rows(app, pid)
+        assert p.status == "completed" and len(responses) == n
