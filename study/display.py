@@ -54,7 +54,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def cache_key(display: DisplaySettings) -> str:
-    """The cache folder of one rendering (`smooth-256-0.7`)."""
+    """The cache folder of one rendering (`smooth-512-0.7`)."""
     return f"{display.mode}-{display.size}-{display.blur:g}"
 
 

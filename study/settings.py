@@ -61,7 +61,7 @@ class DisplaySettings:
     Every image of a condition gets the same rendering, real drawings and samples alike."""
 
     mode: str = "smooth"
-    size: int = 256
+    size: int = 512
     blur: float = 0.7
 
 

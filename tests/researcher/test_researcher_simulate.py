@@ -114,7 +114,7 @@ def test_clicker_draws_clicks_from_the_ink(app, stimuli_dir):
     for x, y, stim in points:
         # the image as the participant was shown it (the study's default smooth display)
         img = np.asarray(render(Image.open(files[stim]), DisplaySettings()))
-        assert img.shape == (256, 256)
+        assert img.shape == (512, 512)
         on_ink += img[int(y * img.shape[0]), int(x * img.shape[1])] > 127
     assert on_ink == len(points)  # every point landed on an ink pixel of its own image
 

@@ -428,7 +428,7 @@ def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -
         page.keyboard.press("f" if index % 2 else "j")
 
     assert walk(page, leaks, base, rf, "WORDS2", judge) == []
-    assert natural == [[256, "rf-image"]] * 5  # the 16-px drawings arrive rendered at 256 px
+    assert natural == [[512, "rf-image"]] * 5  # the 16-px drawings arrive rendered at 512 px
     leaks.check_replies()
     assert leaks.pages >= 2 * 4 + 4 + 5 and len(leaks.ids) > 40
     for pid, n in (("WORDS1", 4), ("WORDS2", 5)):

@@ -34,7 +34,7 @@ def _drawing() -> tuple[np.ndarray, Image.Image]:
 def test_smooth_rendering_draws_the_shape_closer_than_blocks() -> None:
     truth, stored = _drawing()
     blocks = np.asarray(stored.resize((S, S), Image.Resampling.NEAREST)) < 128
-    shown = render(stored, DisplaySettings())
+    shown = render(stored, DisplaySettings(size=S))
     ink = np.asarray(shown) < 128
     assert shown.size == (S, S) and set(np.unique(np.asarray(shown)).tolist()) == {0, 255}
     # Against the drawing it came from: about half the wrong pixels of the 4-pixel blocks
@@ -64,7 +64,7 @@ def test_rendered_files_are_cached_by_content_and_settings(tmp_path: Path) -> No
     sha = "ab" + "0" * 62
     assert displayed_file(source, sha, tmp_path / "root", DisplaySettings(mode="pixels")) == source
     first = displayed_file(source, sha, tmp_path / "root", DisplaySettings())
-    assert first == tmp_path / "root" / "display" / "smooth-256-0.7" / "ab" / f"{sha}.png"
+    assert first == tmp_path / "root" / "display" / "smooth-512-0.7" / "ab" / f"{sha}.png"
     assert first.read_bytes() == png_bytes(render(stored, DisplaySettings()))
     stamp = first.stat().st_mtime_ns
     assert displayed_file(source, sha, tmp_path / "root", DisplaySettings()).stat().st_mtime_ns == stamp
@@ -102,7 +102,7 @@ def test_served_images_follow_the_participants_condition(app: Flask, client: Fla
             else:
                 with Image.open(stored) as im:
                     assert res.data == png_bytes(render(im, DisplaySettings()))
-                assert Image.open(io.BytesIO(res.data)).size == (S, S)
+                assert Image.open(io.BytesIO(res.data)).size == (512, 512)  # the default size
             seen[condition].add(stimulus.source)
             body = {"client_uuid": f"00000000-0000-4000-8000-{index:04d}{trial.id:08d}", "trial_id": trial.id,
                     "answer": "real", "rt_ms": 500}
