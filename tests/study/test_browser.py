@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from study_helpers import build_study, digit_manifest, manifest_study
@@ -104,7 +105,10 @@ def wait_trial(page, index: int) -> str:  # noqa: ANN001
         if page.locator(f'#stage[data-trial-index="{index}"]').is_visible():
             return "stage"
         if page.locator("#interlude").is_visible():
-            page.locator("#interlude-next").click()
+            try:  # the interlude may give way to the stage between the check and the click
+                page.locator("#interlude-next").click(timeout=2000)
+            except PlaywrightTimeoutError:
+                pass
         page.wait_for_timeout(100)
     raise AssertionError(f"trial {index} never appeared")
 
@@ -124,7 +128,10 @@ def finish(page) -> str:  # noqa: ANN001
         if page.locator("#debrief-done").is_visible():
             return page.locator("#completion-code").inner_text()
         if page.locator("#interlude").is_visible():
-            page.locator("#interlude-next").click()
+            try:  # the interlude may give way to the stage between the check and the click
+                page.locator("#interlude-next").click(timeout=2000)
+            except PlaywrightTimeoutError:
+                pass
         page.wait_for_timeout(100)
     raise AssertionError("the debrief never showed a code")
 

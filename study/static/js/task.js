@@ -45,6 +45,7 @@ async function interlude(title, text) {
   $("interlude-text").textContent = text;
   show("interlude");
   await waitClick($("interlude-next"));
+  $("interlude").hidden = true; // answered: never leave a stale Continue on screen while the next trial loads
 }
 
 async function fetchTrial() {
