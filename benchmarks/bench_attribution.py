@@ -124,8 +124,9 @@ def main(argv: list[str]) -> int:
         f"### Attribution maps per second ({device.type}, {args.threads} torch thread(s), "
         f"{platform.processor() or platform.machine()})\n\n"
         "One batched call against a loop of one-image calls, same maps (the tests check that they are "
-        "equal), best of two timings after a warm-up. No GPU was lent to this session, so there are no "
-        f"GPU figures yet (`{cmd} --device cuda` on a GPU machine adds them).\n\n"
+        "equal), best of two timings after a warm-up."
+        + (f" GPU figures come from `{cmd} --device cuda` on a GPU machine (also run by `make gpu-check`)."
+           if device.type == "cpu" else "") + "\n\n"
         f"{table}\n\nCommand: `{cmd}`\n\n{critic}"
     )
     if not args.no_write:
