@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", type=float, default=DEFAULT_FILL, help="feedback: value of unrevealed pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bars while training, with the running loss (--no-progress: none)")
     return p
 
 

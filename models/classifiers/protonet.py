@@ -90,7 +90,9 @@ def train_protonet(
     net = ProtoNet(images.shape[1], hidden).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, episodes // 4), gamma=0.5)
-    for _ in tqdm(range(episodes), desc="protonet", disable=not progress):
+    bar = tqdm(range(episodes), desc="protonet", unit="episode", disable=not progress, dynamic_ncols=True)
+    running = None
+    for episode in bar:
         s_idx, s_lab, q_idx, q_lab = _episode(by_class, n_way, n_shot, n_query, gen)
         x = images[torch.cat([s_idx, q_idx])]
         if augment is not None:
@@ -102,6 +104,11 @@ def train_protonet(
         loss.backward()
         opt.step()
         sched.step()
+        if progress:  # reading the loss waits for the device, so only when it is shown
+            value = float(loss.detach())
+            running = value if running is None else 0.98 * running + 0.02 * value
+            if episode % 20 == 0:
+                bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
     return net.eval()
 
 

@@ -97,3 +97,13 @@ def test_unknown_config_key(capsys, tmp_path):
     cfg.write_text("epochz = 3\n")
     assert cli.main(["nway", "--config", str(cfg), "--out", str(tmp_path / "x.pt")]) == 2
     assert "epochz" in capsys.readouterr().err
+
+
+def test_protonet_shows_its_progress_and_loss_unless_told_not_to(capsys, tmp_path):
+    argv = ["protonet", "--data", "digits", "--size", "8", "--heldout-classes", "10", "--episodes", "25",
+            "--n-way", "5", "--out", str(tmp_path / "p.pt"), "--device", "cpu"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "protonet" in err and "25/25" in err and "loss=" in err
+    assert cli.main([*argv, "--no-progress"]) == 0
+    assert "protonet" not in capsys.readouterr().err
