@@ -41,7 +41,7 @@ from analysis import map_checks
 from analysis.maps import rowwise_spearman
 from benchmarks.report import ROOT, markdown_table, write_section
 from models.attribution import methods as M
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, read_checkpoint
 from models.classifiers.backbones import build_classifier
 from models.classifiers.training import accuracy, fit_classifier, random_shift
 from models.config import config_from_dict, load_config
@@ -99,7 +99,7 @@ def train_diffusion(cfg_dict: dict[str, Any], out: Path, device: torch.device, p
     """Train (or reuse the finished checkpoint of) a diffusion config; (net, schedule, cfg)."""
     cfg = config_from_dict(cfg_dict)
     ckpt = out / cfg.name / "checkpoint.pt"
-    if ckpt.exists() and load_checkpoint(ckpt, "cpu")[2].get("metrics", {}).get("steps") == cfg.training.steps:
+    if ckpt.exists() and read_checkpoint(ckpt)["meta"].get("metrics", {}).get("steps") == cfg.training.steps:
         REUSED.add(cfg.name)
     result = train(cfg, out / cfg.name, device=device, resume=True, progress=progress)
     net, cfg, _meta = load_checkpoint(result.checkpoint, device)
@@ -193,15 +193,15 @@ def verdict_text(r: dict[str, Any]) -> str:
     return "**FAILS**: " + ", ".join(why)
 
 
-def known_truth(s: Settings, out: Path, device, seed: int, progress: bool) -> tuple[list[dict], dict]:
-    """Train the models, make every method's maps on held-out images, score them."""
+def known_truth(s: Settings, net, schedule, device, seed: int) -> tuple[list[dict], dict]:
+    """Train the classifiers, make every method's maps (of the marks CFGDM `net` and of the
+    classifiers) on held-out images, score them."""
     test = make_marks(max(1, s.n_test // 4), 16, seed=seed + 1000)
     x, y, masks = test.data.images[: s.n_test], test.data.labels[: s.n_test], test.masks[: s.n_test]
     seeds = [seed * 100_003 + i for i in range(len(x))]
     rows: list[dict] = []
     info: dict[str, Any] = {}
 
-    net, schedule, _cfg = train_diffusion(marks_cfgdm_config(s, seed), out, device, progress)
     rand_net = reinitialised(net, seed + 1)
     trained_maps = diffusion_image_maps(net, schedule, x, y, s, seeds, device)
     random_maps = diffusion_image_maps(rand_net, schedule, x, y, s, seeds, device)
@@ -342,12 +342,12 @@ def main(argv: list[str]) -> int:
     progress = not args.no_progress
     start_wall, start_cpu = time.perf_counter(), time.process_time()
 
-    rows, info = known_truth(s, args.cache, device, args.seed, progress)
+    mnet, msched, _ = train_diffusion(marks_cfgdm_config(s, args.seed), args.cache, device, progress)
+    rows, info = known_truth(s, mnet, msched, device, args.seed)
     t_truth = time.perf_counter() - start_wall
 
     test = make_marks(max(1, s.n_reliability // 4), 16, seed=args.seed + 2000)
     mx, my = test.data.images[: s.n_reliability], test.data.labels[: s.n_reliability]
-    mnet, msched, _ = train_diffusion(marks_cfgdm_config(s, args.seed), args.cache, device, progress)
     rel = reliability(mnet, msched, mx, my, (my + 1) % 4, s, device, args.seed, None, "CFGDM marks (class)")
     dnet, dsched, dx, own, other, ink = digits_cfgdm(s, args.cache, device, args.seed, progress)
     rel += reliability(dnet, dsched, dx, own, other, s, device, args.seed, ink, "CFGDM digits (exemplar)")

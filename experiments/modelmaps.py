@@ -5,7 +5,6 @@ human ClickMe maps on stimulus id, and the known-truth verdict of each method
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,7 @@ def diffusion_maps(net, schedule, images: torch.Tensor, exemplars: torch.Tensor,
     }
     out = {}
     for name, m in maps.items():
-        draws = inspect.signature(getattr(M, name)).parameters["n_draws"].default
-        out[name] = (m, {"w": 1.0, "n_draws": draws, "timesteps": M.default_timesteps(schedule.T), "seed": seed,
+        out[name] = (m, {"w": 1.0, "n_draws": M.default_draws(name), "timesteps": M.default_timesteps(schedule.T), "seed": seed,
                          "context": "exemplar"})
     return out
 

@@ -19,7 +19,6 @@ Random draws are seeded per stimulus id, so a shard gives the maps the unsharded
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import zlib
@@ -201,7 +200,7 @@ def _same_checkpoint(a: str, b: Path) -> bool:
 
 def _draws_of(method: str, given: int | None) -> int:
     """The noise draws a diffusion method runs with: `given`, else the method's own default."""
-    return given if given is not None else int(inspect.signature(getattr(M, method)).parameters["n_draws"].default)
+    return given if given is not None else M.default_draws(method)
 
 
 def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:

@@ -25,6 +25,7 @@ a time.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -179,6 +180,12 @@ def _check_timesteps(timesteps: Sequence[int], T: int) -> list[int]:
     if not ts or any(not 1 <= t <= T for t in ts):
         raise ValueError(f"timesteps: need a non-empty list of steps in 1..{T}, got {list(timesteps)}")
     return ts
+
+
+def default_draws(method: str) -> int:
+    """The noise draws per timestep a diffusion method runs with when none are given (its
+    `n_draws` default, chosen from measured map reliability)."""
+    return int(inspect.signature(globals()[method]).parameters["n_draws"].default)
 
 
 def default_timesteps(T: int, n: int = 10) -> list[int]:
