@@ -314,9 +314,10 @@ def words_of_label(class_label: str) -> str | None:
     return words
 
 
-def shown_class(row: ManifestRow) -> str | None:
-    """What a participant is told the row's image shows: its class_text, else its class_label
-    when that is plain words, else None."""
+def shown_class(row: ManifestRow | Stimulus) -> str | None:
+    """What a participant is told the image of a manifest row or a stored stimulus shows: its
+    class_text, else its class_label when that is plain words (stimuli stored before class
+    texts existed), else None."""
     return row.class_text or words_of_label(row.class_label)
 
 

@@ -27,7 +27,7 @@ from study.api.images import send_stimulus, stimulus_file
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
 from study.feedback import classifier_path, classify, load_gray
-from study.manifest import words_of_label
+from study.manifest import shown_class, words_of_label
 from study.models import (
     BrowserEvent,
     Condition,
@@ -199,16 +199,10 @@ def trial_json(
         "settings": client_settings(study, settings, feedback),
     }
     if study.task == "clickme":
-        out["class_text"] = shown_text(stimulus)
+        out["class_text"] = shown_class(stimulus)
     if trial.kind == "practice" and settings.practice_feedback and study.task == "realfake":
         out["answer_key"] = "fake" if stimulus.source == "model" else "real"
     return out
-
-
-def shown_text(stimulus: Stimulus) -> str | None:
-    """What the participant is told the image shows: the stored class_text, else the class_label
-    when it is plain words (stimuli stored before class texts existed), else None."""
-    return stimulus.class_text or words_of_label(stimulus.class_label)
 
 
 def class_text_in_study(study_id: int, class_label: str) -> str | None:
