@@ -181,10 +181,10 @@ def _participant_mean(zh, ok_signal, zf, ok_noise, weight) -> dict[str, np.ndarr
     w = weight * (ok_signal & ok_noise)
     n = w.sum(axis=0)
     eq = "pm,pm->m"
+    sh, sf = np.einsum(eq, w, zh), np.einsum(eq, w, zf)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"dprime_mean_participant": (np.einsum(eq, w, zh) - np.einsum(eq, w, zf)) / n,
-                "criterion_mean_participant": -(np.einsum(eq, w, zh)
-                                                + np.einsum(eq, w, zf)) / (2 * n),
+        return {"dprime_mean_participant": (sh - sf) / n,
+                "criterion_mean_participant": -(sh + sf) / (2 * n),
                 "n_participants": n}
 
 

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.staircase import StaircaseRule
+
 PLATFORMS = ("prolific", "mturk", "none")
 DISPLAY_MODES = ("smooth", "pixels")
 MTURK_SUBMIT_URL = "https://www.mturk.com/mturk/externalSubmit"
@@ -34,13 +36,14 @@ class StaircaseSettings:
     `step_ms`, `up` wrong in a row -> longer; clamped to [min_ms, max_ms]."""
 
     enabled: bool = False
-    up: int = 1
-    down: int = 3
-    step_ms: float = 50.0
+    # The rule's defaults are the shared staircase definition's (analysis.staircase).
+    up: int = StaircaseRule.up
+    down: int = StaircaseRule.down
+    step_ms: float = StaircaseRule.step_ms
     min_ms: float = EXPOSURE_MIN_MS
     max_ms: float = EXPOSURE_MAX_MS
-    start_ms: float = 500.0
-    n_reversals_threshold: int = 6  # the last N reversals averaged into the threshold
+    start_ms: float = StaircaseRule.start_ms
+    n_reversals_threshold: int = StaircaseRule.n_reversals_threshold  # last N reversals averaged
 
 
 @dataclass(frozen=True)
