@@ -42,6 +42,15 @@ class MarkedImages:
     corners: np.ndarray
 
 
+DEFAULT_CLASSES = ("ring", "cross", "block", "ell")
+
+
+def _corner_starts(size: int) -> list[tuple[int, int]]:
+    """Top-left (row, col) of the mark's box at each corner, one pixel in from the edges."""
+    side = size // 4
+    return [(1, 1), (1, size - 1 - side), (size - 1 - side, 1), (size - 1 - side, size - 1 - side)]
+
+
 def _pattern(name: str, scale: int) -> np.ndarray:
     base = np.array([[c == "1" for c in row] for row in PATTERNS[name]], dtype=bool)
     return np.kron(base, np.ones((scale, scale), dtype=bool))
@@ -59,7 +68,7 @@ def _segment(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> None:
 def make_marks(
     n_per_class: int = 250,
     size: int = 16,
-    classes: tuple[str, ...] = ("ring", "cross", "block", "ell"),
+    classes: tuple[str, ...] = DEFAULT_CLASSES,
     n_strokes: tuple[int, int] = (2, 4),
     seed: int = 0,
 ) -> MarkedImages:
@@ -76,7 +85,7 @@ def make_marks(
     lo, hi = n_strokes
     rng = np.random.default_rng(seed)
     side = size // 4
-    starts = [(1, 1), (1, size - 1 - side), (size - 1 - side, 1), (size - 1 - side, size - 1 - side)]
+    starts = _corner_starts(size)
     n = n_per_class * len(classes)
     labels = np.repeat(np.arange(len(classes)), n_per_class)
     corners = rng.integers(0, 4, n)
@@ -104,7 +113,7 @@ def make_marks(
 
 
 def find_marks(
-    images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...] = ("ring", "cross", "block", "ell"),
+    images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...] = DEFAULT_CLASSES,
     min_match: float = 15 / 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where a generated image shows its class's mark: for each image (N, 1, size, size) in
@@ -115,7 +124,7 @@ def find_marks(
     ink = images[:, 0].cpu().numpy() > 0
     n, size = ink.shape[0], ink.shape[-1]
     side = size // 4
-    starts = [(1, 1), (1, size - 1 - side), (size - 1 - side, 1), (size - 1 - side, size - 1 - side)]
+    starts = _corner_starts(size)
     masks = np.zeros((n, size, size), dtype=bool)
     found = np.zeros(n, dtype=bool)
     for i in range(n):
