@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import agreement, generalization, judgments, load, maps, qc, simulate
+from analysis import agreement, generalization, judgments, load, maps, qc, synthetic_exports
 from benchmarks.report import markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,16 +32,16 @@ def make_inputs(root: Path, scale: float, seed: int = 0) -> dict[str, int | str]
     """Write the synthetic study under `root`; returns sizes and paths."""
     rng = np.random.default_rng(seed)
     n_stim = max(20, int(2000 * scale))
-    stim = simulate.stimuli(n_stim // 2, n_stim // 2, n_classes=20)
+    stim = synthetic_exports.stimuli(n_stim // 2, n_stim // 2, n_classes=20)
     n_rf_p, n_st_p, per = max(4, int(7000 * scale)), max(2, int(1000 * scale)), 100
-    rf = simulate.realfake_trials(stim, n_rf_p, per, rng.normal(1.2, 0.4, n_rf_p),
+    rf = synthetic_exports.realfake_trials(stim, n_rf_p, per, rng.normal(1.2, 0.4, n_rf_p),
                                   rng.normal(0.1, 0.3, n_rf_p), rng, exposure_ms=1000.0)
-    timed = simulate.staircase_trials(stim, n_st_p, per, 400.0, rng)
+    timed = synthetic_exports.staircase_trials(stim, n_st_p, per, 400.0, rng)
     n_img, n_ck_p, k, size = max(4, int(1000 * scale)), 200, 25, 64
     ids = stim["stimulus_id"].tolist()[:n_img] if n_img <= len(stim) else None
     ids = ids or [f"img{i}" for i in range(n_img)]
-    truth = simulate.blob_maps(n_img, size, rng)
-    ck, clicks = simulate.clickme_export(truth, ids, n_ck_p, k, rng, stim)
+    truth = synthetic_exports.blob_maps(n_img, size, rng)
+    ck, clicks = synthetic_exports.clickme_export(truth, ids, n_ck_p, k, rng, stim)
     trials = pd.concat([rf, timed, ck], ignore_index=True)
     events = pd.DataFrame({"study": "sim", "participant": rng.choice(rf["participant"].unique(),
                                                                      5000),

@@ -11,7 +11,7 @@ generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same s
      (the trial ids come from the database, as a browser knows them from GET /trial);
   2 and 3 run twice: back to back (as fast as the server answers) and paced (the participants
   together offer --paced-rate requests/s, as people with think time do);
-  4. the full participant flow with study.simulate (httpx threads) on a second study.
+  4. the full participant flow with study.simulated_participants (httpx threads) on a second study.
 Reported: requests/s, p50 and p99 latency, errors, and, counted in the database afterwards,
 responses lost (confirmed but not stored) and duplicated (stored twice).
 
@@ -187,7 +187,7 @@ async def submit(people: list[tuple[Conn, str, list[int]]], seed: int, rate: flo
 
 def _make_study(database_url: str, work: Path, trials: int, sim_trials: int) -> str:
     """A fresh schema and two live real-or-fake studies over 20 stimuli: `bench` (`trials` per
-    participant, for the asyncio client) and `bench-sim` (`sim_trials`, for study.simulate);
+    participant, for the asyncio client) and `bench-sim` (`sim_trials`, for study.simulated_participants);
     returns `bench`."""
     make_study(database_url, work, trials, slug="bench", n_stimuli=20)
     make_study(database_url, work, sim_trials, slug="bench-sim", n_stimuli=20)
@@ -199,7 +199,7 @@ def _trial_ids(database_url: str, slug: str, tokens: list[str]) -> dict[str, lis
     from sqlalchemy.orm import Session
 
     from study.db import make_engine
-    from study.models import Participant, Trial
+    from study.tables import Participant, Trial
 
     engine = make_engine(database_url)
     out: dict[str, list[int]] = {t: [] for t in tokens}
@@ -222,7 +222,7 @@ def _count(database_url: str, confirmed: list[str]) -> dict[str, int]:
     from sqlalchemy.orm import Session
 
     from study.db import make_engine
-    from study.models import Response
+    from study.tables import Response
 
     engine = make_engine(database_url)
     try:
@@ -379,9 +379,9 @@ async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse
 
 
 def _full_flow(port: int, args: argparse.Namespace):  # noqa: ANN202
-    """study.simulate's participants (httpx in threads) through the whole API at once: start,
+    """study.simulated_participants's participants (httpx in threads) through the whole API at once: start,
     GET trial, POST response (retried with its UUID), complete."""
-    from study.simulate import SimulationConfig, run_simulation
+    from study.simulated_participants import SimulationConfig, run_simulation
 
     cfg = SimulationConfig(behaviour="random", n=args.participants, concurrency=args.participants,
                            seed=args.seed, timeout_s=60.0)
@@ -414,7 +414,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         if sim is not None:
             summary = sim.summary()
             cpu = {k: 1000 * v / max(sim.confirmed, 1) for k, v in r["simulate_cpu"].items()}
-            rows.append([r["backend"], "full flow with study.simulate (httpx threads): POST /participant/responses",
+            rows.append([r["backend"], "full flow with study.simulated_participants (httpx threads): POST /participant/responses",
                          _fmt(summary["submissions_per_s"] or float("nan")), _fmt(summary["p50_ms"] or float("nan")),
                          _fmt(summary["p99_ms"] or float("nan")), sim.errors, counts["lost"], counts["duplicated"],
                          _fmt(cpu["server"]), _fmt(max(cpu["postgres"], 0.0)) if r["backend"] == "postgres" else "-",
@@ -434,7 +434,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         f"think time, so by Little's law mean latency = {args.participants} / throughput: p99 < 100 ms back to back "
         f"would need more than {args.participants * 10:,} responses/s, several times the no-op route's rate on these cores); "
         f"paced: the participants together offer a fixed rate (each sends every {args.participants}/rate s, "
-        f"as people with think time do), the goal's load model; full flow: {args.participants} participants of study.simulate (httpx, one "
+        f"as people with think time do), the goal's load model; full flow: {args.participants} participants of study.simulated_participants (httpx, one "
         f"thread each) start, fetch each of {args.sim_trials} trials, answer it and complete (its rate counts only the responses, "
         f"over the whole run, and its CPU per response covers all the flow's requests; httpx in {args.participants} "
         f"threads costs the client far more CPU than the asyncio client, so this row is client-bound). The baseline makes as many calls to the no-op `/healthz` on the same "
@@ -494,7 +494,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-simulate", dest="simulate", action="store_false",
-                        help="skip the full-flow run with study.simulate")
+                        help="skip the full-flow run with study.simulated_participants")
     parser.add_argument("--sim-trials", type=int, default=3,
                         help="trials per participant in the full-flow run (httpx threads are slow)")
     parser.add_argument("--profile", action="store_true",

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.servers import Conn, Gunicorn, PgCluster, make_study, server_env
-from study.simulate import importance_clicks
+from study.simulated_participants import importance_clicks
 
 FAULTS = ("kill_worker", "restart", "sqlite_lock", "sqlite_lock_long", "pg_restart")
 SQLITE_BUSY_TIMEOUT_S = 30.0  # study/db.py: PRAGMA busy_timeout=30000
@@ -429,7 +429,7 @@ def count_database(database_url: str, slug: str, confirmed: set[str]) -> dict[st
     from sqlalchemy.orm import Session
 
     from study.db import make_engine
-    from study.models import Click, Participant, Response, Study, Trial
+    from study.tables import Click, Participant, Response, Study, Trial
 
     engine = make_engine(database_url)
     try:

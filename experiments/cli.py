@@ -2,9 +2,9 @@
 
   python -m experiments run artist|facade|study [--profile tiny|full|FILE.toml] [--data PATH]
                             [--out DIR] [--seed N] [--device auto|cpu|cuda] [--cache DIR]
-                            [--set SECTION.FIELD=VALUE ...] [--quiet]
+                            [--set SECTION.FIELD=VALUE ...] [--no-progress]
   python -m experiments demo [--no-serve] [--port N] [--root DIR] [--cache DIR] [--device ...]
-                             [--workers N] [--dataset auto|digits|omniglot] [--quiet]
+                             [--workers N] [--dataset auto|digits|omniglot] [--no-progress]
 
 Bad input ends with a message naming the option or field and exit code 2, never a traceback.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from models.cliutil import add_progress_flag
 
 PIPELINES = ("artist", "facade", "study")
 
@@ -33,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a profile field, e.g. --set models.set.training.steps=2000 or "
                         "--set sampling.n_per_class=10 (repeatable)")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flag(r)
     d = sub.add_parser("demo", help="build the demo (models, stimuli, two live studies) and serve it")
     d.add_argument("--no-serve", action="store_true", help="build everything, print the links, do not serve")
     d.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (a free one when taken)")
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", choices=("auto", "digits", "omniglot"), default="auto",
                    help="auto (default): Omniglot when $DP_OMNIGLOT_DIR names it or `python -m models data "
                         "fetch omniglot` put it in the data cache, else the embedded digits")
-    d.add_argument("--quiet", action="store_true")
+    add_progress_flag(d)
     return ap
 
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _fail(problem)
         try:
             return run_demo(root=args.root, cache=args.cache, device=device, serve=not args.no_serve, port=args.port,
-                            workers=args.workers, progress=not args.quiet, dataset=args.dataset)
+                            workers=args.workers, progress=args.progress, dataset=args.dataset)
         except (ProfileError, DemoError, DemoDataError) as exc:
             return _fail(str(exc))
         except OSError as exc:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from experiments.study_pipeline import run_study as pipeline
     try:
-        path = pipeline(run, device, progress=not args.quiet)
+        path = pipeline(run, device, progress=args.progress)
     except ValueError as exc:  # data/config problems found late name their field
         run.log.error("failed: %s", exc)
         return _fail(str(exc))

@@ -19,7 +19,7 @@ from study import create_app, db, migrate
 from study.auth import AccountError, create_researcher
 from study.export import export_study
 from study.manifest import ManifestRow, create_study, parse_definition, read_manifest
-from study.models import Researcher, Study
+from study.tables import Researcher, Study
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class StudySite:
             return email, password
 
     def truth(self, slug: str) -> dict:
-        from study.simulate import truth_from_db
+        from study.simulated_participants import truth_from_db
 
         with self.app.app_context():
             s = db.session()

@@ -2,7 +2,7 @@
 manifest, serve them with gunicorn on 127.0.0.1, run simulated participants through the real
 HTTP API, export, compute model maps for the ClickMe stimuli, analyse, report.
 
-The simulated participants have known ground truth (study.simulate): ClickMe `clicker`s click
+The simulated participants have known ground truth (study.simulated_participants): ClickMe `clicker`s click
 where the ink is, real-or-fake `observer`s have a set d'. The run checks that the analysis gives
 both back, so it pilots the whole platform the way a researcher would before going live."""
 
@@ -23,7 +23,7 @@ from experiments import modelmaps, stages, studies
 from experiments.rundir import RunDir, markdown, md_table
 from experiments.server import serve, study_env, write_env
 from models.classifiers.feedback import FeedbackClassifier
-from study.simulate import SimulationConfig, run_simulation
+from study.simulated_participants import SimulationConfig, run_simulation
 
 
 def _ink_maps(stim: stages.Stimuli, ids: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from study.models import Condition, Participant
 from study.settings import StudySettings
+from study.tables import Condition, Participant
 
 
 @dataclass(frozen=True)

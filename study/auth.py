@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from study.models import LoginFailure, Researcher, utcnow
+from study.tables import LoginFailure, Researcher, utcnow
 
 SESSION_KEY = "researcher_id"
 MIN_PASSWORD_LENGTH = 8

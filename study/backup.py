@@ -167,7 +167,7 @@ def table_counts(database_url: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from study.db import make_engine
-    from study.models import Base
+    from study.tables import Base
 
     engine = make_engine(database_url)
     try:

@@ -114,7 +114,7 @@ def create_study(manifest_path: Path, settings_path: Path | None, slug: str | No
 
 
 def _study(slug: str):  # noqa: ANN202
-    from study.models import Study
+    from study.tables import Study
 
     study = db.session().scalar(select(Study).where(Study.slug == slug))
     if study is None:
@@ -182,18 +182,18 @@ def export_cmd(slug: str, out_dir: Path, fmt: str, raw_ids: bool, batch_size: in
 def simulate_cmd(slug: str, url: str, n: int, behaviour: str, concurrency: int, seed: int,
                  dprime: float, criterion: float, dropout_rate: float, platform: str) -> None:
     """Run N simulated participants through the real HTTP API of a running server."""
-    from study import simulate
+    from study import simulated_participants
 
     if not url.startswith(("http://", "https://")):
         raise InputError("--url: must start with http:// or https://")
     study = _study(slug)
-    cfg = simulate.SimulationConfig(
+    cfg = simulated_participants.SimulationConfig(
         behaviour=behaviour, n=n, concurrency=concurrency, seed=seed, dprime=dprime,
         criterion=criterion, dropout_rate=dropout_rate, platform=platform,
     )
-    truth = simulate.truth_from_db(db.session(), study.id, current_app.config["STIMULI_ROOT"])
+    truth = simulated_participants.truth_from_db(db.session(), study.id, current_app.config["STIMULI_ROOT"])
     db.session().close()  # do not hold a connection while the simulation runs
-    result = simulate.run_simulation(url.rstrip("/"), slug, cfg, truth)
+    result = simulated_participants.run_simulation(url.rstrip("/"), slug, cfg, truth)
     click.echo(json.dumps(result.summary(), indent=2))
     if result.started == 0:
         raise click.ClickException(f"no participant could start at {url} (see first_errors)")

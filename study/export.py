@@ -31,7 +31,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from study.export_views import clicks_from, events_from, trials_from
-from study.models import (
+from study.settings import StudySettings
+from study.tables import (
     BrowserEvent,
     Click,
     Condition,
@@ -41,7 +42,6 @@ from study.models import (
     Study,
     Trial,
 )
-from study.settings import StudySettings
 
 FORMATS = ("csv", "parquet")
 TABLES = ("trials", "clicks", "events")

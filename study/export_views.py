@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, Select, String, case, cast, select
 from sqlalchemy.engine import Connection
 
-from study.models import (
+from study.tables import (
     BrowserEvent,
     Click,
     Condition,

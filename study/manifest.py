@@ -38,8 +38,8 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from study.models import SOURCES, TASKS, TRIAL_KINDS, Condition, Stimulus, Study
 from study.settings import SettingsError, StudySettings
+from study.tables import SOURCES, TASKS, TRIAL_KINDS, Condition, Stimulus, Study
 
 REQUIRED = ("stimulus_id", "path", "sha256", "source", "class_label", "dataset", "split")
 OPTIONAL = (

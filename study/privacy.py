@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from study.export import pseudonym as make_pseudonym
-from study.models import BrowserEvent, Click, Participant, Response, Study, Trial
+from study.tables import BrowserEvent, Click, Participant, Response, Study, Trial
 
 
 class PrivacyError(ValueError):

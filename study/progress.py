@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from study.models import Participant, Response, Trial
+from study.tables import Participant, Response, Trial
 
 
 @dataclass

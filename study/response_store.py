@@ -45,7 +45,7 @@ from sqlalchemy import Connection, Select, Text, bindparam, cast, select
 from sqlalchemy.exc import DBAPIError
 
 from study import db
-from study.models import Condition, Participant, Response, Stimulus, Study, Trial
+from study.tables import Condition, Participant, Response, Stimulus, Study, Trial
 from study.validation import ClickIn
 
 

@@ -28,7 +28,8 @@ from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
 from study.feedback import classifier_path, classify, load_gray
 from study.manifest import shown_class, words_of_label
-from study.models import (
+from study.settings import StudySettings
+from study.tables import (
     BrowserEvent,
     Condition,
     Participant,
@@ -37,7 +38,6 @@ from study.models import (
     Trial,
     utcnow,
 )
-from study.settings import StudySettings
 from study.validation import (
     get_int,
     get_number,

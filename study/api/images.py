@@ -9,8 +9,8 @@ from flask import Flask, Response, send_file
 
 from study.display import displayed_file
 from study.errors import ApiError
-from study.models import Stimulus
 from study.settings import DisplaySettings
+from study.tables import Stimulus
 
 
 def stimulus_file(app: Flask, stimulus: Stimulus) -> Path | None:

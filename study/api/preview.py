@@ -18,8 +18,8 @@ from study import db, staircase
 from study.assignment import StimulusRef, build_trial_plan
 from study.errors import ApiError
 from study.feedback import classifier_path
-from study.models import Condition, Stimulus, Study
 from study.settings import StudySettings
+from study.tables import Condition, Stimulus, Study
 
 PREVIEW_TOKEN = "preview"
 TOKEN_HEADER = "X-Participant-Token"

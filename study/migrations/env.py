@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from study.db import make_engine
-from study.models import Base
+from study.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from study import db
 from study.api.endpoints import PLATFORM_IDS, refusal, study_settings
-from study.models import Condition, Participant, Study, utcnow
+from study.tables import Condition, Participant, Study, utcnow
 
 bp = Blueprint("participant", __name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from study.models import Study
+from study.tables import Study
 
 TARGETS = ("live", "paused", "closed")
 _ALLOWED = {

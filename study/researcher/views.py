@@ -25,11 +25,11 @@ from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
 from study import auth, db, export, manifest, progress
-from study.models import Study
 from study.researcher import bp
 from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusForm
 from study.researcher.status import StatusError, set_status
 from study.researcher.upload import resolve_image_dir, unpack_bundle
+from study.tables import Study
 
 
 def _study_or_404(slug: str) -> Study:

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from analysis import alignment, maps, simulate
+from analysis import alignment, maps, synthetic_exports
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def _human_maps(truth, n_participants, clicks_per_trial, rng, n_repeats=10):
     """Blurred human maps of simulated clickers on `truth`, their per-image split-half
     ceiling, and the population map: the blurred map infinitely many clickers would give."""
     n_img, size, _ = truth.shape
-    image, part, x, y = simulate.sample_clicks(truth, n_participants, clicks_per_trial, rng)
+    image, part, x, y = synthetic_exports.sample_clicks(truth, n_participants, clicks_per_trial, rng)
     trials = pd.DataFrame({"participant": np.tile(np.arange(n_participants), n_img),
                            "trial_index": np.repeat(np.arange(n_img), n_participants)})
     trials["stimulus_id"] = trials["trial_index"]
@@ -125,7 +125,7 @@ def _human_maps(truth, n_participants, clicks_per_trial, rng, n_repeats=10):
 def test_a_perfect_model_scores_one_after_the_spearman_brown_correction(n_participants):
     # the population map is the perfect model; the split-half ceiling alone puts it above 1
     rng = np.random.default_rng(n_participants)
-    truth = simulate.blob_maps(40, 32, rng)
+    truth = synthetic_exports.blob_maps(40, 32, rng)
     human, nc, population = _human_maps(truth, n_participants, 15, rng)
     per = pd.DataFrame({"method": "perfect", "stimulus_id": nc.stimulus_ids,
                         "spearman": maps.rowwise_spearman(human, population)})
@@ -141,7 +141,7 @@ def test_alignment_ci_covers_the_population_score_over_image_sets():
     # all 7500 images (its Monte Carlo error is ~1/16 of one study's standard error)
     rng = np.random.default_rng(21)
     n_sets, per_set = 250, 30
-    truth = simulate.blob_maps(n_sets * per_set, 16, rng)
+    truth = synthetic_exports.blob_maps(n_sets * per_set, 16, rng)
     human, nc, _ = _human_maps(truth, 10, 15, rng, n_repeats=4)
     model = truth + rng.uniform(0, 1, (len(truth), 1, 1)) * rng.random(truth.shape)
     rho = maps.rowwise_spearman(human, model)

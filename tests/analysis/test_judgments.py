@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from analysis import judgments, simulate
+from analysis import judgments, synthetic_exports
 from analysis.staircase import StaircaseRule
 from analysis.stats import resample_weights
 
@@ -26,7 +26,7 @@ def test_sdt_log_linear_by_hand():
 
 def _trials(seed=0, n_p=30, n_t=120, d=1.5, c=0.3):
     rng = np.random.default_rng(seed)
-    return simulate.realfake_trials(simulate.stimuli(60, 60), n_p, n_t, d, c, rng)
+    return synthetic_exports.realfake_trials(synthetic_exports.stimuli(60, 60), n_p, n_t, d, c, rng)
 
 
 def test_sdt_table_counts_and_rates_equal_pandas():
@@ -184,7 +184,7 @@ def test_sdt_by_participant_resamples_trials_within_participant():
     rng = np.random.default_rng(7)
     n_p = 150
     d = rng.uniform(0.8, 2.2, n_p)
-    t = simulate.realfake_trials(simulate.stimuli(60, 60), n_p, 200, d,
+    t = synthetic_exports.realfake_trials(synthetic_exports.stimuli(60, 60), n_p, 200, d,
                                  rng.normal(0, 0.3, n_p), rng)
     tab = judgments.sdt_table(t, ["participant"], n_boot=400, seed=1)
     tab = tab.set_index("participant").loc[[f"p{i}" for i in range(n_p)]]
@@ -212,7 +212,7 @@ def test_pooled_and_mean_participant_dprime():
     rng = np.random.default_rng(3)
     n_p = 40
     crit = np.where(np.arange(n_p) % 2, 1.0, -1.0)  # criteria differ between participants
-    t = simulate.realfake_trials(simulate.stimuli(60, 60), n_p, 200, 1.5, crit, rng)
+    t = synthetic_exports.realfake_trials(synthetic_exports.stimuli(60, 60), n_p, 200, 1.5, crit, rng)
     row = judgments.sdt_table(t, [], n_boot=200).iloc[0]
     per = []
     for _, g in t.groupby("participant"):
@@ -235,7 +235,7 @@ def test_mean_participant_dprime_ci_covers_the_true_dprime():
     for seed in range(runs):
         rng = np.random.default_rng(100 + seed)
         crit = rng.choice([-0.8, 0.8], 20)
-        t = simulate.realfake_trials(simulate.stimuli(60, 60), 20, 160, 1.5, crit, rng)
+        t = synthetic_exports.realfake_trials(synthetic_exports.stimuli(60, 60), 20, 160, 1.5, crit, rng)
         row = judgments.sdt_table(t, [], n_boot=300, seed=seed).iloc[0]
         covered_mean += row["dprime_mean_participant_lo"] <= 1.5 <= row[
             "dprime_mean_participant_hi"]
@@ -297,12 +297,12 @@ def test_staircase_threshold_by_hand():
 def test_staircase_rule_given_then_recorded_then_default():
     rng = np.random.default_rng(7)
     two = StaircaseRule(down=2)
-    stim = simulate.stimuli(10, 10)
+    stim = synthetic_exports.stimuli(10, 10)
     t = pd.concat([
-        simulate.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(condition="two"),
-        simulate.staircase_trials(stim, 3, 60, 400.0, rng).assign(
+        synthetic_exports.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(condition="two"),
+        synthetic_exports.staircase_trials(stim, 3, 60, 400.0, rng).assign(
             condition="three", participant=lambda d: d["participant"] + "x"),
-        simulate.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(
+        synthetic_exports.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(
             condition="off", participant=lambda d: d["participant"] + "y"),
     ], ignore_index=True)
     # condition "three" is not listed: the study's own settings (1-up-3-down) hold for it
@@ -323,7 +323,7 @@ def test_staircase_rule_given_then_recorded_then_default():
 def test_staircase_recovers_the_point_its_rule_converges_on(down):
     rng = np.random.default_rng(down)
     rule = StaircaseRule(down=down, n_reversals_threshold=8)
-    t = simulate.staircase_trials(simulate.stimuli(20, 20), 200, 120, 400.0, rng, rule=rule)
+    t = synthetic_exports.staircase_trials(synthetic_exports.stimuli(20, 20), 200, 120, 400.0, rng, rule=rule)
     thr = judgments.staircase_thresholds(t, rule)
     assert (thr["note"] == "").all()
     # 1-up-k-down converges where P(correct) = 0.5 ** (1 / k): 70.7 % for k = 2, 79.4 % for
@@ -338,7 +338,7 @@ def test_staircase_recovers_the_point_its_rule_converges_on(down):
 
 def test_simulated_staircase_runs_the_apps_default_rule():
     rng = np.random.default_rng(4)
-    t = simulate.staircase_trials(simulate.stimuli(10, 10), 20, 60, 400.0, rng)
+    t = synthetic_exports.staircase_trials(synthetic_exports.stimuli(10, 10), 20, 60, 400.0, rng)
     thr = judgments.staircase_thresholds(t)  # the app's default settings, as the server has them
     assert len(thr) == 20 and (thr["note"] == "").all()
     assert np.isfinite(thr["threshold_ms"]).all()

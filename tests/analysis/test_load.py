@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import load, simulate
+from analysis import load, synthetic_exports
 from analysis.staircase import StaircaseRule
 
 
 @pytest.fixture
 def study(tmp_path):
-    return simulate.write_study(str(tmp_path / "csv"), "csv"), simulate.write_study(
+    return synthetic_exports.write_study(str(tmp_path / "csv"), "csv"), synthetic_exports.write_study(
         str(tmp_path / "pq"), "parquet")
 
 
@@ -118,7 +118,7 @@ def test_database_on_postgresql(study, postgres_url):
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
     """A simulated export read as raw strings: (trials, clicks, events) to alter and write."""
-    p = simulate.write_study(str(tmp_path_factory.mktemp("raw")), "csv")
+    p = synthetic_exports.write_study(str(tmp_path_factory.mktemp("raw")), "csv")
     return tuple(pd.read_csv(p[n], dtype=str, keep_default_na=False)
                  for n in ("trials", "clicks", "events"))
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from analysis import maps, simulate
+from analysis import maps, synthetic_exports
 
 
 def _tables(rng, n_img=4, n_part=6, k=5, size=8):
-    truth = simulate.blob_maps(n_img, size, rng)
+    truth = synthetic_exports.blob_maps(n_img, size, rng)
     ids = [f"s{i}" for i in range(n_img)]
-    return simulate.clickme_export(truth, ids, n_part, k, rng), truth, ids
+    return synthetic_exports.clickme_export(truth, ids, n_part, k, rng), truth, ids
 
 
 def test_disc_diameter_scales_with_image_size():
@@ -82,8 +82,8 @@ def test_rowwise_spearman_matches_scipy_with_ties():
 def test_clicks_from_a_known_map_give_it_back():
     rng = np.random.default_rng(3)
     size, ids = 32, [f"s{i}" for i in range(5)]
-    truth = simulate.blob_maps(len(ids), size, rng)
-    trials, clicks = simulate.clickme_export(truth, ids, 60, 40, rng)
+    truth = synthetic_exports.blob_maps(len(ids), size, rng)
+    trials, clicks = synthetic_exports.clickme_export(truth, ids, 60, 40, rng)
     im = maps.image_maps(trials, clicks, (size, size), blur="gaussian", sigma=1.5)
     assert list(im.stimulus_ids) == ids
     rho = maps.rowwise_spearman(im.maps, truth)
@@ -95,14 +95,14 @@ def test_clicks_from_a_known_map_give_it_back():
 def test_split_half_ceiling_above_floor_and_null_for_uniform_clicks():
     rng = np.random.default_rng(4)
     size, ids = 32, [f"s{i}" for i in range(6)]
-    truth = simulate.blob_maps(len(ids), size, rng)
-    trials, clicks = simulate.clickme_export(truth, ids, 20, 30, rng)
+    truth = synthetic_exports.blob_maps(len(ids), size, rng)
+    trials, clicks = synthetic_exports.clickme_export(truth, ids, 20, 30, rng)
     idx = maps.click_index(trials, clicks, (size, size))
     nc = maps.split_half_ceiling(idx, n_repeats=10, seed=0)
     assert nc.ceiling > 0.7 and nc.floor < nc.ceiling - 0.15
     assert nc.per_image_ceiling.shape == (6,)
     flat = np.ones((len(ids), size, size))
-    trials, clicks = simulate.clickme_export(flat, ids, 20, 30, rng)
+    trials, clicks = synthetic_exports.clickme_export(flat, ids, 20, 30, rng)
     nc0 = maps.split_half_ceiling(maps.click_index(trials, clicks, (size, size)), 10, 0)
     assert abs(nc0.ceiling) < 0.15 and abs(nc0.floor) < 0.15
 
@@ -165,7 +165,7 @@ def test_large_disc_uses_fft_and_keeps_exact_zeros():
 def test_ceiling_shortcut_equals_blurring_each_half():
     rng = np.random.default_rng(7)
     size, ids = 16, [f"s{i}" for i in range(3)]
-    trials, clicks = simulate.clickme_export(simulate.blob_maps(3, size, rng), ids, 6, 10, rng)
+    trials, clicks = synthetic_exports.clickme_export(synthetic_exports.blob_maps(3, size, rng), ids, 6, 10, rng)
     idx = maps.click_index(trials, clicks, (size, size))
     nc = maps.split_half_ceiling(idx, n_repeats=1, seed=11, blur="disc", diameter=5)
     # the same split by hand: blur each half's mean map separately

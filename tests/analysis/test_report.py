@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import judgments, load, simulate
+from analysis import judgments, load, synthetic_exports
 from analysis.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_report_writes_html_with_figures_and_tables(tmp_path, fmt):
-    p = simulate.write_study(str(tmp_path / "in"), fmt)
+    p = synthetic_exports.write_study(str(tmp_path / "in"), fmt)
     export = str(Path(p["trials"]).parent)
     out = tmp_path / "out"
     rc = main(["report", "--export", export, "--maps", p["maps"], "--features", p["features"],
@@ -57,7 +57,7 @@ def test_report_writes_html_with_figures_and_tables(tmp_path, fmt):
 def test_cli_errors_name_the_missing_file_and_column(tmp_path, capsys):
     assert main(["report", "--export", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "trials.csv" in capsys.readouterr().err
-    p = simulate.write_study(str(tmp_path / "in"), "csv")
+    p = synthetic_exports.write_study(str(tmp_path / "in"), "csv")
     trials = pd.read_csv(p["trials"]).drop(columns="rt_ms")
     trials.to_csv(p["trials"], index=False)
     assert main(["report", "--export", str(Path(p["trials"]).parent), "--out",
@@ -66,7 +66,7 @@ def test_cli_errors_name_the_missing_file_and_column(tmp_path, capsys):
 
 
 def test_module_entry_point_runs(tmp_path):
-    p = simulate.write_study(str(tmp_path / "in"), "csv")
+    p = synthetic_exports.write_study(str(tmp_path / "in"), "csv")
     proc = subprocess.run(
         [sys.executable, "-m", "analysis", "report", "--export", str(Path(p["trials"]).parent),
          "--out", str(tmp_path / "out"), "--n-boot", "50", "--ceiling-repeats", "5"],
@@ -82,7 +82,7 @@ def test_module_entry_point_runs(tmp_path):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """A simulated study: paths, and its export read as raw strings (trials, clicks, events)."""
-    p = simulate.write_study(str(tmp_path_factory.mktemp("sim")), "csv")
+    p = synthetic_exports.write_study(str(tmp_path_factory.mktemp("sim")), "csv")
     raw = tuple(pd.read_csv(p[n], dtype=str, keep_default_na=False)
                 for n in ("trials", "clicks", "events"))
     return p, raw

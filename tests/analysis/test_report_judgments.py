@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import simulate
+from analysis import synthetic_exports
 from analysis.__main__ import main
 
 
 def _report(tmp_path: Path, name: str, *extra: str) -> tuple[int, Path]:
-    p = simulate.write_study(str(tmp_path / "in"), "csv")
+    p = synthetic_exports.write_study(str(tmp_path / "in"), "csv")
     out = tmp_path / name
     rc = main(["report", "--export", str(Path(p["trials"]).parent), "--out", str(out),
                "--n-boot", "50", "--ceiling-repeats", "3", *extra])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import judgments, load, simulate
+from analysis import judgments, load, synthetic_exports
 from analysis import staircase as shared
 
 server = pytest.importorskip("study.staircase")
@@ -106,7 +106,7 @@ def test_agreement_through_the_study_export_writer_and_the_loader(tmp_path):
     cfg = settings.StaircaseSettings(enabled=True, up=1, down=3, step_ms=50, start_ms=500,
                                      n_reversals_threshold=6)
     rng = np.random.default_rng(11)
-    trials = simulate.realfake_trials(simulate.stimuli(10, 10), 5, 70, 1.0, 0.0, rng)
+    trials = synthetic_exports.realfake_trials(synthetic_exports.stimuli(10, 10), 5, 70, 1.0, 0.0, rng)
     states = {}
     for pid, rows in trials.groupby("participant"):  # the served exposures and right answers
         answers = (rng.random(len(rows)) < 0.8).tolist()

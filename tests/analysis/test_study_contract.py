@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import load, simulate
+from analysis import load, synthetic_exports
 
 export = pytest.importorskip("study.export")
 
@@ -24,9 +24,9 @@ def _rows(df: pd.DataFrame) -> list[dict]:
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_study_writers_output_loads_with_the_documented_types(tmp_path, fmt):
     rng = np.random.default_rng(0)
-    stim = simulate.stimuli(6, 6)
-    trials = simulate.realfake_trials(stim, 3, 8, 1.0, 0.0, rng)
-    ck, clicks = simulate.clickme_export(np.ones((2, 4, 4)), ["real-0", "real-1"], 3, 4, rng,
+    stim = synthetic_exports.stimuli(6, 6)
+    trials = synthetic_exports.realfake_trials(stim, 3, 8, 1.0, 0.0, rng)
+    ck, clicks = synthetic_exports.clickme_export(np.ones((2, 4, 4)), ["real-0", "real-1"], 3, 4, rng,
                                          stim)
     trials = pd.concat([trials, ck], ignore_index=True)
     events = pd.DataFrame({"study": "sim", "participant": ["p0", "p1"], "trial_index": [2, None],

@@ -265,7 +265,7 @@ def test_replays_after_the_study_closed_store_nothing_new(app: Flask, client: Fl
     from sqlalchemy import func, select, update
 
     from study import db
-    from study.models import Response, Study
+    from study.tables import Response, Study
 
     token = start()["token"]
     body = _answer(_trial(client, token))

@@ -299,7 +299,7 @@ def test_a_stored_path_outside_the_stimulus_root_is_never_served(app: Flask, wor
     from sqlalchemy import update
 
     from study import db
-    from study.models import Stimulus
+    from study.tables import Stimulus
 
     (work / "outside.png").write_bytes(b"\x89PNG secret")
     with app.app_context():
@@ -359,7 +359,7 @@ def test_study_texts_are_escaped_on_every_page(app: Flask, logged_in: FlaskClien
     from sqlalchemy import update
 
     from study import db
-    from study.models import Study
+    from study.tables import Study
 
     with app.app_context():
         db.session().execute(update(Study).where(Study.slug == "clickme").values(
@@ -419,7 +419,7 @@ def test_the_csrf_exempt_api_cannot_be_driven_cross_site(app: Flask, client: Fla
     from sqlalchemy import func, select
 
     from study import db
-    from study.models import Participant
+    from study.tables import Participant
 
     evil = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
     body = '{"platform": "direct", "consent": true}'

@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy import create_engine
 
 from study import create_app
-from study.models import Base
+from study.tables import Base
 
 PASSWORD = "correct horse battery"
 EMAIL = "ada@example.org"
@@ -110,7 +110,7 @@ def populate(app, study_id: int, n_participants: int, trials_each: int, *, click
     from sqlalchemy import select
 
     from study import db
-    from study.models import BrowserEvent, Click, Condition, Participant, Response, Stimulus, Trial
+    from study.tables import BrowserEvent, Click, Condition, Participant, Response, Stimulus, Trial
 
     rng = random.Random(seed)
     inserted = {"responses": [], "clicks": 0, "events": 0, "participants": []}

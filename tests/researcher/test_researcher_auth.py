@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from study import db
 from study.auth import AccountError, authenticate, create_researcher, safe_next
-from study.models import Researcher
+from study.tables import Researcher
 
 
 def _fill(rule) -> str:

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from study import db
 from study.auth import create_researcher
-from study.models import Study
+from study.tables import Study
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser

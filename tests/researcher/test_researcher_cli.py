@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from study import db
 from study.auth import authenticate
-from study.models import Study
+from study.tables import Study
 
 ROOT = Path(__file__).resolve().parents[2]
 

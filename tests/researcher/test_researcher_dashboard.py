@@ -10,7 +10,7 @@ from researcher_helpers import create_demo_study, manifest_rows, populate, write
 from sqlalchemy import select
 
 from study import db
-from study.models import Stimulus, Study
+from study.tables import Stimulus, Study
 
 
 def _upload(client, data: bytes, filename: str, **fields):

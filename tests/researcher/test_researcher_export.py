@@ -12,7 +12,7 @@ import pytest
 from researcher_helpers import create_demo_study, make_app, populate
 
 from study import db, export
-from study.models import Study
+from study.tables import Study
 
 DOC_TRIAL_COLUMNS = (
     "study task participant participant_status condition trial_index trial_kind stimulus_id source "

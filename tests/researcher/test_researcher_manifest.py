@@ -10,7 +10,7 @@ from researcher_helpers import manifest_rows, write_manifest_csv, write_manifest
 from sqlalchemy import select
 
 from study import db, manifest
-from study.models import Condition, Stimulus, Study
+from study.tables import Condition, Stimulus, Study
 
 
 def _problems(exc: manifest.ManifestError) -> set[tuple]:

@@ -12,8 +12,8 @@ from researcher_helpers import create_demo_study, make_app
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from study import db, simulate
-from study.models import Click, Participant, Response, Study, Trial
+from study import db, simulated_participants
+from study.tables import Click, Participant, Response, Study, Trial
 
 
 class LiveServer:
@@ -34,7 +34,7 @@ class LiveServer:
 def _truth(app, slug):
     with app.app_context():
         sid = db.session().scalar(select(Study.id).where(Study.slug == slug))
-        return sid, simulate.truth_from_db(db.session(), sid, app.config["STIMULI_ROOT"])
+        return sid, simulated_participants.truth_from_db(db.session(), sid, app.config["STIMULI_ROOT"])
 
 
 def _counts(app, sid):
@@ -52,8 +52,8 @@ def test_accurate_participants_finish_and_every_response_is_stored_once(app, sti
                       conditions=["a", "b"])
     sid, truth = _truth(app, "demo")
     with LiveServer(app) as live:
-        cfg = simulate.SimulationConfig(behaviour="accurate", n=8, concurrency=4, seed=1)
-        result = simulate.run_simulation(live.url, "demo", cfg, truth)
+        cfg = simulated_participants.SimulationConfig(behaviour="accurate", n=8, concurrency=4, seed=1)
+        result = simulated_participants.run_simulation(live.url, "demo", cfg, truth)
     assert result.errors == 0, result.error_messages
     assert (result.started, result.completed) == (8, 8)
     assert result.sent == result.confirmed == 8 * 8  # 1 practice + 6 main + 1 catch each
@@ -69,14 +69,14 @@ def test_observer_gives_back_its_dprime(app, stimuli_dir):
     create_demo_study(app, stimuli_dir(4, 4), trials_per_participant=40)
     sid, truth = _truth(app, "demo")
     with LiveServer(app) as live:
-        cfg = simulate.SimulationConfig(behaviour="observer", n=10, concurrency=5, dprime=1.5, criterion=0.25, seed=3)
-        result = simulate.run_simulation(live.url, "demo", cfg, truth)
+        cfg = simulated_participants.SimulationConfig(behaviour="observer", n=10, concurrency=5, dprime=1.5, criterion=0.25, seed=3)
+        result = simulated_participants.run_simulation(live.url, "demo", cfg, truth)
     assert result.errors == 0 and result.confirmed == 400
     with app.app_context():
         rows = db.session().execute(
             select(Response.answer, Trial.stimulus_id).join(Trial, Trial.id == Response.trial_id)
         ).all()
-        from study.models import Stimulus
+        from study.tables import Stimulus
 
         source = dict(db.session().execute(select(Stimulus.id, Stimulus.source)).all())
     fakes = [a for a, st in rows if source[st] == "model"]
@@ -92,8 +92,8 @@ def test_clicker_draws_clicks_from_the_ink(app, stimuli_dir):
     create_demo_study(app, stimuli_dir(2, 0), task="clickme", trials_per_participant=4, min_clicks=5, click_budget=30)
     sid, truth = _truth(app, "demo")
     with LiveServer(app) as live:
-        cfg = simulate.SimulationConfig(behaviour="clicker", n=3, concurrency=3, clicks_per_trial=20)
-        result = simulate.run_simulation(live.url, "demo", cfg, truth)
+        cfg = simulated_participants.SimulationConfig(behaviour="clicker", n=3, concurrency=3, clicks_per_trial=20)
+        result = simulated_participants.run_simulation(live.url, "demo", cfg, truth)
     assert result.errors == 0 and result.completed == 3
     with app.app_context():
         s = db.session()
@@ -103,7 +103,7 @@ def test_clicker_draws_clicks_from_the_ink(app, stimuli_dir):
 
         from PIL import Image
 
-        from study.models import Stimulus
+        from study.tables import Stimulus
 
         files = {i: Path(app.config["STIMULI_ROOT"]) / p for i, p in s.execute(select(Stimulus.id, Stimulus.path))}
     assert len(points) == 3 * 4 * 20
@@ -123,8 +123,8 @@ def test_dropout_quits_midway_and_random_answers(app, stimuli_dir):
     create_demo_study(app, stimuli_dir(3, 3), trials_per_participant=5)
     sid, truth = _truth(app, "demo")
     with LiveServer(app) as live:
-        cfg = simulate.SimulationConfig(behaviour="dropout", n=10, concurrency=5, dropout_rate=0.5, seed=11)
-        result = simulate.run_simulation(live.url, "demo", cfg, truth)
+        cfg = simulated_participants.SimulationConfig(behaviour="dropout", n=10, concurrency=5, dropout_rate=0.5, seed=11)
+        result = simulated_participants.run_simulation(live.url, "demo", cfg, truth)
     assert result.errors == 0
     assert result.dropped + result.completed == 10 and 0 < result.dropped < 10
     n_resp, _, uuids, statuses = _counts(app, sid)
@@ -137,27 +137,27 @@ def test_the_api_respects_pause_and_close(app, logged_in, stimuli_dir):
     sid, truth = _truth(app, "demo")
     with LiveServer(app) as live:
         logged_in.post("/researcher/studies/demo/status", data={"status": "paused"})
-        paused = simulate.run_simulation(live.url, "demo", simulate.SimulationConfig(n=2, concurrency=2), truth)
+        paused = simulated_participants.run_simulation(live.url, "demo", simulated_participants.SimulationConfig(n=2, concurrency=2), truth)
         assert paused.started == 0 and paused.errors == 2
         assert "HTTP 410" in paused.error_messages[0] and "paused" in paused.error_messages[0]
         logged_in.post("/researcher/studies/demo/status", data={"status": "live"})
-        resumed = simulate.run_simulation(live.url, "demo", simulate.SimulationConfig(n=2, concurrency=2), truth)
+        resumed = simulated_participants.run_simulation(live.url, "demo", simulated_participants.SimulationConfig(n=2, concurrency=2), truth)
         assert resumed.completed == 2 and resumed.errors == 0
         logged_in.post("/researcher/studies/demo/status", data={"status": "closed"})
-        closed = simulate.run_simulation(live.url, "demo", simulate.SimulationConfig(n=1), truth)
+        closed = simulated_participants.run_simulation(live.url, "demo", simulated_participants.SimulationConfig(n=1), truth)
         assert closed.started == 0 and "closed" in closed.error_messages[0]
 
 
 def test_config_errors_name_the_field():
     for kw, field in [({"behaviour": "lazy"}, "behaviour"), ({"n": 0}, "n"), ({"dropout_rate": 2}, "dropout_rate")]:
         with pytest.raises(ValueError, match=field):
-            simulate.SimulationConfig(**kw).check()
+            simulated_participants.SimulationConfig(**kw).check()
 
 
 def test_importance_clicks_follow_the_map():
     ink = np.zeros((4, 4))
     ink[1, 2] = 1.0
-    clicks = simulate.importance_clicks(ink, 50, random.Random(0))
+    clicks = simulated_participants.importance_clicks(ink, 50, random.Random(0))
     assert all(int(c["x"] * 4) == 2 and int(c["y"] * 4) == 1 for c in clicks)
     assert [c["t"] for c in clicks] == sorted(c["t"] for c in clicks)
 
@@ -171,7 +171,7 @@ def test_simulation_on_postgres(postgres_url, tmp_path, stimuli_dir):
         create_demo_study(app, stimuli_dir(3, 3), trials_per_participant=5)
         sid, truth = _truth(app, "demo")
         with LiveServer(app) as live:
-            result = simulate.run_simulation(live.url, "demo", simulate.SimulationConfig(behaviour="random", n=12, concurrency=6), truth)
+            result = simulated_participants.run_simulation(live.url, "demo", simulated_participants.SimulationConfig(behaviour="random", n=12, concurrency=6), truth)
         n_resp, n_uuid, uuids, statuses = _counts(app, sid)
         app.extensions["sqlalchemy_engine"].dispose()
     assert result.errors == 0 and result.completed == 12

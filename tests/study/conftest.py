@@ -15,7 +15,7 @@ from study_helpers import build_study
 
 from study import create_app
 from study.migrate import upgrade
-from study.models import Base
+from study.tables import Base
 
 
 def _psycopg_url(url: str) -> str:

@@ -13,8 +13,8 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from study.models import Condition, Stimulus, Study
 from study.settings import StudySettings
+from study.tables import Condition, Stimulus, Study
 
 
 def build_study(

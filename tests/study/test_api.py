@@ -14,8 +14,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from study.assignment import StimulusRef, build_trial_plan
-from study.models import BrowserEvent, Click, Participant, Response, Stimulus, Study, Trial
 from study.settings import StudySettings
+from study.tables import BrowserEvent, Click, Participant, Response, Stimulus, Study, Trial
 
 H = "X-Participant-Token"
 

@@ -17,8 +17,8 @@ from study.assignment import (
     pick_condition,
 )
 from study.db import make_engine
-from study.models import Condition, Participant, Study, utcnow
 from study.settings import StudySettings
+from study.tables import Condition, Participant, Study, utcnow
 
 STIMULI = (
     [StimulusRef(i, "main") for i in range(1, 31)]

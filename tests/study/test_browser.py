@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from study import create_app
 from study.migrate import upgrade
-from study.models import BrowserEvent, Click, Participant, Response, Trial
+from study.tables import BrowserEvent, Click, Participant, Response, Trial
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

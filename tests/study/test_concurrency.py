@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
-from study.models import Participant, Response
+from study.tables import Participant, Response
 
 H = "X-Participant-Token"
 

@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from study.display import displayed_file, png_bytes, render
-from study.models import Condition, Participant, Stimulus, Trial
 from study.settings import DisplaySettings
+from study.tables import Condition, Participant, Stimulus, Trial
 
 H = "X-Participant-Token"
 S = 256

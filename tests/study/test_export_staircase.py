@@ -19,9 +19,9 @@ from analysis.__main__ import main as analysis_main
 from analysis.load import load_database, load_export
 from analysis.staircase import StaircaseRule
 from study.export import export_study
-from study.models import Condition, Participant, Study
 from study.settings import StaircaseSettings
 from study.staircase import threshold
+from study.tables import Condition, Participant, Study
 
 STUDY_STAIRCASE = {"enabled": True, "down": 2, "step_ms": 50, "start_ms": 500,
                    "n_reversals_threshold": 4}

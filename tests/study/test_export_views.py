@@ -13,7 +13,7 @@ from test_api import finish_all, post, start
 
 from analysis.load import load_database
 from study.export import iter_batches
-from study.models import Study
+from study.tables import Study
 
 
 def _file_rows(app: Flask, slug: str, table: str) -> list[dict]:

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from study.db import make_engine
 from study.migrate import upgrade
-from study.models import Base
+from study.tables import Base
 
 
 def test_alembic_schema_equals_orm(database_url: str) -> None:

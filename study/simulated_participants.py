@@ -388,8 +388,8 @@ def truth_from_db(session: Any, study_id: int, stimuli_root: str | Path | None =
     from sqlalchemy import select
 
     from study.display import displayed_file
-    from study.models import Condition, Stimulus, Study
     from study.settings import StudySettings
+    from study.tables import Condition, Stimulus, Study
 
     rows = session.execute(
         select(Stimulus.sha256, Stimulus.path, Stimulus.stimulus_key, Stimulus.source, Stimulus.class_label)
