@@ -44,6 +44,7 @@ from models.attribution import methods as M
 from models.checkpoint import load_checkpoint, read_checkpoint
 from models.classifiers.backbones import build_classifier
 from models.classifiers.training import accuracy, fit_classifier, random_shift
+from models.cliutil import add_progress_flag
 from models.config import config_from_dict, load_config
 from models.data.marks import find_marks, make_marks
 from models.device import pick_device
@@ -334,12 +335,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's run)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and the verdicts")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     s = QUICK if args.quick else Settings()
-    progress = not args.no_progress
+    progress = args.progress
     start_wall, start_cpu = time.perf_counter(), time.process_time()
 
     mnet, msched, _ = train_diffusion(marks_cfgdm_config(s, args.seed), args.cache, device, progress)

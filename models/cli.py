@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from models.checkpoint import CheckpointError
-from models.cliutil import parse_shard
+from models.cliutil import add_progress_flag, parse_shard
+from models.diffusion.samplers import SAMPLERS
 
 DELEGATES = {
     "classifier": "models.classifiers.cli",
@@ -44,14 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", help="override data.root")
     t.add_argument("--steps", type=int, help="override training.steps")
     t.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on busy shared cores)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(t)
 
     s = sub.add_parser("sample", help="sample stimuli + manifest from checkpoints")
     s.add_argument("checkpoints", nargs="+", help="one or more checkpoint.pt files")
     s.add_argument("--out", required=True, help="stimuli folder (PNGs + manifest.csv/json)")
     s.add_argument("--n-per-class", type=int, default=4)
     s.add_argument("--guidance", type=_floats, help="comma-separated scales w (default: config)")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the config's sampling.sampler")
+    s.add_argument("--sampler", choices=list(SAMPLERS), help="default: the config's sampling.sampler")
     s.add_argument("--steps", type=int, help="DDIM steps (default: config; DDPM always uses T)")
     s.add_argument("--eta", type=float, help="DDIM eta (default: config)")
     s.add_argument("--real", type=int, default=0, help="real held-out images per class")
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--postprocess", choices=["binarise", "none"], default="binarise",
                    help="threshold samples at 0 like the binarised real images (default) or keep grey")
     s.add_argument("--threads", type=int, help="torch CPU threads")
-    s.add_argument("--quiet", action="store_true")
+    add_progress_flag(s)
 
     m = sub.add_parser("merge", help="merge manifest.shard*of*.json files into manifest.csv/json")
     m.add_argument("folder")
@@ -86,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.steps is not None:
         cfg = cfg.replace("training", steps=args.steps)
     out = Path(args.out) if args.out else DEFAULT_CHECKPOINT_ROOT / cfg.name
-    result = train(cfg, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    result = train(cfg, out, device=args.device, resume=args.resume, progress=args.progress)
     if result.metrics.get("world_size", 1) == 1 or _rank() == 0:
         m = result.metrics
         print(f"checkpoint: {result.checkpoint}  steps {m['steps']}  loss {m['loss_first']:.4f} -> "
@@ -118,7 +119,7 @@ def _sample(args: argparse.Namespace) -> int:
         steps=args.steps, eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard,
         device=args.device, batch_size=args.batch_size, max_classes=args.max_classes,
         set_size=args.set_size, use_split=args.split, dataset_root=args.data_root,
-        progress=not args.quiet, postprocess=args.postprocess,
+        progress=args.progress, postprocess=args.postprocess,
     )
     print(f"manifest: {path}")
     return 0

@@ -1,5 +1,5 @@
-"""Pieces the `python -m models ...` command lines share: the `--shard i/n` option type and the
-`main` wrapper that turns bad input into one `error: ...` line and exit status 2."""
+"""Pieces the project's command lines share: the `--no-progress` flag, the `--shard i/n` option
+type and the `main` wrapper that turns bad input into one `error: ...` line and exit status 2."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import json
 import sys
 from collections.abc import Callable
 from typing import Any
+
+
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    """The one progress convention of every command: progress bars are on by default and
+    `--no-progress` turns them off. The parsed value is `args.progress` (True or False)."""
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars or progress lines")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

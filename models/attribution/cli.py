@@ -34,7 +34,7 @@ from tqdm import tqdm
 from models.attribution import methods as M
 from models.attribution.manifest import load_images, manifest_file, read_manifest
 from models.attribution.store import merge_shards, write_maps
-from models.cliutil import parse_shard, run_json_command
+from models.cliutil import add_progress_flag, parse_shard, run_json_command
 
 CLASSIFIER_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "occlusion")
 DIFFUSION_METHODS = ("diffusion_score", "diffusion_score_noised", "guidance_difference", "conditional_gain",
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-timesteps", type=int, default=10, help="kept timesteps (evenly spaced over 1..T)")
     p.add_argument("--data-root", default=None, help="diffusion: the data the checkpoint was trained on")
     p.add_argument("--set-size", type=int, default=None, help="diffusion set models: context size")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
     return p
 
 
@@ -130,7 +130,7 @@ def _classifier_maps(args, rows, base, methods, device) -> dict[str, Any]:
            "gradcam": lambda x, t, _s: M.gradcam(net, x, t, device=device),
            "occlusion": lambda x, t, _s: M.occlusion(net, x, t, window=args.window, device=device)}
     pos = 0
-    for chunk in _batches(keep, args.batch_size, "attribute", args.no_progress):
+    for chunk in _batches(keep, args.batch_size, "attribute", not args.progress):
         raw = load_images(base, chunk, None)
         x = load_images(base, chunk, size) if size else raw
         if config["kind"] == "feedback_classifier":
@@ -228,7 +228,7 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
     contrasts = [m for m in image_methods if m in ("guidance_difference", "conditional_gain")]
     if contrasts and cfg.model.context == "none":
         raise CliError(f"--methods: {', '.join(contrasts)} need a conditional model; {args.checkpoint} has no context")
-    for chunk in _batches(keep, args.batch_size, "attribute", args.no_progress):
+    for chunk in _batches(keep, args.batch_size, "attribute", not args.progress):
         raw = load_images(base, chunk, None)
         x = load_images(base, chunk, size)
         seeds = [stimulus_seed(args.seed, r["stimulus_id"]) for r in chunk]
@@ -251,7 +251,7 @@ def _diffusion_maps(args, rows, base, methods, device) -> dict[str, Any]:
                 continue
             groups[(float(r["guidance"] or 0.0), str(r.get("sampler") or "ddim"), int(r.get("steps") or 50))].append(r)
         for (w, sampler, steps), grows in groups.items():
-            for chunk in _batches(grows, args.batch_size, f"sampling path w={w}", args.no_progress):
+            for chunk in _batches(grows, args.batch_size, f"sampling path w={w}", not args.progress):
                 maps, samples = M.diffusion_score(
                     net, schedule, ctx_of(chunk), len(chunk), w=w, sampler=sampler, steps=steps,
                     seeds=[int(r["seed"]) for r in chunk], image_shape=(1, size, size), device=device)

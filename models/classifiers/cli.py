@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from models.classifiers.feedback import DEFAULT_FILL
-from models.cliutil import run_json_command
+from models.cliutil import add_progress_flag, run_json_command
 
 KINDS = ("realfake", "nway", "protonet", "simclr", "feedback")
 
@@ -67,8 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", type=float, default=DEFAULT_FILL, help="feedback: value of unrevealed pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="progress bars while training, with the running loss (--no-progress: none)")
+    add_progress_flag(p)
     return p
 
 

@@ -5,7 +5,7 @@
 
 Options: `--cache DIR` (default $DP_DATA_CACHE, else $XDG_CACHE_HOME/diffusion-psychophysics, else
 ~/.cache/diffusion-psychophysics), `--base-url URL` (a mirror; default $DP_OMNIGLOT_URL /
-$DP_QUICKDRAW_URL, else the public host), `--quiet`. Prints the data folder and the `--data`
+$DP_QUICKDRAW_URL, else the public host), `--no-progress`. Prints the data folder and the `--data`
 option to pass to the pipelines on stdout. A failed download prints one line `error: ...` naming
 the URL and exits with status 1 (run again to resume); bad options exit with status 2.
 """
@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from models.cliutil import add_progress_flag
 from models.data import sources
 from models.data.fetch import FetchError, cache_root, fetch_all
 
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     for s in (o, q):
         s.add_argument("--cache", type=Path, help="data cache folder (default: $DP_DATA_CACHE or the XDG cache)")
         s.add_argument("--base-url", help="fetch from this mirror instead of the public host")
-        s.add_argument("--quiet", action="store_true", help="no progress lines")
+        add_progress_flag(s)
     return p
 
 
@@ -49,13 +50,13 @@ def _fetch(args: argparse.Namespace) -> Path:
     if args.dataset == "omniglot":
         base = args.base_url or os.environ.get(sources.OMNIGLOT_URL_ENV) or sources.OMNIGLOT_URL
         folder = sources.omniglot_folder(cache)
-        fetch_all(sources.omniglot_files(base, args.minimal), folder, quiet=args.quiet)
+        fetch_all(sources.omniglot_files(base, args.minimal), folder, quiet=not args.progress)
         return folder
     base = args.base_url or os.environ.get(sources.QUICKDRAW_URL_ENV) or sources.QUICKDRAW_URL
     folder = sources.quickdraw_folder(cache, args.format)
     for item in sources.quickdraw_files(args.categories, args.format, base):
         try:
-            fetch_all([item], folder, quiet=args.quiet)
+            fetch_all([item], folder, quiet=not args.progress)
         except FetchError as exc:
             if exc.status == 404:
                 raise FetchError(f"no QuickDraw category {item.name.rsplit('.', 1)[0]!r} at {item.url} "

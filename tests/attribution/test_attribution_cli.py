@@ -40,10 +40,10 @@ steps = 10
 def stimuli(tmp_path_factory):
     base = tmp_path_factory.mktemp("attr")
     (base / "cfgdm.toml").write_text(TINY)
-    assert models_cli.main(["train", str(base / "cfgdm.toml"), "--out", str(base / "m"), "--device", "cpu", "--quiet"]) == 0
+    assert models_cli.main(["train", str(base / "cfgdm.toml"), "--out", str(base / "m"), "--device", "cpu", "--no-progress"]) == 0
     ckpt = base / "m" / "checkpoint.pt"
     assert models_cli.main(["sample", str(ckpt), "--out", str(base / "stim"), "--n-per-class", "2",
-                            "--guidance", "0,1", "--real", "1", "--device", "cpu", "--quiet"]) == 0
+                            "--guidance", "0,1", "--real", "1", "--device", "cpu", "--no-progress"]) == 0
     clf = base / "nway.pt"
     assert models_cli.main(["classifier", "nway", "--data", "digits10", "--size", "8", "--epochs", "1",
                             "--device", "cpu", "--out", str(clf)]) == 0
@@ -132,10 +132,10 @@ def test_other_context_modes_remake_their_samples(tmp_path, capsys, context):
     if context == "none":  # no context dropout and no guidance without a context
         cfg, w = cfg.replace("p_uncond = 0.1", "p_uncond = 0.0"), "0"
     (tmp_path / "m.toml").write_text(cfg)
-    assert models_cli.main(["train", str(tmp_path / "m.toml"), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet"]) == 0
+    assert models_cli.main(["train", str(tmp_path / "m.toml"), "--out", str(tmp_path / "m"), "--device", "cpu", "--no-progress"]) == 0
     ckpt = tmp_path / "m" / "checkpoint.pt"
     assert models_cli.main(["sample", str(ckpt), "--out", str(tmp_path / "stim"), "--n-per-class", "1",
-                            "--guidance", w, "--real", "1", "--device", "cpu", "--quiet"]) == 0
+                            "--guidance", w, "--real", "1", "--device", "cpu", "--no-progress"]) == 0
     rc = cli.main(["--manifest", str(tmp_path / "stim"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "maps"),
                    "--methods", "diffusion_score,denoising_loss_ig", "--n-draws", "1", "--n-timesteps", "2",
                    "--n-steps", "3", "--device", "cpu", "--no-progress"])

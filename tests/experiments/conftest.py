@@ -15,7 +15,7 @@ from experiments.server import serve
 
 def run_cli(*args: str) -> int:
     """`python -m experiments ...` in-process (no progress bars)."""
-    return main([*args, "--quiet"])
+    return main([*args, "--no-progress"])
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def _err_line(capsys: pytest.CaptureFixture) -> str:
 
 
 def _run(*args: str) -> int:
-    return main(["run", "artist", "--profile", "tiny", "--device", "cpu", "--quiet", *args])
+    return main(["run", "artist", "--profile", "tiny", "--device", "cpu", "--no-progress", *args])
 
 
 def test_out_that_cannot_be_created(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -43,7 +43,7 @@ def test_cache_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
 
 
 def test_demo_root_that_cannot_be_created(capsys: pytest.CaptureFixture) -> None:
-    assert main(["demo", "--no-serve", "--root", "/proc/x", "--device", "cpu", "--quiet"]) == 2
+    assert main(["demo", "--no-serve", "--root", "/proc/x", "--device", "cpu", "--no-progress"]) == 2
     assert "--root" in _err_line(capsys)
 
 

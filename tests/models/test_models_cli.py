@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
     out = {}
     for name, context, p in [("cfgdm", "exemplar", 0.1), ("ddpm", "exemplar", 0.0), ("fsdm", "set", 0.1)]:
         cfg = write_cfg(base / f"{name}.toml", name, context, p_uncond=p)
-        assert cli.main(["train", str(cfg), "--out", str(base / name), "--device", "cpu", "--quiet"]) == 0
+        assert cli.main(["train", str(cfg), "--out", str(base / name), "--device", "cpu", "--no-progress"]) == 0
         out[name] = (cfg, base / name / "checkpoint.pt")
     return out
 
@@ -58,7 +58,7 @@ def _rows(folder: Path):
 def test_sample_writes_manifest_contract(trained, tmp_path, capsys):
     ckpt = str(trained["cfgdm"][1])
     rc = cli.main(["sample", ckpt, "--out", str(tmp_path), "--n-per-class", "2", "--guidance", "0,1",
-                   "--real", "2", "--device", "cpu", "--quiet"])
+                   "--real", "2", "--device", "cpu", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     with (tmp_path / "manifest.csv").open() as fh:
         assert next(csv.reader(fh)) == COLUMNS
@@ -99,7 +99,7 @@ def test_sample_writes_manifest_contract(trained, tmp_path, capsys):
 
 def test_postprocess_none_keeps_grey_levels(trained, tmp_path):
     assert cli.main(["sample", str(trained["cfgdm"][1]), "--out", str(tmp_path), "--n-per-class", "3",
-                     "--postprocess", "none", "--threads", "1", "--device", "cpu", "--quiet"]) == 0
+                     "--postprocess", "none", "--threads", "1", "--device", "cpu", "--no-progress"]) == 0
     from models.data.preprocess import load_stimulus
 
     values = set()
@@ -110,7 +110,7 @@ def test_postprocess_none_keeps_grey_levels(trained, tmp_path):
 
 def test_shards_merge_to_the_unsharded_run(trained, tmp_path):
     ckpt = str(trained["cfgdm"][1])
-    args = ["--n-per-class", "2", "--guidance", "0,2", "--real", "1", "--device", "cpu", "--quiet",
+    args = ["--n-per-class", "2", "--guidance", "0,2", "--real", "1", "--device", "cpu", "--no-progress",
             "--batch-size", "1"]
     assert cli.main(["sample", ckpt, "--out", str(tmp_path / "one"), *args]) == 0
     for i in range(3):
@@ -123,7 +123,7 @@ def test_shards_merge_to_the_unsharded_run(trained, tmp_path):
 def test_merge_refuses_incomplete_shards(trained, tmp_path, capsys):
     ckpt = str(trained["cfgdm"][1])
     cli.main(["sample", ckpt, "--out", str(tmp_path), "--shard", "0/2", "--n-per-class", "1",
-              "--device", "cpu", "--quiet"])
+              "--device", "cpu", "--no-progress"])
     assert cli.main(["merge", str(tmp_path)]) == 2
     assert "do not make one complete run" in capsys.readouterr().err
 
@@ -131,7 +131,7 @@ def test_merge_refuses_incomplete_shards(trained, tmp_path, capsys):
 def test_several_checkpoints_one_manifest_ddpm_gets_w0_only(trained, tmp_path):
     ckpts = [str(trained[n][1]) for n in ("ddpm", "cfgdm", "fsdm")]
     assert cli.main(["sample", *ckpts, "--out", str(tmp_path), "--n-per-class", "1", "--guidance",
-                     "0,1", "--set-size", "2", "--device", "cpu", "--quiet"]) == 0
+                     "0,1", "--set-size", "2", "--device", "cpu", "--no-progress"]) == 0
     rows = _rows(tmp_path)
     by_model = {}
     for r in rows:
@@ -143,7 +143,7 @@ def test_several_checkpoints_one_manifest_ddpm_gets_w0_only(trained, tmp_path):
 
 def test_ddpm_sampler_uses_T_steps(trained, tmp_path):
     assert cli.main(["sample", str(trained["cfgdm"][1]), "--out", str(tmp_path), "--n-per-class", "1",
-                     "--sampler", "ddpm", "--max-classes", "1", "--device", "cpu", "--quiet"]) == 0
+                     "--sampler", "ddpm", "--max-classes", "1", "--device", "cpu", "--no-progress"]) == 0
     rows = _rows(tmp_path)
     assert len(rows) == 1 and rows[0]["sampler"] == "ddpm" and rows[0]["steps"] == "20"
 
@@ -156,7 +156,7 @@ def _error(capsys) -> str:
 
 def test_error_missing_data_folder(tmp_path, capsys):
     cfg = write_cfg(tmp_path / "c.toml", dataset="folder", root=str(tmp_path / "nowhere"))
-    assert cli.main(["train", str(cfg), "--out", str(tmp_path / "o"), "--device", "cpu", "--quiet"]) == 2
+    assert cli.main(["train", str(cfg), "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress"]) == 2
     assert "data.root" in _error(capsys)
 
 
@@ -174,8 +174,8 @@ def test_error_checkpoint_does_not_match_config(trained, tmp_path, capsys):
     err = _error(capsys)
     assert "does not match" in err and "model.n_feat: checkpoint 4, config 8" in err
     out = tmp_path / "resume"
-    cli.main(["train", str(trained["cfgdm"][0]), "--out", str(out), "--device", "cpu", "--quiet"])
-    assert cli.main(["train", str(other), "--out", str(out), "--resume", "--device", "cpu", "--quiet"]) == 2
+    cli.main(["train", str(trained["cfgdm"][0]), "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert cli.main(["train", str(other), "--out", str(out), "--resume", "--device", "cpu", "--no-progress"]) == 2
     assert "model.n_feat" in _error(capsys)
 
 
@@ -197,9 +197,9 @@ def test_delegated_command_missing_module(monkeypatch, capsys):
 
 def test_unconditional_model_samples(tmp_path):
     cfg = write_cfg(tmp_path / "u.toml", name="uncond", context="none", p_uncond=0.0)
-    assert cli.main(["train", str(cfg), "--out", str(tmp_path / "m"), "--device", "cpu", "--quiet"]) == 0
+    assert cli.main(["train", str(cfg), "--out", str(tmp_path / "m"), "--device", "cpu", "--no-progress"]) == 0
     assert cli.main(["sample", str(tmp_path / "m" / "checkpoint.pt"), "--out", str(tmp_path / "s"),
-                     "--n-per-class", "3", "--real", "1", "--device", "cpu", "--quiet"]) == 0
+                     "--n-per-class", "3", "--real", "1", "--device", "cpu", "--no-progress"]) == 0
     rows = _rows(tmp_path / "s")
     model = [r for r in rows if r["source"] == "model"]
     assert len(model) == 3 and {r["class_label"] for r in model} == {"unconditional"}

@@ -119,7 +119,7 @@ def _sha(data: bytes) -> str:
 
 
 def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(["data", "fetch", *argv, "--quiet"])
+    code = main(["data", "fetch", *argv, "--no-progress"])
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -102,7 +102,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "models", "train", str(cfg), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"],
+         "-m", "models", "train", str(cfg), "--out", str(tmp_path / "out"), "--device", "cpu", "--no-progress"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
