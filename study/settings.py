@@ -9,10 +9,22 @@ and raises `SettingsError` whose `field` names the offending key (dotted for nes
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
 
 from analysis.staircase import StaircaseRule
+from fieldcheck import Bool, Float, Int, field_error, first_error, text
 
 PLATFORMS = ("prolific", "mturk", "none")
 DISPLAY_MODES = ("smooth", "pixels")
@@ -30,32 +42,77 @@ class SettingsError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
+def _whole(value: Any) -> Any:
+    """A dashboard or spreadsheet may write 20 as 20.0: a whole float counts as an integer."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _https(value: str) -> str:
+    if not value.startswith("https://"):
+        raise ValueError("must be an https:// URL")
+    return value
+
+
+def _ints(lo: int, hi: int) -> Any:
+    return Annotated[Int, BeforeValidator(_whole), Field(ge=lo, le=hi)]
+
+
+def _numbers(lo: float, hi: float) -> Any:
+    return Annotated[Float, Field(ge=lo, le=hi)]
+
+
+# Unknown keys are refused (a typo would otherwise be a silently ignored setting); NaN and
+# infinities are refused everywhere.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+ExposureMs = _numbers(EXPOSURE_MIN_MS, EXPOSURE_MAX_MS)
+
+
+@dataclass(frozen=True, config=_STRICT)
 class StaircaseSettings:
     """Transformed up/down staircase on exposure (ms): `down` correct in a row -> shorter by
     `step_ms`, `up` wrong in a row -> longer; clamped to [min_ms, max_ms]."""
 
-    enabled: bool = False
+    enabled: Bool = False
     # The rule's defaults are the shared staircase definition's (analysis.staircase).
-    up: int = StaircaseRule.up
-    down: int = StaircaseRule.down
-    step_ms: float = StaircaseRule.step_ms
-    min_ms: float = EXPOSURE_MIN_MS
-    max_ms: float = EXPOSURE_MAX_MS
-    start_ms: float = StaircaseRule.start_ms
-    n_reversals_threshold: int = StaircaseRule.n_reversals_threshold  # last N reversals averaged
+    up: _ints(1, 10) = StaircaseRule.up
+    down: _ints(1, 10) = StaircaseRule.down
+    step_ms: _numbers(1, 1_000) = StaircaseRule.step_ms
+    min_ms: ExposureMs = EXPOSURE_MIN_MS
+    max_ms: ExposureMs = EXPOSURE_MAX_MS
+    start_ms: ExposureMs = StaircaseRule.start_ms
+    n_reversals_threshold: _ints(1, 100) = StaircaseRule.n_reversals_threshold  # last N averaged
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StaircaseSettings:
+        if self.min_ms > self.max_ms:
+            raise field_error("min_ms", "must not exceed staircase.max_ms")
+        if not self.min_ms <= self.start_ms <= self.max_ms:
+            raise field_error("start_ms", "must lie within [min_ms, max_ms]")
+        return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ConfidenceSettings:
     """An optional confidence rating after each real-or-fake answer, integers min..max."""
 
-    enabled: bool = False
-    min: int = 1
-    max: int = 4
+    enabled: Bool = False
+    min: _ints(0, 100) = 1
+    max: _ints(1, 100) = 4
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`"confidence": true` is short for `{"enabled": true}`."""
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConfidenceSettings:
+        if self.min >= self.max:
+            raise field_error("min", "must be below confidence.max")
+        return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class DisplaySettings:
     """How the stored images are drawn for participants (study/display.py): `smooth` enlarges
     each to `size` px with bicubic interpolation and a Gaussian of `blur` stored pixels, then
@@ -63,57 +120,49 @@ class DisplaySettings:
     round edges; `pixels` sends the file as stored, enlarged nearest-neighbour by the browser.
     Every image of a condition gets the same rendering, real drawings and samples alike."""
 
-    mode: str = "smooth"
-    size: int = 512
-    blur: float = 0.7
+    mode: Literal[DISPLAY_MODES] = "smooth"
+    size: _ints(16, 1024) = 512
+    blur: _numbers(0, 3) = 0.7
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class StudySettings:
     # Real-or-fake: the image's exposure in ms; None = until the answer (HYPE-infinity mode).
-    exposure_ms: float | None = 500.0
-    fixation_ms: float = 500.0
-    mask_ms: float = 250.0
+    exposure_ms: _numbers(10, 60_000) | None = 500.0
+    fixation_ms: _numbers(0, 10_000) = 500.0
+    mask_ms: _numbers(0, 10_000) = 250.0
     staircase: StaircaseSettings = field(default_factory=StaircaseSettings)
     confidence: ConfidenceSettings = field(default_factory=ConfidenceSettings)
     # Both tasks: how the stored images are drawn on the participant's screen.
     display: DisplaySettings = field(default_factory=DisplaySettings)
     # ClickMe: bubble radius as a fraction of the image width; points per trial.
-    bubble_radius: float = 0.06
-    click_budget: int = 200
-    min_clicks: int = 5
+    bubble_radius: _numbers(0.005, 0.5) = 0.06
+    click_budget: _ints(1, 10_000) = 200
+    min_clicks: _ints(0, 10_000) = 5
     # Both tasks.
-    trials_per_participant: int = 20
-    n_practice: int = 2
-    n_catch: int = 2
-    practice_feedback: bool = True
-    feedback_classifier: str | None = None  # checkpoint path of the ClickMe feedback classifier
-    max_participants: int | None = None
-    redirect_platform: str = "prolific"  # prolific | mturk | none
-    mturk_submit_url: str = MTURK_SUBMIT_URL
-    active_window_minutes: float = 30.0  # a started participant counts for balancing this long
+    trials_per_participant: _ints(1, 5_000) = 20
+    n_practice: _ints(0, 100) = 2
+    n_catch: _ints(0, 1_000) = 2
+    practice_feedback: Bool = True
+    feedback_classifier: text(500) | None = None  # checkpoint path of the ClickMe classifier
+    max_participants: _ints(1, 10_000_000) | None = None
+    redirect_platform: Literal[PLATFORMS] = "prolific"
+    mturk_submit_url: Annotated[text(500), AfterValidator(_https)] = MTURK_SUBMIT_URL
+    active_window_minutes: _numbers(1, 7 * 24 * 60) = 30.0  # a started participant counts this long
+
+    @model_validator(mode="after")
+    def _within_budget(self) -> StudySettings:
+        if self.min_clicks > self.click_budget:
+            raise field_error("min_clicks", "must not exceed click_budget")
+        return self
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> StudySettings:
         """Validate `raw` (missing keys take defaults); raises SettingsError naming the field."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise SettingsError("settings", "must be an object")
-        values = _check_keys(cls, raw, prefix="")
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            if name == "staircase":
-                out[name] = _staircase(value)
-            elif name == "confidence":
-                out[name] = _confidence(value)
-            elif name == "display":
-                out[name] = _display(value)
-            else:
-                out[name] = _SCALAR_CHECKS[name](name, value)
-        settings = cls(**out)
-        settings._check_relations()
-        return settings
+        try:
+            return _SETTINGS.validate_python({} if raw is None else raw)
+        except ValidationError as exc:
+            raise SettingsError(*first_error(exc, cls, top="settings")) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,149 +181,5 @@ class StudySettings:
                 base[key] = value
         return StudySettings.from_dict(base)
 
-    def _check_relations(self) -> None:
-        if self.min_clicks > self.click_budget:
-            raise SettingsError("min_clicks", "must not exceed click_budget")
-        sc = self.staircase
-        if sc.min_ms > sc.max_ms:
-            raise SettingsError("staircase.min_ms", "must not exceed staircase.max_ms")
-        if not sc.min_ms <= sc.start_ms <= sc.max_ms:
-            raise SettingsError("staircase.start_ms", "must lie within [min_ms, max_ms]")
-        if self.confidence.min >= self.confidence.max:
-            raise SettingsError("confidence.min", "must be below confidence.max")
 
-
-def _check_keys(cls: type, raw: dict[str, Any], prefix: str) -> dict[str, Any]:
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in known:
-            raise SettingsError(f"{prefix}{key}", "unknown setting")
-    return dict(raw)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _number(name: str, value: Any, lo: float, hi: float) -> float:
-    if not _is_number(value):
-        raise SettingsError(name, "must be a number")
-    if not lo <= value <= hi:
-        raise SettingsError(name, f"must lie within [{lo:g}, {hi:g}]")
-    return float(value)
-
-
-def _integer(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise SettingsError(name, "must be an integer")
-    if not lo <= value <= hi:
-        raise SettingsError(name, f"must lie within [{lo}, {hi}]")
-    return value
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SettingsError(name, "must be true or false")
-    return value
-
-
-def _optional(check):  # noqa: ANN001, ANN202
-    def inner(name: str, value: Any) -> Any:
-        return None if value is None else check(name, value)
-
-    return inner
-
-
-def _text(max_len: int):  # noqa: ANN202
-    def inner(name: str, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise SettingsError(name, "must be a non-empty string")
-        if len(value) > max_len:
-            raise SettingsError(name, f"must be at most {max_len} characters")
-        return value
-
-    return inner
-
-
-def _platform(name: str, value: Any) -> str:
-    if value not in PLATFORMS:
-        raise SettingsError(name, f"must be one of {', '.join(PLATFORMS)}")
-    return value
-
-
-def _https_url(name: str, value: Any) -> str:
-    value = _text(500)(name, value)
-    if not value.startswith("https://"):
-        raise SettingsError(name, "must be an https:// URL")
-    return value
-
-
-_SCALAR_CHECKS = {
-    "exposure_ms": _optional(lambda n, v: _number(n, v, 10, 60_000)),
-    "fixation_ms": lambda n, v: _number(n, v, 0, 10_000),
-    "mask_ms": lambda n, v: _number(n, v, 0, 10_000),
-    "bubble_radius": lambda n, v: _number(n, v, 0.005, 0.5),
-    "click_budget": lambda n, v: _integer(n, v, 1, 10_000),
-    "min_clicks": lambda n, v: _integer(n, v, 0, 10_000),
-    "trials_per_participant": lambda n, v: _integer(n, v, 1, 5_000),
-    "n_practice": lambda n, v: _integer(n, v, 0, 100),
-    "n_catch": lambda n, v: _integer(n, v, 0, 1_000),
-    "practice_feedback": _boolean,
-    "feedback_classifier": _optional(_text(500)),
-    "max_participants": _optional(lambda n, v: _integer(n, v, 1, 10_000_000)),
-    "redirect_platform": _platform,
-    "mturk_submit_url": _https_url,
-    "active_window_minutes": lambda n, v: _number(n, v, 1, 7 * 24 * 60),
-}
-
-
-def _nested(cls: type, name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SettingsError(name, "must be an object")
-    return _check_keys(cls, value, prefix=f"{name}.")
-
-
-def _staircase(value: Any) -> StaircaseSettings:
-    raw = _nested(StaircaseSettings, "staircase", value)
-    checks = {
-        "enabled": _boolean,
-        "up": lambda n, v: _integer(n, v, 1, 10),
-        "down": lambda n, v: _integer(n, v, 1, 10),
-        "step_ms": lambda n, v: _number(n, v, 1, 1_000),
-        "min_ms": lambda n, v: _number(n, v, EXPOSURE_MIN_MS, EXPOSURE_MAX_MS),
-        "max_ms": lambda n, v: _number(n, v, EXPOSURE_MIN_MS, EXPOSURE_MAX_MS),
-        "start_ms": lambda n, v: _number(n, v, EXPOSURE_MIN_MS, EXPOSURE_MAX_MS),
-        "n_reversals_threshold": lambda n, v: _integer(n, v, 1, 100),
-    }
-    return StaircaseSettings(**{k: checks[k](f"staircase.{k}", v) for k, v in raw.items()})
-
-
-def _confidence(value: Any) -> ConfidenceSettings:
-    if isinstance(value, bool):  # shorthand: "confidence": true
-        return ConfidenceSettings(enabled=value)
-    raw = _nested(ConfidenceSettings, "confidence", value)
-    checks = {
-        "enabled": _boolean,
-        "min": lambda n, v: _integer(n, v, 0, 100),
-        "max": lambda n, v: _integer(n, v, 1, 100),
-    }
-    return ConfidenceSettings(**{k: checks[k](f"confidence.{k}", v) for k, v in raw.items()})
-
-
-def _display(value: Any) -> DisplaySettings:
-    raw = _nested(DisplaySettings, "display", value)
-
-    def mode(name: str, v: Any) -> str:
-        if v not in DISPLAY_MODES:
-            raise SettingsError(name, f"must be one of {', '.join(DISPLAY_MODES)}")
-        return v
-
-    checks = {
-        "mode": mode,
-        "size": lambda n, v: _integer(n, v, 16, 1024),
-        "blur": lambda n, v: _number(n, v, 0, 3),
-    }
-    return DisplaySettings(**{k: checks[k](f"display.{k}", v) for k, v in raw.items()})
+_SETTINGS = TypeAdapter(StudySettings)
