@@ -140,13 +140,14 @@ def _known_fields(root: Any, loc: tuple[int | str, ...]) -> list[str] | None:
     return sorted(info.alias or name for name, info in cls.__pydantic_fields__.items())
 
 
-def first_error(exc: ValidationError, root: Any = None, *, top: str = "",
+def first_error(exc: ValidationError, root: Any = None, *, at: str = "", top: str = "",
                 mapping: str = "an object") -> tuple[str, str]:
     """(dotted field, message) of the first error in `exc`.
 
-    `root`, the validated type, lets an unknown field's message list the known ones. `top`
-    names the whole input when the error is about it (an empty location). `mapping` is how a
-    message calls a mapping: "an object" (JSON) or "a table" (TOML).
+    `root`, the validated type, lets an unknown field's message list the known ones. `at` is
+    the dotted path of the validated value inside a larger input (`clicks` for a list of
+    points). `top` names the whole input when the error is about it (an empty location).
+    `mapping` is how a message calls a mapping: "an object" (JSON) or "a table" (TOML).
     """
     err = exc.errors(include_url=False)[0]
     loc = tuple(err["loc"])
@@ -157,11 +158,14 @@ def first_error(exc: ValidationError, root: Any = None, *, top: str = "",
         known = _known_fields(root, loc[:-1])
         if known:
             message += f" (known: {', '.join(known)})"
-    return dotted(loc) or top, message
+    path = dotted(loc)
+    if at:
+        path = at + ("." if path and not path.startswith("[") else "") + path
+    return path or top, message
 
 
-def one_line(exc: ValidationError, root: Any = None, *, top: str = "",
+def one_line(exc: ValidationError, root: Any = None, *, at: str = "", top: str = "",
              mapping: str = "an object") -> str:
     """`dotted.field: message` of the first error in `exc` (see first_error)."""
-    field, message = first_error(exc, root, top=top, mapping=mapping)
+    field, message = first_error(exc, root, at=at, top=top, mapping=mapping)
     return f"{field}: {message}" if field else message

@@ -1,4 +1,13 @@
-"""Validation of the participant API's JSON bodies; every failure is an ApiError naming the field.
+"""The participant API's request bodies as pydantic models, and the views' validation entry
+points; every failure is an ApiError whose message is `dotted.field: message` and whose `field`
+is that dotted path (`clicks[3].x`).
+
+The models (`StartRequest`, `ResponseRequest`, `EventsRequest`, `ClassifyRequest`) are what the
+OpenAPI document publishes (study/api/openapi.py). The views read a body field by field with
+`get_str`, `get_number`, `get_int`, `get_uuid`, whose bounds are the models' (tests/study/
+test_openapi.py checks that the server accepts and refuses what the document says), and lists
+with `parse_clicks` and `parse_events`, which validate against the models themselves. A field
+sent as null counts as absent. Unknown fields are ignored.
 
 Bounds (reject absurd values rather than store them): times are finite, non-negative and under
 an hour; clicks lie in [0, 1] image coordinates; lists are capped.
@@ -6,18 +15,23 @@ an hour; clicks lie in [0, 1] image coordinates; lists are capped.
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from fieldcheck import Bool, Float, Int, Str, first_error, text
 from study.errors import ApiError
 
 MAX_MS = 3_600_000.0  # one hour: longer reaction or click times are not plausible
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 MAX_EVENTS = 200
+MAX_DETAIL_CHARS = 2000
+MAX_CLIENT_TIME_MS = 1e14  # a client's epoch ms (the year 5138)
 EVENT_KINDS = (
     "blur",
     "focus",
@@ -29,6 +43,102 @@ EVENT_KINDS = (
     "offline",
     "online",
 )
+PLATFORMS = ("prolific", "mturk", "direct")
+ANSWERS = ("real", "fake")
+NAME_CHARS = 128  # platform ids
+START_KEY_CHARS = 64
+
+
+def _canonical_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"expected a UUID, got {value!r}") from None
+
+
+def _small_detail(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value and len(json.dumps(value)) > MAX_DETAIL_CHARS:
+        raise ValueError(f"is too large (at most {MAX_DETAIL_CHARS} characters of JSON)")
+    return value or {}
+
+
+Ms = Annotated[Float, Field(ge=0, le=MAX_MS)]
+Id = Annotated[Int, Field(ge=1, le=MAX_ID)]
+Name = text(NAME_CHARS)
+ClientUuid = Annotated[Str, Field(max_length=36, json_schema_extra={"format": "uuid"}),
+                       AfterValidator(_canonical_uuid)]
+ClientTime = Annotated[Float, Field(ge=0, le=MAX_CLIENT_TIME_MS, description="client epoch ms")]
+Unit = Annotated[Float, Field(ge=0, le=1)]
+
+# A body is a JSON object: unknown keys are ignored (the views never read them), NaN is refused.
+_BODY = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+class Click(BaseModel):
+    """One ClickMe point, in image coordinates."""
+
+    model_config = _BODY
+    x: Annotated[Unit, Field(description="left to right")]
+    y: Annotated[Unit, Field(description="top to bottom")]
+    t: Annotated[Ms, Field(description="ms since the image appeared")]
+    stroke: Annotated[Int, Field(ge=0, description="points of one drag share a stroke; "
+                                 "non-decreasing, at most the click budget")] | None = None
+
+
+class Event(BaseModel):
+    """A browser event (blur, focus, resize, fullscreen, visibility, network)."""
+
+    model_config = _BODY
+    kind: Literal[EVENT_KINDS]
+    t: Annotated[Float, Field(ge=0, le=1e10, description="ms since the page loaded")] | None = None
+    trial_id: Id | None = None
+    detail: Annotated[dict[str, Any] | None, AfterValidator(_small_detail)] = Field(
+        default_factory=dict)
+
+
+class StartRequest(BaseModel):
+    model_config = _BODY
+    consent: Literal[True]
+    platform: Literal[PLATFORMS] | None = None
+    PROLIFIC_PID: Name | None = None
+    STUDY_ID: Name | None = None
+    SESSION_ID: Name | None = None
+    workerId: Name | None = None
+    assignmentId: Name | None = None
+    hitId: Name | None = None
+    preview: Annotated[Bool, Field(description="a logged-in researcher's preview")] | None = None
+    start_key: Annotated[text(START_KEY_CHARS), Field(
+        description="the browser's key for this start; a retry with the same key (reply lost) "
+        "gets the same participant back with 200")] | None = None
+
+
+class ResponseRequest(BaseModel):
+    """An answer to the current trial: `answer` (and `confidence` where the study asks for it)
+    on real-or-fake trials, `clicks` (at least the study's min_clicks) on ClickMe trials."""
+
+    model_config = _BODY
+    client_uuid: ClientUuid
+    trial_id: Id
+    answer: Literal[ANSWERS] | None = None
+    confidence: Annotated[Int, Field(description="within the study's confidence range")] | None = None
+    rt_ms: Ms
+    exposure_ms: Ms | None = None
+    clicks: list[Click] | None = None
+    client_sent_at: ClientTime | None = None
+
+
+class EventsRequest(BaseModel):
+    model_config = _BODY
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = _BODY
+    trial_id: Id
+    clicks: list[Click] | None = None
+
+
+REQUESTS = (StartRequest, ResponseRequest, EventsRequest, ClassifyRequest)
 
 
 def _reject_constant(name: str) -> float:
@@ -51,8 +161,41 @@ def json_object() -> dict[str, Any]:
     return body
 
 
+def body_error(exc: ValidationError, at: str = "", root: Any = None) -> ApiError:
+    """The 400 for a ValidationError of the value at dotted path `at` of the body."""
+    field, message = first_error(exc, root, at=at, top="body")
+    return ApiError(400, f"{field}: {message}", field)
+
+
+def _validated(adapter: TypeAdapter, value: Any, field: str) -> Any:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise body_error(exc, field) from None
+
+
+# One adapter per distinct bound, built on first use: building one costs far more than using it.
+@functools.lru_cache(maxsize=64)
+def _text(max_len: int, choices: tuple[str, ...] | None) -> TypeAdapter:
+    return TypeAdapter(Literal[choices] if choices is not None else text(max_len))
+
+
+@functools.lru_cache(maxsize=64)
+def _number(lo: float, hi: float) -> TypeAdapter:
+    return TypeAdapter(Annotated[Float, Field(ge=lo, le=hi, allow_inf_nan=False)])
+
+
+@functools.lru_cache(maxsize=64)
+def _int(lo: int, hi: int) -> TypeAdapter:
+    return TypeAdapter(Annotated[Int, Field(ge=lo, le=hi)])
+
+
+_UUID = TypeAdapter(ClientUuid)
+_CLICKS = TypeAdapter(list[Click])
+
+
 def _missing(field: str) -> ApiError:
-    return ApiError(400, f"{field} is required", field)
+    return ApiError(400, f"{field}: missing", field)
 
 
 def get_str(
@@ -60,7 +203,7 @@ def get_str(
     name: str,
     *,
     required: bool = False,
-    max_len: int = 128,
+    max_len: int = NAME_CHARS,
     choices: tuple[str, ...] | None = None,
     field: str | None = None,
 ) -> str | None:
@@ -70,13 +213,7 @@ def get_str(
         if required:
             raise _missing(field)
         return None
-    if not isinstance(value, str):
-        raise ApiError(400, f"{field} must be a string", field)
-    if choices is not None and value not in choices:
-        raise ApiError(400, f"{field} must be one of {', '.join(choices)}", field)
-    if not value.strip() or len(value) > max_len:
-        raise ApiError(400, f"{field} must be 1 to {max_len} characters", field)
-    return value
+    return _validated(_text(max_len, choices), value, field)
 
 
 def get_number(
@@ -94,11 +231,7 @@ def get_number(
         if required:
             raise _missing(field)
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(400, f"{field} must be a number", field)
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise ApiError(400, f"{field} must lie within [{lo:g}, {hi:g}]", field)
-    return float(value)
+    return float(_validated(_number(lo, hi), value, field))
 
 
 def get_int(
@@ -107,7 +240,7 @@ def get_int(
     *,
     required: bool = False,
     lo: int = 0,
-    hi: int = 2**31 - 1,
+    hi: int = MAX_ID,
     field: str | None = None,
 ) -> int | None:
     field = field or name
@@ -116,19 +249,15 @@ def get_int(
         if required:
             raise _missing(field)
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"{field} must be an integer", field)
-    if not lo <= value <= hi:
-        raise ApiError(400, f"{field} must lie within [{lo}, {hi}]", field)
-    return value
+    return _validated(_int(lo, hi), value, field)
 
 
 def get_uuid(d: dict[str, Any], name: str) -> str:
-    value = get_str(d, name, required=True, max_len=36)
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ApiError(400, f"{name} must be a UUID", name) from None
+    """The canonical form (lower case, hyphenated) of a UUID field."""
+    value = d.get(name)
+    if value is None:
+        raise _missing(name)
+    return _validated(_UUID, value, name)
 
 
 @dataclass(frozen=True)
@@ -140,29 +269,23 @@ class ClickIn:
 
 
 def parse_clicks(value: Any, *, budget: int, field: str = "clicks") -> list[ClickIn]:
-    """Validate ClickMe points: x, y in [0, 1]; t in ms since the image appeared; at most
-    `budget` points; strokes are non-decreasing integers (points of one drag share one)."""
+    """Validate ClickMe points (`Click`): at most `budget` of them; strokes are non-decreasing
+    integers up to `budget` (a point without one continues the previous point's stroke)."""
     if value is None:
         return []
-    if not isinstance(value, list):
-        raise ApiError(400, f"{field} must be a list", field)
-    if len(value) > budget:
-        raise ApiError(400, f"{field} has {len(value)} points; the budget is {budget}", field)
+    if isinstance(value, list) and len(value) > budget:
+        raise ApiError(400, f"{field}: has {len(value)} points; the budget is {budget}", field)
+    points = _validated(_CLICKS, value, field)
     out: list[ClickIn] = []
     last_stroke = 0
-    for i, point in enumerate(value):
-        where = f"{field}[{i}]"
-        if not isinstance(point, dict):
-            raise ApiError(400, f"{where} must be an object with x, y, t", where)
-        x = get_number(point, "x", required=True, lo=0.0, hi=1.0, field=f"{where}.x")
-        y = get_number(point, "y", required=True, lo=0.0, hi=1.0, field=f"{where}.y")
-        t = get_number(point, "t", required=True, lo=0.0, hi=MAX_MS, field=f"{where}.t")
-        stroke = get_int(point, "stroke", lo=0, hi=budget, field=f"{where}.stroke")
-        stroke = last_stroke if stroke is None else stroke
-        if stroke < last_stroke:
-            raise ApiError(400, f"{where}.stroke must not decrease", f"{where}.stroke")
+    for i, p in enumerate(points):
+        stroke = last_stroke if p.stroke is None else p.stroke
+        if not last_stroke <= stroke <= budget:
+            where = f"{field}[{i}].stroke"
+            problem = "must not decrease" if stroke < last_stroke else f"must be <= {budget}"
+            raise ApiError(400, f"{where}: {problem}, got {stroke}", where)
         last_stroke = stroke
-        out.append(ClickIn(x, y, t, stroke))  # type: ignore[arg-type]
+        out.append(ClickIn(p.x, p.y, p.t, stroke))
     return out
 
 
@@ -175,23 +298,9 @@ class EventIn:
 
 
 def parse_events(body: dict[str, Any]) -> list[EventIn]:
-    events = body.get("events")
-    if not isinstance(events, list) or not events:
-        raise ApiError(400, "events must be a non-empty list", "events")
-    if len(events) > MAX_EVENTS:
-        raise ApiError(400, f"at most {MAX_EVENTS} events per request", "events")
-    out = []
-    for i, ev in enumerate(events):
-        where = f"events[{i}]"
-        if not isinstance(ev, dict):
-            raise ApiError(400, f"{where} must be an object", where)
-        kind = get_str(ev, "kind", required=True, choices=EVENT_KINDS, field=f"{where}.kind")
-        t = get_number(ev, "t", lo=0.0, hi=1e10, field=f"{where}.t")
-        trial_id = get_int(ev, "trial_id", lo=1, field=f"{where}.trial_id")
-        detail = ev.get("detail") or {}
-        if not isinstance(detail, dict):
-            raise ApiError(400, f"{where}.detail must be an object", f"{where}.detail")
-        if len(json.dumps(detail)) > 2000:
-            raise ApiError(400, f"{where}.detail is too large", f"{where}.detail")
-        out.append(EventIn(kind, t, trial_id, detail))  # type: ignore[arg-type]
-    return out
+    """The `events` of an EventsRequest body."""
+    try:
+        events = EventsRequest.model_validate(body).events
+    except ValidationError as exc:
+        raise body_error(exc, root=EventsRequest) from None
+    return [EventIn(e.kind, e.t, e.trial_id, e.detail) for e in events]
