@@ -1,0 +1,376 @@
+"""Request validation on the response hot path: server CPU per submission, A/B, and what a
+validation library would add.
+
+    python -m benchmarks validation --old DIR_OR_REF [--new DIR_OR_REF] [--rounds 6]
+                                    [--participants 40] [--trials 25] [--libs] [--no-write]
+
+A/B: two worker subprocesses, one per tree (that tree first on its path), each build a SQLite
+database with a live real-or-fake and a live ClickMe study (benchmarks/servers.py make_study of
+that tree) and start --participants participants in each. Then they post the answers, trial by
+trial, through Flask's test client (the whole WSGI stack: routing, JSON, validation, storage,
+reply) in batches of --batch that alternate between old and new, the order flipping every
+batch, so that the shared machine's drift hits both. CPU time (process_time) of a side's
+batches / submissions is its CPU per submission; the ratio is new / old within a round. A git
+ref is exported with `git archive` to a temporary folder.
+
+--libs: the same ResponseRequest body posted to a minimal Flask app whose one view validates it
+(a) field by field with study.validation's get_* (what the views do), (b) with
+ResponseRequest.model_validate_json, (c) through spectree, (d) flask-openapi3 or (e) APIFlask
+(each where installed: pip install spectree flask-openapi3 apiflask), against (0) a view that
+parses the JSON and validates nothing. Reported: CPU per request and the cost over (0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "validation-worker:"
+TASKS = ("realfake", "clickme")
+
+
+# ---------------------------------------------------------------- the A/B worker (one tree)
+
+
+def _rows(db: Path, slug: str) -> list[tuple[str, int, str]]:
+    """(token, trial id, task) of every trial of the study's participants, in answer order."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            'SELECT p.token, t.id, s.task FROM trials t JOIN participants p ON p.id = t.participant_id '
+            'JOIN studies s ON s.id = p.study_id WHERE s.slug = ? ORDER BY t."index", p.id',
+            (slug,),
+        ).fetchall()
+
+
+def _answer(task: str, trial_id: int, k: int) -> dict:
+    body = {"client_uuid": str(uuid.uuid4()), "trial_id": trial_id, "rt_ms": 500.0 + k % 300,
+            "client_sent_at": 1.7e12 + k}
+    if task == "clickme":
+        body["clicks"] = [{"x": (i % 10) / 10, "y": (i % 7) / 7, "t": 40.0 * i, "stroke": i // 4}
+                          for i in range(12)]
+    else:
+        body["answer"] = "fake" if k % 2 else "real"
+    return body
+
+
+def worker(participants: int, trials: int) -> None:
+    """Serve batches for the parent: set up this tree's app and studies, print READY, then for
+    each stdin line `TASK N` post the next N answers of that study and print their CPU seconds."""
+    from benchmarks.servers import make_study
+    from study import create_app
+
+    work = Path(tempfile.mkdtemp(prefix="bench-validation-"))
+    db = work / "bench.sqlite"
+    url = f"sqlite:///{db}"
+    queues, clients = {}, {}
+    for task in TASKS:
+        slug = make_study(url, work / task, trials, task=task, slug=task)
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "FEEDBACK_CLASSIFIER": None,
+                          "STIMULI_ROOT": str(work / task / "store")})
+        client = app.test_client()
+        for _ in range(participants):
+            res = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True})
+            assert res.status_code == 201, res.get_data(as_text=True)
+        clients[task] = app.test_client()  # no cookie: every call identifies itself by its token
+        queues[task] = iter([(token, json.dumps(_answer(task, tid, k)).encode())
+                             for k, (token, tid, _) in enumerate(_rows(db, slug))])
+    print(MARK + "READY", flush=True)
+    for line in sys.stdin:
+        task, n = line.split()
+        client = clients[task]
+        batch = [next(queues[task]) for _ in range(int(n))]
+        start = time.process_time()
+        for token, body in batch:
+            res = client.post("/api/v1/participant/responses", data=body,
+                              headers={"Content-Type": "application/json", "X-Participant-Token": token})
+            if res.status_code != 201:
+                raise RuntimeError(f"{task}: {res.status_code} {res.get_data(as_text=True)[:200]}")
+        print(MARK + json.dumps(time.process_time() - start), flush=True)
+
+
+def _tree(spec: str, tmp: Path, name: str) -> Path:
+    """A folder as given, or a git ref exported to tmp/name."""
+    path = Path(spec)
+    if path.is_dir():
+        return path.resolve()
+    target = tmp / name
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", spec], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+class _Side:
+    """A worker subprocess with `tree` first on its path."""
+
+    def __init__(self, tree: Path, participants: int, trials: int) -> None:
+        env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+        code = (f"import sys; sys.path[:0] = [{str(tree)!r}, {str(ROOT / 'benchmarks')!r}]; "
+                f"from bench_validation import worker; worker({participants}, {trials})")
+        self.tree = tree
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=tree, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._read()
+
+    def _read(self) -> str:
+        for line in self.proc.stdout:
+            if line.startswith(MARK):
+                return line[len(MARK):].strip()
+        raise RuntimeError(f"the worker in {self.tree} stopped (exit {self.proc.wait()})")
+
+    def batch(self, task: str, n: int) -> float:
+        self.proc.stdin.write(f"{task} {n}\n")
+        self.proc.stdin.flush()
+        return float(self._read())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def ab(old: Path, new: Path, rounds: int, participants: int, trials: int, batch: int) -> dict:
+    """Both servers side by side, batches alternating old/new (order flipped every batch) so
+    that the shared machine's drift hits both alike; µs per submission per round."""
+    n_batches = participants * trials // batch // rounds
+    if n_batches < 2:
+        raise SystemExit("too few submissions: raise --participants/--trials or lower --batch")
+    sides = {"old": _Side(old, participants, trials), "new": _Side(new, participants, trials)}
+    per_round: list[dict[str, dict[str, float]]] = []
+    try:
+        for r in range(rounds):
+            cpu = {name: dict.fromkeys(TASKS, 0.0) for name in sides}
+            for task in TASKS:
+                for b in range(n_batches):
+                    order = ("old", "new") if (r + b) % 2 == 0 else ("new", "old")
+                    for name in order:
+                        cpu[name][task] += sides[name].batch(task, batch)
+            us = {name: {t: cpu[name][t] / (n_batches * batch) * 1e6 for t in TASKS} for name in sides}
+            per_round.append(us)
+            print(f"round {r + 1}: " + "; ".join(
+                f"{t} old {us['old'][t]:.0f} µs, new {us['new'][t]:.0f} µs, "
+                f"ratio {us['new'][t] / us['old'][t]:.3f}" for t in TASKS), flush=True)
+    finally:
+        for side in sides.values():
+            side.close()
+    summary = {}
+    for task in TASKS:
+        ratios = [g["new"][task] / g["old"][task] for g in per_round]
+        summary[task] = {
+            "old_us": statistics.median(g["old"][task] for g in per_round),
+            "new_us": statistics.median(g["new"][task] for g in per_round),
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        }
+    return {"rounds": per_round, "summary": summary}
+
+
+# ---------------------------------------------------------------- validation libraries
+
+
+def _library_apps() -> dict[str, object]:
+    """One minimal app per approach, each with POST /r validating a ResponseRequest body."""
+    from flask import Flask, jsonify, request
+    from pydantic import ValidationError
+
+    from study.errors import ApiError, register
+    from study.validation import (
+        ResponseRequest,
+        body_error,
+        get_int,
+        get_number,
+        get_str,
+        get_uuid,
+        json_object,
+    )
+
+    apps: dict[str, object] = {}
+
+    def plain(name: str) -> Flask:
+        app = Flask(name)
+        register(app)
+        return app
+
+    bare = plain("bare")
+
+    @bare.post("/r")
+    def bare_view():  # noqa: ANN202
+        json_object()
+        return jsonify(ok=True)
+
+    apps["(0) JSON only, no validation"] = bare
+
+    fields = plain("fields")
+
+    @fields.post("/r")
+    def fields_view():  # noqa: ANN202
+        body = json_object()
+        get_uuid(body, "client_uuid")
+        get_int(body, "trial_id", required=True, lo=1)
+        get_number(body, "rt_ms", required=True)
+        get_number(body, "exposure_ms")
+        get_number(body, "client_sent_at", hi=1e14)
+        get_str(body, "answer", required=True, choices=("real", "fake"))
+        return jsonify(ok=True)
+
+    apps["(a) get_* per field (the views)"] = fields
+
+    whole = plain("whole")
+
+    @whole.post("/r")
+    def whole_view():  # noqa: ANN202
+        if request.mimetype != "application/json":
+            raise ApiError(415, "Content-Type must be application/json", "Content-Type")
+        try:
+            ResponseRequest.model_validate_json(request.get_data(cache=True))
+        except ValidationError as exc:
+            raise body_error(exc, root=ResponseRequest) from None
+        return jsonify(ok=True)
+
+    apps["(b) model_validate_json"] = whole
+
+    try:
+        from spectree import SpecTree
+    except ImportError:
+        print("spectree is not installed: skipped")
+    else:
+        app = plain("spectree")
+        spec = SpecTree("flask", app=app)
+
+        @app.post("/r")
+        @spec.validate(json=ResponseRequest)
+        def spectree_view():  # noqa: ANN202
+            return jsonify(ok=True)
+
+        apps["(c) spectree"] = app
+
+    try:
+        from flask_openapi3 import OpenAPI
+    except ImportError:
+        print("flask-openapi3 is not installed: skipped")
+    else:
+        app = OpenAPI("openapi3", doc_ui=False)
+        register(app)
+
+        def openapi3_view(body):  # noqa: ANN001, ANN202
+            return jsonify(ok=True)
+
+        # flask-openapi3 reads the body's model from the annotation (a string in this module)
+        openapi3_view.__annotations__ = {"body": ResponseRequest}
+        app.post("/r")(openapi3_view)
+        apps["(d) flask-openapi3"] = app
+
+    try:
+        from apiflask import APIFlask
+    except ImportError:
+        print("APIFlask is not installed: skipped")
+    else:
+        app = APIFlask("apiflask", spec_path=None, docs_path=None)
+        register(app)
+
+        @app.post("/r")
+        @app.input(ResponseRequest, location="json")
+        def apiflask_view(json_data):  # noqa: ANN001, ANN202
+            return jsonify(ok=True)
+
+        apps["(e) APIFlask"] = app
+    return apps
+
+
+def libraries(rounds: int, requests: int) -> dict[str, float]:
+    """Median CPU µs per request of each approach (rounds alternate between the apps)."""
+    body = json.dumps(_answer("realfake", 7, 1)).encode()
+    bad = json.dumps({**_answer("realfake", 7, 1), "rt_ms": -1}).encode()
+    apps = _library_apps()
+    clients = {name: app.test_client() for name, app in apps.items()}
+    for name, client in clients.items():
+        ok = client.post("/r", data=body, headers={"Content-Type": "application/json"})
+        refused = client.post("/r", data=bad, headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200, (name, ok.get_data(as_text=True))
+        assert name.startswith("(0)") or refused.status_code >= 400, (name, refused.status_code)
+    times: dict[str, list[float]] = {name: [] for name in clients}
+    for r in range(rounds):
+        names = list(clients) if r % 2 == 0 else list(reversed(clients))
+        for name in names:
+            client = clients[name]
+            start = time.process_time()
+            for _ in range(requests):
+                client.post("/r", data=body, headers={"Content-Type": "application/json"})
+            times[name].append((time.process_time() - start) / requests * 1e6)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+# ---------------------------------------------------------------- main
+
+
+def render(result: dict, args: argparse.Namespace) -> str:
+    from benchmarks.report import markdown_table
+
+    lines = ["### Request validation: server CPU per submission (pydantic), A/B", "",
+             f"Command: `{result['command']}`. {result['cpus']} CPUs, load average "
+             f"{result['load_before'][0]:.1f} before and {result['load_after'][0]:.1f} after (shared "
+             "machine: compare the two sides within a round, not across runs).", ""]
+    if "ab" in result:
+        lines += [f"A/B: {args.participants} participants x {args.trials} trials per study, SQLite, "
+                  "every answer posted through Flask's test client by two worker processes, one per "
+                  f"tree, in batches of {args.batch} alternating old/new; CPU time of the batches per "
+                  f"submission; {args.rounds} rounds. "
+                  f"old = `{args.old}`, new = `{args.new}`.", ""]
+        rows = []
+        for task, s in result["ab"]["summary"].items():
+            rows.append([task, f"{s['old_us']:.0f}", f"{s['new_us']:.0f}", f"{s['ratio_median']:.3f}",
+                         f"{s['ratio_min']:.3f}-{s['ratio_max']:.3f}"])
+        lines += [markdown_table(["study", "old µs/submission (median)", "new µs/submission (median)",
+                                  "new/old (median of rounds)", "new/old (range)"], rows), ""]
+    if "libraries" in result:
+        libs = result["libraries"]
+        base = next(v for k, v in libs.items() if k.startswith("(0)"))
+        lines += ["Validation libraries: the same real-or-fake ResponseRequest body posted to a minimal "
+                  f"Flask app per approach; {args.lib_requests} requests per round, {args.rounds} rounds "
+                  "alternating; median CPU per request.", ""]
+        lines += [markdown_table(["approach", "µs/request", "over JSON only"],
+                                 [[k, f"{v:.1f}", f"+{v - base:.1f}"] for k, v in libs.items()]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks validation", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old", help="the tree to compare against: a folder or a git ref (A/B skipped without)")
+    ap.add_argument("--new", default=str(ROOT), help="the tree measured: a folder or a git ref (default: this one)")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--participants", type=int, default=40)
+    ap.add_argument("--trials", type=int, default=25)
+    ap.add_argument("--batch", type=int, default=25, help="submissions per alternation (A/B)")
+    ap.add_argument("--libs", action="store_true", help="also compare validation libraries")
+    ap.add_argument("--lib-requests", type=int, default=3000)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = ap.parse_args(argv)
+    if not args.old and not args.libs:
+        ap.error("nothing to do: give --old for the A/B run and/or --libs")
+    result: dict = {"command": "python -m benchmarks validation " + " ".join(argv),
+                    "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+    if args.old:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = _tree(args.old, Path(tmp), "old")
+            new = _tree(args.new, Path(tmp), "new")
+            result["ab"] = ab(old, new, args.rounds, args.participants, args.trials, args.batch)
+    if args.libs:
+        result["libraries"] = libraries(args.rounds, args.lib_requests)
+    result["load_after"] = os.getloadavg()
+    text = render(result, args)
+    print(text)
+    if not args.no_write:
+        from benchmarks.report import write_section
+
+        write_section("validation", text)
+    return 0
