@@ -30,7 +30,7 @@ import secrets
 import shutil
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ class StudyDefinition:
     consent_text: str = ""
     instructions_text: str = ""
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    asked: frozenset[str] = frozenset()  # the task settings the file sets itself (not defaults)
 
 
 # ---------------------------------------------------------------- parsing
@@ -435,6 +436,7 @@ def parse_definition(raw: dict[str, Any]) -> StudyDefinition:
         consent_text=study.get("consent_text", ""),
         instructions_text=study.get("instructions_text", ""),
         conditions=conditions,
+        asked=frozenset(raw),
     )
 
 
@@ -491,7 +493,7 @@ def create_study(
     slug = check_slug(slug or definition.slug or slugify(title or definition.title or "study"))
     if db.scalar(select(Study.id).where(Study.slug == slug)) is not None:
         raise ManifestError([Problem(None, "slug", f"a study called {slug!r} already exists")])
-    _check_roles(rows, definition)
+    definition = _check_roles(rows, definition)
     if definition.task == "clickme":
         _check_class_texts(rows)
     check_images(rows, base_dir)
@@ -536,11 +538,28 @@ def create_study(
     return study
 
 
-def _check_roles(rows: list[ManifestRow], definition: StudyDefinition) -> None:
-    """A study needs main stimuli (practice falls back to them; catch trials need catch rows,
-    study/assignment.py leaves them out when there are none)."""
+def _check_roles(rows: list[ManifestRow], definition: StudyDefinition) -> StudyDefinition:
+    """A study needs main stimuli (practice falls back to them). Catch trials need catch rows:
+    a settings file or condition that asks for catch trials of a manifest without any is
+    refused; without catch rows the default n_catch becomes 0, so the stored settings say what
+    participants get. Returns the definition to store."""
     if not any(r.role == "main" for r in rows):
         raise ManifestError([Problem(None, "role", "the manifest has no rows with role main")])
+    if any(r.role == "catch" for r in rows):
+        return definition
+    asking = [("n_catch", definition.settings.n_catch)] if "n_catch" in definition.asked else []
+    asking += [(f"conditions.{name}.n_catch", overrides["n_catch"])
+               for name, overrides in definition.conditions.items() if "n_catch" in overrides]
+    problems = [
+        Problem(None, where, f"asks for {n} catch trial(s) per participant, but the manifest has no "
+                             "rows with role catch; mark some rows role = catch or set n_catch = 0")
+        for where, n in asking if n
+    ]
+    if problems:
+        raise ManifestError(problems)
+    if definition.settings.n_catch and "n_catch" not in definition.asked:
+        return replace(definition, settings=definition.settings.merged({"n_catch": 0}))
+    return definition
 
 
 def _check_class_texts(rows: list[ManifestRow]) -> None:
