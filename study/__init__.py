@@ -32,8 +32,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from study import blueprints
+    from study.cli import register_commands
 
     blueprints.register(app)
+    register_commands(app.cli)
     return app
 
 

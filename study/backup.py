@@ -24,6 +24,8 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from study.cli_errors import InputError
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
 
@@ -185,7 +187,6 @@ def backup_cmd(out: Path) -> None:
     """A consistent online backup of DATABASE_URL (safe while the study runs)."""
     from flask import current_app
 
-    from study.cli import InputError
 
     try:
         info = backup(current_app.config["DATABASE_URL"], out)
@@ -202,7 +203,6 @@ def restore_cmd(source: Path, yes: bool) -> None:
     """Replace DATABASE_URL's contents with a backup (stop the server first)."""
     from flask import current_app
 
-    from study.cli import InputError
 
     url = current_app.config["DATABASE_URL"]
     if not yes:

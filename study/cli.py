@@ -23,12 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from study import db
-
-
-class InputError(click.ClickException):
-    """Bad input from the user: printed as 'Error: ...', exit code 2."""
-
-    exit_code = 2
+from study.cli_errors import InputError
 
 
 def _db_errors(fn):  # noqa: ANN001, ANN202
@@ -211,20 +206,3 @@ def register_commands(group: click.Group) -> None:
     for command in (*COMMANDS, backup_cmd, restore_cmd, delete_participant_cmd):
         group.add_command(command)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m study ...`: the same commands on a FlaskGroup that builds the app."""
-    from flask.cli import FlaskGroup
-
-    from study import create_app
-
-    group = FlaskGroup(
-        name="study", create_app=lambda: create_app(), add_default_commands=False,
-        load_dotenv=False, help="diffusion-psychophysics study platform",
-    )
-    register_commands(group)
-    try:
-        group.main(args=argv, prog_name="python -m study", standalone_mode=True)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0

@@ -18,6 +18,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from study.cli_errors import InputError
 from study.export import pseudonym as make_pseudonym
 from study.tables import BrowserEvent, Click, Participant, Response, Study, Trial
 
@@ -114,7 +115,6 @@ def delete_participant_cmd(slug: str, external_id: str | None, pseudonym: str | 
     from flask import current_app
 
     from study import db
-    from study.cli import InputError
 
     s = db.session()
     try:

@@ -45,6 +45,7 @@ from sqlalchemy import Connection, Select, Text, bindparam, cast, select
 from sqlalchemy.exc import DBAPIError
 
 from study import db
+from study.participation.scoring import truth_sql
 from study.tables import Condition, Participant, Response, Stimulus, Study, Trial
 from study.validation import ClickIn
 
@@ -139,14 +140,13 @@ SELECT id FROM stored
 """
 
 # PostgreSQL, one round trip for a study without a staircase: the statement itself checks that
-# :trial_id is the participant's current trial, advances it (compare-and-set), derives the
-# answer's correctness and the practice feedback from the stimulus's source, and stores the
-# response and its clicks. No row back: not the current trial, or a concurrent request won.
-# The rule is the same as the Python path's (study.api.endpoints): a model's image is "fake".
+# :trial_id is the participant's current trial, advances it (compare-and-set), scores the answer
+# with study.participation.scoring's definition (`truth_sql`; :judged and :feedback_kind come from
+# its `sql_parameters`), and stores the response and its clicks. No row back: not the current
+# trial, or a concurrent request won.
 _PG_STORE_CURRENT = f"""
 WITH this_trial AS (
-    SELECT t.id, t."index", t.kind, t.exposure_ms,
-           CASE WHEN s.source = 'model' THEN 'fake' ELSE 'real' END AS truth
+    SELECT t.id, t."index", t.kind, t.exposure_ms, {truth_sql("s.source").replace("%", "%%")} AS truth
       FROM participants p
       JOIN trials t ON t.participant_id = p.id AND t."index" = p.current_index
       JOIN stimuli s ON s.id = t.stimulus_id
@@ -164,7 +164,7 @@ WITH this_trial AS (
            CASE WHEN %(judged)s THEN CAST(%(answer)s AS text) = a.truth END,
            %(confidence)s, %(rt_ms)s, COALESCE(CAST(%(exposure_ms)s AS double precision), a.exposure_ms),
            %(n_clicks)s,
-           CASE WHEN %(practice_feedback)s AND a.kind = 'practice'
+           CASE WHEN a.kind = CAST(%(feedback_kind)s AS text)
                 THEN json_build_object('truth', a.truth) ELSE CAST('{{}}' AS json) END,
            %(client_sent_at)s, %(now)s
       FROM advanced a
@@ -292,16 +292,16 @@ def participation(conn: Connection, token: str, cache: dict[str, Participation])
     return found
 
 
-def store_current(conn: Connection, participant_id: int, r: NewResponse, judged: bool,
-                  practice_feedback: bool, now: dt.datetime) -> Stored | None:
+def store_current(conn: Connection, participant_id: int, r: NewResponse,
+                  sql_scoring: dict[str, Any], now: dt.datetime) -> Stored | None:
     """PostgreSQL, studies without a staircase: store `r` if its trial is the participant's
-    current one, in one statement that also advances the participant and works out `correct`
-    (when `judged`: real-or-fake) and the practice feedback. `r.correct` and `r.feedback` are
-    not used; `r.exposure_ms` None means the trial's own. None if nothing was stored (not the
-    current trial, or a concurrent request won); IntegrityError for a stored UUID."""
+    current one, in one statement that also advances the participant and scores the answer
+    (`sql_scoring`: study.participation.scoring.sql_parameters). `r.correct` and `r.feedback`
+    are not used; `r.exposure_ms` None means the trial's own. None if nothing was stored (not
+    the current trial, or a concurrent request won); IntegrityError for a stored UUID."""
     params = _response_row(participant_id, r, now)
-    params.update(_click_arrays(r.clicks), pid=participant_id, now=now, judged=judged,
-                  practice_feedback=practice_feedback)
+    params.update(_click_arrays(r.clicks), pid=participant_id, now=now)
+    params.update(sql_scoring)
     row = _driver_row(conn, _PG_STORE_CURRENT, params)
     return Stored(*row) if row is not None else None
 

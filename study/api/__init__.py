@@ -1,11 +1,27 @@
-"""The JSON API (/api/v1): participant endpoints, errors as JSON, the OpenAPI document."""
+"""The JSON API (/api/v1): participant endpoints, errors as JSON, the OpenAPI document.
+
+`blueprint()` builds the API's blueprint from ROUTES, the table of its endpoints.
+"""
+
+from __future__ import annotations
 
 from flask import Blueprint, request
 
-bp = Blueprint("api", __name__)
+from study.api import endpoints, openapi
+
+ROUTES = (
+    ("POST", "/studies/<slug>/participants", endpoints.start),
+    ("GET", "/participant/trial", endpoints.get_trial),
+    ("POST", "/participant/responses", endpoints.post_response),
+    ("POST", "/participant/events", endpoints.post_events),
+    ("POST", "/participant/complete", endpoints.complete),
+    ("POST", "/participant/classify", endpoints.classify_clicks),
+    ("GET", "/participant/trials/<int:trial_id>/image", endpoints.trial_image),
+    ("GET", "/stimuli/<int:stimulus_id>/image", endpoints.stimulus_image),
+    ("GET", "/openapi.json", openapi.openapi_json),
+)
 
 
-@bp.before_request
 def _read_body() -> None:
     """Read every request body, also on endpoints that ignore it (complete, GETs with a body):
     an unread body left on a keep-alive connection made gunicorn drop the connection's next
@@ -14,4 +30,9 @@ def _read_body() -> None:
         request.get_data(cache=True)
 
 
-from study.api import endpoints, openapi  # noqa: E402,F401  (routes register on import)
+def blueprint() -> Blueprint:
+    bp = Blueprint("api", __name__)
+    bp.before_request(_read_body)
+    for method, rule, view in ROUTES:
+        bp.add_url_rule(rule, view_func=view, methods=[method])
+    return bp

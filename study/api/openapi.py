@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import jsonify
 
-from study.api import bp
 from study.validation import EVENT_KINDS, MAX_EVENTS, MAX_MS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -310,6 +309,5 @@ def document() -> dict[str, Any]:
     }
 
 
-@bp.get("/openapi.json")
 def openapi_json():  # noqa: ANN201
     return jsonify(document())

@@ -10,7 +10,9 @@ from flask import Blueprint, jsonify, redirect, render_template, request, sessio
 from sqlalchemy import select
 
 from study import db
-from study.api.endpoints import PLATFORM_IDS, refusal, study_settings
+from study.participation.database import refusal_of, settings_of
+from study.participation.preview import PREVIEW_TOKEN
+from study.participation.rules import PLATFORM_IDS
 from study.tables import Condition, Participant, Study, utcnow
 
 bp = Blueprint("participant", __name__)
@@ -19,12 +21,12 @@ URL_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentI
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz():
     """No database work: the benchmarks' baseline route."""
     return jsonify(ok=True)
 
 
-def _message(title: str, text: str, status: int, resume: dict | None = None):  # noqa: ANN202
+def _message(title: str, text: str, status: int, resume: dict | None = None):
     page = render_template("participant/message.html", title=title, text=text, resume=resume)
     return page, status
 
@@ -51,7 +53,7 @@ def _session_participant(study: Study) -> Participant | None:
 
 
 @bp.get("/s/<slug>")
-def landing(slug: str):  # noqa: ANN201
+def landing(slug: str):
     """The link participants follow from Prolific or MTurk: consent, or where they left off."""
     study = db.session().scalar(select(Study).where(Study.slug == slug))
     preview = _preview_wanted()
@@ -64,7 +66,7 @@ def landing(slug: str):  # noqa: ANN201
     args = {k: request.args.get(k, "")[:128] for k in URL_PARAMS if request.args.get(k)}
     platform = _platform(args)
     if not preview:
-        why = refusal(study, utcnow())
+        why = refusal_of(db.session(), study, utcnow())
         if why is not None:
             status, _ = why
             if study.status in ("paused", "closed"):
@@ -120,14 +122,14 @@ def landing(slug: str):  # noqa: ANN201
 
 
 @bp.get("/s/<slug>/task")
-def task(slug: str):  # noqa: ANN201
+def task(slug: str):
     """The task page; the browser resumes at the participant's current trial."""
     study = db.session().scalar(select(Study).where(Study.slug == slug))
     if study is None:
         return _message("Study not found", "There is no study at this address.", 404)
     preview = _preview_wanted() and (session.get("preview") or {}).get("slug") == slug
     if preview:
-        token = "preview"
+        token = PREVIEW_TOKEN
         condition_id = session["preview"].get("condition_id")
     else:
         p = _session_participant(study)
@@ -136,7 +138,7 @@ def task(slug: str):  # noqa: ANN201
         token = p.token
         condition_id = p.condition_id
     condition = db.session().get(Condition, condition_id) if condition_id else None
-    settings = study_settings(study, condition)
+    settings = settings_of(study, condition)
     return render_template(
         "participant/task.html",
         study=study,

@@ -1,27 +1,21 @@
-"""Researcher dashboard (behind a login): studies, progress, creation, preview, export."""
+"""Researcher dashboard (behind a login): studies, progress, creation, preview, export.
+
+The pages are in study/researcher/views.py; `init_app` sets up what they need app-wide.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, request
+from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
-
-bp = Blueprint(
-    "researcher", __name__, template_folder="templates", static_folder="static",
-    static_url_path="/static",
-)
 
 csrf = CSRFProtect()
 UPLOAD_MAX_BYTES = 200 * 1024 * 1024  # a zip bundle of stimuli; other requests keep the app limit
 
-from study.researcher import views  # noqa: E402, F401  (adds the routes to bp before registration)
-
 
 def init_app(app: Flask) -> None:
-    """App-level set-up of the researcher side: a larger body limit for logged-in manifest
-    uploads, CSRF on every form (the JSON API, authenticated by its token header, is exempt),
-    and the CLI commands on app.cli."""
+    """A larger body limit for logged-in manifest uploads, and CSRF on every form (the JSON API,
+    authenticated by its token header, is exempt)."""
     from study import auth
-    from study.cli import register_commands
 
     app.config.setdefault("RESEARCHER_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES)
 
@@ -35,4 +29,3 @@ def init_app(app: Flask) -> None:
     api = app.blueprints.get("api")
     if api is not None:
         csrf.exempt(api)
-    register_commands(app.cli)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from flask import (
+    Blueprint,
     Response,
     abort,
     current_app,
@@ -25,11 +26,15 @@ from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
 from study import auth, db, export, manifest, progress
-from study.researcher import bp
 from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusForm
 from study.researcher.status import StatusError, set_status
 from study.researcher.upload import resolve_image_dir, unpack_bundle
 from study.tables import Study
+
+bp = Blueprint(
+    "researcher", __name__, template_folder="templates", static_folder="static",
+    static_url_path="/static",
+)
 
 
 def _study_or_404(slug: str) -> Study:
