@@ -117,12 +117,23 @@ def staircase_settings(dictionary: dict, origin: str = "") -> dict[tuple[str, st
 
 
 def find_table(directory: Path, name: str) -> Path:
-    """The export file `name.parquet` or `name.csv` in `directory` (Parquet preferred)."""
-    for suffix in (".parquet", ".csv"):
-        path = directory / f"{name}{suffix}"
-        if path.exists():
-            return path
-    raise AnalysisInputError(f"missing export file {directory / name}.csv (or .parquet)")
+    """The export file `name.csv` or `name.parquet` in `directory`.
+
+    When both are there, the one in the format data_dictionary.json names (the study export
+    writes the dictionary last, so it names the latest export), else the newer file. The report
+    lists the file it read among its inputs."""
+    found = [directory / f"{name}{suffix}" for suffix in (".csv", ".parquet")]
+    found = [path for path in found if path.exists()]
+    if not found:
+        raise AnalysisInputError(f"missing export file {directory / name}.csv (or .parquet)")
+    if len(found) == 1:
+        return found[0]
+    try:
+        fmt = json.loads((directory / "data_dictionary.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        fmt = None
+    named = [path for path in found if path.suffix == f".{fmt}"]
+    return named[0] if named else max(found, key=lambda path: path.stat().st_mtime_ns)
 
 
 def read_table(path: Path) -> pd.DataFrame:

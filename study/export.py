@@ -361,7 +361,10 @@ def export_study(
     pseudonymise: bool = True,
     batch_size: int = DEFAULT_BATCH,
 ) -> dict[str, int]:
-    """Write trials, clicks, events and data_dictionary.json into `out_dir`; returns row counts."""
+    """Write trials, clicks, events and data_dictionary.json into `out_dir`; returns row counts.
+
+    The other format's files of an earlier export into the same folder are removed, so the
+    folder holds one export."""
     if fmt not in FORMATS:
         raise ExportError("format", f"must be one of {', '.join(FORMATS)}")
     study = find_study(db, slug)
@@ -376,6 +379,10 @@ def export_study(
                 counts[table] = write_csv(table, batches, fh)
         else:
             counts[table] = write_parquet(table, batches, target)
+    for table in TABLES:
+        for other in FORMATS:
+            if other != fmt:
+                (out / f"{table}.{other}").unlink(missing_ok=True)
     dictionary = data_dictionary(study, pseudonymise=pseudonymise, fmt=fmt, counts=counts)
     (out / "data_dictionary.json").write_text(json.dumps(dictionary, indent=2) + "\n")
     return counts
