@@ -41,6 +41,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from study.participation import scoring
+
 BEHAVIOURS = ("accurate", "random", "observer", "clicker", "dropout")
 _SHA_IN_URL = re.compile(r"([0-9a-f]{64})")
 
@@ -253,7 +255,7 @@ class _Participant:
 
     def _answer(self, trial: dict[str, Any], truth: StimulusTruth | None) -> tuple[str, int | None]:
         b = self.cfg.behaviour
-        is_fake = truth.source == "model" if truth is not None else None
+        is_fake = scoring.truth(truth.source) == "fake" if truth is not None else None
         conf_settings = (trial.get("settings") or {}).get("confidence")
         confidence = None
         if b in ("accurate", "clicker") and is_fake is not None:
