@@ -4,7 +4,9 @@ A checkpoint is a torch.save'd dict:
   format, format_version, kind (a key of the builder registry), arch (the constructor's keyword
   arguments), state_dict, ema_state_dict (or None), config (plain dict), meta (dict: dataset_hash,
   code_version, metrics, split, ...), train_state (optimizer/step/RNG for --resume, or None).
-`register_builder(kind, builder)` lets any package add its own network kinds.
+The diffusion UNet is the format's own kind; other packages add theirs with
+`register_builder(kind, builder)` when they are imported (models.classifiers.store registers the
+classifier kinds). This module imports none of them.
 """
 
 from __future__ import annotations
@@ -49,11 +51,6 @@ def _ensure_default_builders() -> None:
         from models.diffusion.unet import UNet
 
         register_builder("diffusion", UNet, config_from_dict)
-    # Classifier checkpoints share this format; their kinds live in models.classifiers.
-    from models.classifiers.store import KINDS, register_classifier_kinds
-
-    if not set(KINDS) <= _BUILDERS.keys():
-        register_classifier_kinds()
 
 
 def code_version() -> str:
@@ -155,7 +152,10 @@ def build_from_checkpoint(payload: dict[str, Any], weights: str = "ema") -> nn.M
     _ensure_default_builders()
     kind = payload["kind"]
     if kind not in _BUILDERS:
-        raise CheckpointError(f"checkpoint: unknown kind {kind!r} (registered: {sorted(_BUILDERS)})")
+        raise CheckpointError(
+            f"checkpoint: unknown kind {kind!r} (registered: {sorted(_BUILDERS)}; classifier kinds "
+            "are registered by importing models.classifiers.store, whose load_classifier loads them)"
+        )
     try:
         net = _BUILDERS[kind](**payload["arch"])
     except (TypeError, ValueError) as exc:

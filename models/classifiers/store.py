@@ -1,8 +1,7 @@
 """Classifier checkpoints in the project's one checkpoint format (models.checkpoint).
 
-Each classifier kind registers a builder with `models.checkpoint.register_builder`, so
-`load_checkpoint` rebuilds it once `register_classifier_kinds()` has run (`load_classifier` runs
-it). Config fields: `kind` (one of KINDS), `class_names` (for the classifier kinds), `size`
+Importing this module registers each classifier kind's builder with
+`models.checkpoint.register_builder`, so that `load_checkpoint` rebuilds classifiers too. Config fields: `kind` (one of KINDS), `class_names` (for the classifier kinds), `size`
 (image side), plus free training parameters.
 """
 
@@ -37,6 +36,9 @@ def register_classifier_kinds() -> None:
         register_builder(kind, builder)
 
 
+register_classifier_kinds()
+
+
 def save_classifier(path: Path | str, net: nn.Module, config: dict[str, Any], meta: dict[str, Any]) -> Path:
     """Save `net` with `config` (must name a `kind` of KINDS) and `meta`; returns the path."""
     kind = config.get("kind")
@@ -51,7 +53,6 @@ def load_classifier(
     path: Path | str, device: torch.device | str | None = None
 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """(network in eval mode on `device`, config dict, meta) of a classifier checkpoint."""
-    register_classifier_kinds()
     net, config, meta = load_checkpoint(path, device=device)
     if not isinstance(config, dict) or config.get("kind") not in KINDS:
         kind = config.get("kind") if isinstance(config, dict) else type(config).__name__

@@ -124,8 +124,9 @@ def test_checkpoint_errors_name_the_field(tmp_path):
         load_classifier(tmp_path / "missing.pt")
 
 
-def test_generic_load_checkpoint_knows_classifier_kinds(tmp_path):
-    """models.checkpoint.load_checkpoint alone (no classifiers import first) builds a classifier."""
+def test_generic_load_checkpoint_knows_classifier_kinds_once_they_are_registered(tmp_path):
+    """models.checkpoint imports no plug-in: on its own it names the unknown kind and where it is
+    registered; after importing models.classifiers.store, load_checkpoint builds a classifier."""
     import subprocess
     import sys
 
@@ -134,12 +135,15 @@ def test_generic_load_checkpoint_knows_classifier_kinds(tmp_path):
 
     net = build_classifier("lenet", n_classes=3)
     path = save_classifier(tmp_path / "c.pt", net, {"kind": "nway_classifier"}, {})
-    code = (
-        "import sys; from models.checkpoint import load_checkpoint; "
-        f"net, config, meta = load_checkpoint({str(path)!r}, device='cpu'); "
-        "print(type(net).__name__, config['kind'])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    load = (f"net, config, meta = load_checkpoint({str(path)!r}, device='cpu'); "
+            "print(type(net).__name__, config['kind'])")
+    alone = subprocess.run([sys.executable, "-c", f"from models.checkpoint import load_checkpoint; {load}"],
+                           capture_output=True, text=True)
+    assert alone.returncode != 0
+    assert "unknown kind 'nway_classifier'" in alone.stderr and "models.classifiers.store" in alone.stderr
+    registered = ("import models.classifiers.store; from models.checkpoint import load_checkpoint; "
+                  f"{load}")
+    out = subprocess.run([sys.executable, "-c", registered], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "nway_classifier"
 
 
