@@ -172,15 +172,18 @@ def export_cmd(slug: str, out_dir: Path, fmt: str, raw_ids: bool, batch_size: in
 @click.option("--criterion", type=float, default=0.0, show_default=True, help="observer's c")
 @click.option("--dropout-rate", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--platform", type=click.Choice(["prolific", "mturk", "direct"]), default="prolific")
+@click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="seconds to wait for the server's /healthz (a server that is still starting)")
 @with_appcontext
 @_db_errors
 def simulate_cmd(slug: str, url: str, n: int, behaviour: str, concurrency: int, seed: int,
-                 dprime: float, criterion: float, dropout_rate: float, platform: str) -> None:
+                 dprime: float, criterion: float, dropout_rate: float, platform: str, wait: float) -> None:
     """Run N simulated participants through the real HTTP API of a running server."""
     from study import simulated_participants
 
     if not url.startswith(("http://", "https://")):
         raise InputError("--url: must start with http:// or https://")
+    _wait_for_server(url.rstrip("/"), wait)
     study = _study(slug)
     cfg = simulated_participants.SimulationConfig(
         behaviour=behaviour, n=n, concurrency=concurrency, seed=seed, dprime=dprime,
@@ -192,6 +195,24 @@ def simulate_cmd(slug: str, url: str, n: int, behaviour: str, concurrency: int, 
     click.echo(json.dumps(result.summary(), indent=2))
     if result.started == 0:
         raise click.ClickException(f"no participant could start at {url} (see first_errors)")
+
+
+def _wait_for_server(url: str, wait_s: float) -> None:
+    """Poll `url/healthz` once every 0.2 s until it answers 200, for at most `wait_s` seconds."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            raise InputError(f"--url: no server answered {url}/healthz within {wait_s:g} s")
+        time.sleep(0.2)
 
 
 COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cmd, simulate_cmd)
