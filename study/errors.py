@@ -3,7 +3,9 @@
 `ApiError` is raised by the endpoints and validators; `register(app)` turns it and every HTTP
 error under /api/ (404, 405, 413, 415, bad JSON) into that body. Participant pages keep Flask's
 HTML error pages. A database that is unreachable or locked answers 503 with Retry-After (the
-client retries); any other unhandled error is a 500 with the same body.
+client retries); a database whose schema is not at the newest revision (never migrated, or
+migrated by an older version) answers every request with 503 and a message that says to migrate;
+any other unhandled error is a 500 with the same body.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 API_PREFIX = "/api/"
+NOT_MIGRATED = ("the database is not at this version's schema; run `python -m study.migrate "
+                "upgrade` (or `python -m study db-upgrade`) with the server's DATABASE_URL, then retry")
 
 
 class ApiError(Exception):
@@ -53,17 +57,23 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InternalServerError)
     def _server_error(err: InternalServerError):  # noqa: ANN202
-        if not _is_api_request():
-            return err
-        if _database_unavailable(err.original_exception):
+        exc = err.original_exception
+        if _is_api_request() and _database_unavailable(exc):
             # A restarting PostgreSQL or an SQLite lock held past the busy timeout: nothing was
             # stored, and the same request will work shortly (the browser's outbox retries).
             app.logger.warning("database unavailable on %s: %s", request.path,
-                               str(getattr(err.original_exception, "orig", "")).splitlines()[:1])
+                               str(getattr(exc, "orig", "")).splitlines()[:1])
             resp = error_response(503, "the database is briefly unavailable; the request was not "
                                   "stored, please retry")
             resp.headers["Retry-After"] = "2"
             return resp
+        if _schema_behind(app, exc):
+            app.logger.error("%s: %s", request.path, NOT_MIGRATED)
+            if not _is_api_request():
+                return NOT_MIGRATED + "\n", 503, {"Content-Type": "text/plain; charset=utf-8"}
+            return error_response(503, NOT_MIGRATED)
+        if not _is_api_request():
+            return err
         app.logger.exception("unhandled error on %s", request.path)
         return error_response(500, "internal error; the request was not stored")
 
@@ -75,6 +85,21 @@ _UNAVAILABLE = (
     "connection", "server closed", "terminating", "shutting down", "starting up",
     "could not connect", "recovery mode", "timeout expired", "canceling statement",
 )
+
+
+def _schema_behind(app: Flask, exc: BaseException | None) -> bool:
+    """Whether `exc` is a database error and the database is not at the newest revision (a
+    missing table or column of an unmigrated database; checked only after such an error)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    from study.migrate import at_head
+
+    try:
+        return not at_head(app.extensions["sqlalchemy_engine"])
+    except DBAPIError:
+        return False  # unreachable: the outage's own answer follows
 
 
 def _database_unavailable(exc: BaseException | None) -> bool:

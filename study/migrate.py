@@ -11,12 +11,16 @@ schema equals the ORM's metadata on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -33,6 +37,18 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at `database_url` to `revision` (default: the newest)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest revision in study/migrations."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database of `engine` is at the newest revision (False for an empty one)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head_revision()
 
 
 def new_revision(message: str) -> Path:
