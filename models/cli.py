@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ DELEGATES = {
     "data": "models.data.cli",
 }
 DEFAULT_CHECKPOINT_ROOT = Path("data/checkpoints")
+# torch CPU threads of train and sample unless --threads or OMP_NUM_THREADS says otherwise: one
+# thread trained the tiny configs several times faster than two on 2 shared cores (BENCHMARKS.md,
+# section threads).
+DEFAULT_THREADS = 1
+THREADS_HELP = f"torch CPU threads (default {DEFAULT_THREADS}, or OMP_NUM_THREADS when set)"
 
 
 def _floats(text: str) -> list[float]:
@@ -44,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--data-root", help="override data.root")
     t.add_argument("--steps", type=int, help="override training.steps")
-    t.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on busy shared cores)")
+    t.add_argument("--threads", type=int, help=THREADS_HELP)
     add_progress_flag(t)
 
     s = sub.add_parser("sample", help="sample stimuli + manifest from checkpoints")
@@ -67,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="refuse checkpoints whose config differs from this TOML")
     s.add_argument("--postprocess", choices=["binarise", "none"], default="binarise",
                    help="threshold samples at 0 like the binarised real images (default) or keep grey")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--threads", type=int, help=THREADS_HELP)
     add_progress_flag(s)
 
     m = sub.add_parser("merge", help="merge manifest.shard*of*.json files into manifest.csv/json")
@@ -96,8 +102,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _rank() -> int:
-    import os
-
     return int(os.environ.get("RANK", "0"))
 
 
@@ -137,18 +141,28 @@ def _delegate(name: str, argv: list[str]) -> int:
     return int(module.main(argv) or 0)
 
 
+def cpu_threads(option: int | None) -> int:
+    """The torch CPU threads of `train` and `sample`: `--threads`, else OMP_NUM_THREADS, else
+    DEFAULT_THREADS."""
+    if option is not None:
+        return option
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) >= 1 else DEFAULT_THREADS
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATES:
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
-    if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
+    if args.command in {"train", "sample"}:
+        threads = cpu_threads(args.threads)
+        if threads < 1:
             print("error: --threads: must be >= 1", file=sys.stderr)
             return 2
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     try:
         if args.command == "train":
             return _train(args)
