@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import Config, ConfigError, config_from_dict, load_config
+from models.diffusion.samplers import SAMPLERS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -116,8 +117,8 @@ def _validate(raw: dict[str, Any]) -> None:
         raise ProfileError("sampling.guidance: must include 0 (the unguided reference)")
     if raw["sampling"].get("postprocess") not in ("binarise", "none"):
         raise ProfileError(f"sampling.postprocess: must be binarise or none, got {raw['sampling'].get('postprocess')!r}")
-    if raw["sampling"].get("sampler") not in ("ddim", "ddpm"):
-        raise ProfileError(f"sampling.sampler: must be ddim or ddpm, got {raw['sampling'].get('sampler')!r}")
+    if raw["sampling"].get("sampler") not in SAMPLERS:
+        raise ProfileError(f"sampling.sampler: must be one of {', '.join(SAMPLERS)}, got {raw['sampling'].get('sampler')!r}")
     fractions = raw["facade"].get("fractions")
     if not isinstance(fractions, list) or not fractions or any(
         isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1 for f in fractions

@@ -13,8 +13,13 @@ from typing import Any
 
 from models.data import EMBEDDED, SPECS
 from models.data.splits import EXEMPLAR_RULES
+from models.diffusion.samplers import SAMPLERS
 from models.diffusion.schedule import SCHEDULES
-from models.diffusion.unet import CONTEXT_MODES
+from models.diffusion.unet import CONTEXT_MODES, PREDICTIONS
+
+LR_SCHEDULES = ("constant", "cosine")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+SAMPLER_NAMES = tuple(SAMPLERS)
 
 
 class ConfigError(ValueError):
@@ -49,6 +54,8 @@ class DiffusionConfig:
     T: int = 500
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    snr_shift: float = 1.0
+    prediction: str = "eps"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class TrainingConfig:
     ema_decay: float = 0.995
     grad_clip: float = 1.0
     amp: bool = True
+    lr_schedule: str = "constant"
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
+    ema_warmup: bool = True
     log_every: int = 50
     checkpoint_every: int = 500
 
@@ -190,6 +201,8 @@ def validate(cfg: Config) -> Config:
     _require(1 <= f.T <= 10000, "diffusion.T", f"must be in 1..10000, got {f.T}")
     _require(0.0 < f.beta_start <= f.beta_end < 1.0, "diffusion.beta_start",
              "need 0 < beta_start <= beta_end < 1")
+    _require(f.snr_shift > 0.0, "diffusion.snr_shift", f"must be > 0, got {f.snr_shift}")
+    _require(f.prediction in PREDICTIONS, "diffusion.prediction", f"{f.prediction!r} is not one of {PREDICTIONS}")
     _require(t.steps >= 1, "training.steps", "must be >= 1")
     _require(t.batch_size >= 1, "training.batch_size", "must be >= 1")
     _require(0.0 < t.lr < 1.0, "training.lr", "must be in (0, 1)")
@@ -199,9 +212,13 @@ def validate(cfg: Config) -> Config:
              "context dropout needs a context (model.context is 'none')")
     _require(0.0 <= t.ema_decay < 1.0, "training.ema_decay", "must be in [0, 1)")
     _require(t.grad_clip >= 0.0, "training.grad_clip", "must be >= 0 (0 turns clipping off)")
+    _require(t.lr_schedule in LR_SCHEDULES, "training.lr_schedule", f"{t.lr_schedule!r} is not one of {LR_SCHEDULES}")
+    _require(t.loss_weighting in LOSS_WEIGHTINGS, "training.loss_weighting",
+             f"{t.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
+    _require(t.min_snr_gamma > 0.0, "training.min_snr_gamma", "must be > 0")
     _require(t.log_every >= 1, "training.log_every", "must be >= 1")
     _require(t.checkpoint_every >= 1, "training.checkpoint_every", "must be >= 1")
-    _require(s.sampler in ("ddpm", "ddim"), "sampling.sampler", "must be 'ddpm' or 'ddim'")
+    _require(s.sampler in SAMPLER_NAMES, "sampling.sampler", f"must be one of {', '.join(SAMPLER_NAMES)}")
     _require(1 <= s.steps <= f.T, "sampling.steps", f"must be in 1..diffusion.T ({f.T})")
     _require(s.eta >= 0.0, "sampling.eta", "must be >= 0")
     _require(len(s.guidance) >= 1 and all(g >= 0 for g in s.guidance), "sampling.guidance",

@@ -32,8 +32,8 @@ from models.data import ImageDataset, apply_split, load_dataset
 from models.data.class_text import class_text
 from models.data.preprocess import tensor_to_png_array
 from models.device import pick_device
-from models.diffusion.samplers import ddim_sample, ddpm_sample, initial_noise
-from models.diffusion.schedule import Schedule, make_schedule
+from models.diffusion.samplers import SAMPLERS, initial_noise
+from models.diffusion.schedule import Schedule, make_schedule, schedule_kwargs
 
 COLUMNS = [
     "stimulus_id", "path", "sha256", "source", "model", "class_label", "class_text", "exemplar_id",
@@ -60,8 +60,7 @@ def sample_seed(base_seed: int, key: str) -> int:
 
 
 def schedule_of(cfg: Config) -> Schedule:
-    d = cfg.diffusion
-    return make_schedule(d.schedule, d.T, d.beta_start, d.beta_end)
+    return make_schedule(**schedule_kwargs(cfg.diffusion))
 
 
 @torch.no_grad()
@@ -85,11 +84,10 @@ def generate(
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x_T = initial_noise((len(seeds), 1, size, size), gens, dev)
     ctx = None if context is None else context.to(dev)
-    if sampler == "ddpm":
-        return ddpm_sample(net, x_T, schedule, ctx, w=w, generator=gens, callback=callback)
-    if sampler == "ddim":
-        return ddim_sample(net, x_T, schedule, ctx, steps=steps, eta=eta, w=w, generator=gens, callback=callback)
-    raise SampleError(f"--sampler: must be ddpm or ddim, got {sampler!r}")
+    if sampler not in SAMPLERS:
+        raise SampleError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    steps = schedule.T if sampler == "ddpm" else steps
+    return SAMPLERS[sampler](net, x_T, schedule, ctx, steps=steps, w=w, eta=eta, generator=gens, callback=callback)
 
 
 def exemplar_context(mode: str, dataset: ImageDataset, exemplar_ids: Sequence[str], set_size: int = 1,
@@ -270,8 +268,8 @@ def run_sampling(
         raise SampleError("--n-per-class/--real: must be >= 0")
     if postprocess not in POSTPROCESS:
         raise SampleError(f"--postprocess: must be one of {POSTPROCESS}, got {postprocess!r}")
-    if sampler not in (None, "ddpm", "ddim"):
-        raise SampleError(f"--sampler: must be ddpm or ddim, got {sampler!r}")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise SampleError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if guidance is not None and (not guidance or any(w < 0 for w in guidance)):
         raise SampleError("--guidance: need one or more scales >= 0")
     if eta is not None and eta < 0:
@@ -289,7 +287,7 @@ def run_sampling(
         sc = m.cfg.sampling
         plan = {"sampler": sampler or sc.sampler, "steps": steps or sc.steps,
                 "eta": sc.eta if eta is None else eta}
-        if plan["sampler"] == "ddim" and not 1 <= plan["steps"] <= m.cfg.diffusion.T:
+        if plan["sampler"] != "ddpm" and not 1 <= plan["steps"] <= m.cfg.diffusion.T:
             raise SampleError(f"--steps: must be in 1..{m.cfg.diffusion.T} for {m.path}")
         if plan["sampler"] == "ddpm":
             plan["steps"] = m.cfg.diffusion.T

@@ -265,14 +265,13 @@ def diffusion_score(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """The guided-noise score along the sampling path of `n` samples: x_T is drawn from a
     generator seeded seeds[i] per sample (so each sample is the one the sampling CLI makes from
-    that seed, whatever the batch), `sampler` ("ddim" or "ddpm") runs with guidance `w`, and
+    that seed, whatever the batch), `sampler` (a name in models.diffusion.samplers.SAMPLERS) runs with guidance `w`, and
     phi = sum over the path's t in `t_range` (inclusive, default all) of
     sqrt(1 - alphabar_t) |eps_guided(x_t, t)|, eps_guided being the one the sampler used.
     Returns (maps (n, H, W) float32, samples (n, C, H, W) in [-1, 1] on the CPU)."""
-    from models.diffusion.samplers import ddim_sample, ddpm_sample, initial_noise
+    from models.diffusion.samplers import get_sampler, initial_noise
 
-    if sampler not in ("ddim", "ddpm"):
-        raise ValueError(f"sampler: must be 'ddim' or 'ddpm', got {sampler!r}")
+    run = get_sampler(sampler)
     dev = pick_device(device)
     net.to(dev).eval()
     if image_shape is None:
@@ -294,10 +293,8 @@ def diffusion_score(
             total.add_((float(1.0 - schedule.alphabar[t]) ** 0.5 * eps.double()).abs().sum(1))
 
     ctx = None if context is None else context.to(dev)
-    if sampler == "ddim":
-        samples = ddim_sample(net, x_T, schedule, ctx, steps=steps, eta=eta, w=w, generator=gens, callback=callback)
-    else:
-        samples = ddpm_sample(net, x_T, schedule, ctx, w=w, generator=gens, callback=callback)
+    steps = schedule.T if sampler == "ddpm" else steps
+    samples = run(net, x_T, schedule, ctx, steps=steps, w=w, eta=eta, generator=gens, callback=callback)
     if not kept:
         raise ValueError(f"t_range: no step of the {sampler} path lies in {lo}..{hi}")
     return total.float().cpu().numpy(), samples.cpu()

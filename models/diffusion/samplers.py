@@ -1,5 +1,13 @@
 """Samplers as pure functions of (net, x_T, schedule, context): no state outside the arguments.
 
+Every sampler has the same signature (as k-diffusion's do), so callers pick one by name from
+`SAMPLERS` and pass the same keywords:
+
+    sampler(net, x_T, schedule, context, *, steps=None, w=0.0, eta=0.0, generator=None, callback=None)
+
+`steps` is the number of network evaluations (None: the sampler's default; DDPM always takes T),
+`w` the classifier-free guidance scale, `eta` DDIM's stochasticity (ignored by the others).
+
 Shared conventions:
 - `generator`: None, one torch.Generator for the batch, or a list with one generator per sample
   (then each sample's noise depends only on its own generator, so a sample is the same whatever
@@ -11,6 +19,7 @@ Shared conventions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -51,12 +60,18 @@ def ddpm_sample(
     x_T: torch.Tensor,
     schedule: Schedule,
     context: torch.Tensor | None,
+    *,
+    steps: int | None = None,
     w: float = 0.0,
+    eta: float = 0.0,
     generator: GeneratorArg = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling over t = T..1 (Ho et al. 2020) with sigma_t^2 = beta_t:
-    x_{t-1} = (x_t - beta_t / sqrt(1 - alphabar_t) eps) / sqrt(alpha_t) + sigma_t z, z = 0 at t = 1."""
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alphabar_t) eps) / sqrt(alpha_t) + sigma_t z, z = 0 at t = 1.
+    Always T steps (`steps` must be None or T); `eta` is not used."""
+    if steps is not None and steps != schedule.T:
+        raise ValueError(f"steps: DDPM runs all T = {schedule.T} steps, got {steps}")
     x = x_T
     for t in range(schedule.T, 0, -1):
         tt = _timesteps(x, t)
@@ -85,9 +100,10 @@ def ddim_sample(
     x_T: torch.Tensor,
     schedule: Schedule,
     context: torch.Tensor | None,
-    steps: int = 50,
-    eta: float = 0.0,
+    *,
+    steps: int | None = 50,
     w: float = 0.0,
+    eta: float = 0.0,
     generator: GeneratorArg = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -96,7 +112,7 @@ def ddim_sample(
     if eta < 0:
         raise ValueError(f"eta: must be >= 0, got {eta}")
     x = x_T
-    ts = ddim_timesteps(schedule.T, steps)
+    ts = ddim_timesteps(schedule.T, 50 if steps is None else steps)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else 0
         eps = guided_eps(net, x, _timesteps(x, t), context, w)
@@ -110,3 +126,69 @@ def ddim_sample(
         if sigma > 0 and t_prev > 0:
             x = x + sigma * randn_like(x, generator)
     return x.clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def dpmpp_2m_sample(
+    net: nn.Module,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    context: torch.Tensor | None,
+    *,
+    steps: int | None = 20,
+    w: float = 0.0,
+    eta: float = 0.0,
+    generator: GeneratorArg = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, multistep second order in the data prediction) over
+    `ddim_timesteps(T, steps)`. With alpha_t = sqrt(alphabar_t), sigma_t = sqrt(1 - alphabar_t),
+    lambda_t = log(alpha_t / sigma_t), h = lambda_t' - lambda_t and x0 predicted from eps (clamped
+    to [-1, 1], as in `ddim_sample`):
+        x_t' = (sigma_t' / sigma_t) x_t - alpha_t' (exp(-h) - 1) D,
+    where D = x0 at the first step and D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev after it, r = h_prev / h.
+    The step into the last timestep (t = 1, nearly clean, where h is largest and the second-order
+    extrapolation overshoots) is first order ("lower order final"), and the last evaluation
+    returns its predicted x0.
+    Deterministic given x_T; `eta` and `generator` are not used."""
+    x = x_T
+    ts = ddim_timesteps(schedule.T, 20 if steps is None else steps)
+    ab = schedule.alphabar
+
+    def lam(t: int) -> float:
+        return 0.5 * (math.log(float(ab[t])) - math.log(1.0 - float(ab[t])))
+
+    x0_prev, h_prev = None, None
+    for i, t in enumerate(ts):
+        t_next = ts[i + 1] if i + 1 < len(ts) else 0
+        eps = guided_eps(net, x, _timesteps(x, t), context, w)
+        if callback is not None:
+            callback(t, x, eps)
+        a_t, s_t = float(ab[t]) ** 0.5, (1.0 - float(ab[t])) ** 0.5
+        x0 = ((x - s_t * eps) / a_t).clamp(-1.0, 1.0)
+        if t_next == 0:
+            return x0
+        a_n, s_n = float(ab[t_next]) ** 0.5, (1.0 - float(ab[t_next])) ** 0.5
+        h = lam(t_next) - lam(t)
+        if x0_prev is None or i == len(ts) - 2:
+            d = x0
+        else:
+            r = h_prev / h
+            d = (1.0 + 1.0 / (2.0 * r)) * x0 - (1.0 / (2.0 * r)) * x0_prev
+        x = (s_n / s_t) * x - a_n * math.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+    return x.clamp(-1.0, 1.0)
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ddpm": ddpm_sample,
+    "ddim": ddim_sample,
+    "dpmpp_2m": dpmpp_2m_sample,
+}
+
+
+def get_sampler(name: str) -> Callable[..., torch.Tensor]:
+    """The sampler called `name` (one of SAMPLERS); ValueError naming `sampler` otherwise."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler: must be one of {', '.join(SAMPLERS)}, got {name!r}")
+    return SAMPLERS[name]

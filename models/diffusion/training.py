@@ -1,17 +1,18 @@
-"""The training loop: epsilon-prediction MSE with t uniform over 1..T, context dropout, EMA,
-AdamW with linear warm-up, seeded and resumable, CPU or CUDA (mixed precision on CUDA only), and
+"""The training loop: MSE on the network's prediction target (eps or v) with t uniform over 1..T,
+optionally min-SNR weighted, context dropout, EMA (with or without warm-up), AdamW with linear
+warm-up and a constant or cosine learning rate, seeded and resumable, CPU or CUDA (mixed precision on CUDA only), and
 DistributedDataParallel when launched with torchrun (gloo on CPU, nccl on CUDA)."""
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -21,7 +22,7 @@ from models.data import ImageDataset, load_dataset, one_shot_split
 from models.device import pick_device
 from models.diffusion import ddp
 from models.diffusion.context import ContextSampler, drop_context
-from models.diffusion.schedule import make_schedule
+from models.diffusion.schedule import Schedule, make_schedule, schedule_kwargs
 from models.diffusion.unet import UNet
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -43,6 +44,9 @@ def load_training_data(cfg: Config) -> tuple[ImageDataset, ImageDataset, dict[st
 def build_network(cfg: Config, n_classes: int) -> UNet:
     """The UNet the config describes (n_classes: number of training classes, for "class" mode)."""
     m = cfg.model
+    extra = {}
+    if cfg.diffusion.prediction != "eps":
+        extra = {"prediction": cfg.diffusion.prediction, "schedule": schedule_kwargs(cfg.diffusion)}
     return UNet(
         image_size=cfg.data.size,
         n_feat=m.n_feat,
@@ -51,6 +55,7 @@ def build_network(cfg: Config, n_classes: int) -> UNet:
         context=m.context,
         n_classes=n_classes if m.context == "class" else 0,
         set_width=m.set_width,
+        **extra,
     )
 
 
@@ -63,11 +68,54 @@ def ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
+def loss_weights(schedule: Schedule, t: torch.Tensor, prediction: str, weighting: str, gamma: float,
+                 like: torch.Tensor) -> torch.Tensor | None:
+    """Per-sample loss weights (B,) or None for uniform. "min_snr" (Hang et al. 2023) weights the
+    eps-MSE by min(SNR_t, gamma) / SNR_t and the v-MSE by min(SNR_t, gamma) / (SNR_t + 1), which
+    is the same weight on the x0 error in both cases."""
+    if weighting == "uniform":
+        return None
+    if weighting != "min_snr":
+        raise ValueError(f"training.loss_weighting: unknown weighting {weighting!r}")
+    snr = schedule.snr(t, like)
+    clipped = snr.clamp(max=gamma)
+    return clipped / snr if prediction == "eps" else clipped / (snr + 1.0)
+
+
 def diffusion_loss(net: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   context: torch.Tensor | None, schedule) -> torch.Tensor:
-    """MSE between the true noise and net(q_sample(x0, t, noise), t, context); t (B,) in 1..T."""
+                   context: torch.Tensor | None, schedule: Schedule, prediction: str = "eps",
+                   weighting: str = "uniform", gamma: float = 5.0) -> torch.Tensor:
+    """Mean over the batch of the (weighted) MSE between the network's raw output on
+    x_t = q_sample(x0, t, noise) and its target: the noise for "eps", and
+    v = sqrt(alphabar_t) noise - sqrt(1 - alphabar_t) x0 for "v". t (B,) in 1..T."""
     x_t = schedule.q_sample(x0, t, noise)
-    return F.mse_loss(net(x_t, t, context).float(), noise.float())
+    out = net(x_t, t, context, raw=True) if prediction != "eps" else net(x_t, t, context)
+    if prediction == "eps":
+        target = noise
+    else:
+        ab = schedule.coef("alphabar", t, x0)
+        target = ab.sqrt() * noise - (1.0 - ab).sqrt() * x0
+    per_sample = (out.float() - target.float()).pow(2).flatten(1).mean(1)
+    weights = loss_weights(schedule, t, prediction, weighting, gamma, x0)
+    return per_sample.mean() if weights is None else (weights * per_sample).mean()
+
+
+def learning_rate(base: float, step: int, total: int, warmup: int, kind: str) -> float:
+    """The learning rate of optimisation step `step` (0-based): linear warm-up over `warmup` steps,
+    then `base` ("constant") or a cosine decay from `base` to 0 at step `total` ("cosine")."""
+    ramp = min(1.0, (step + 1) / max(1, warmup))
+    if kind == "constant" or step < warmup:
+        return base * ramp
+    if kind != "cosine":
+        raise ValueError(f"training.lr_schedule: unknown schedule {kind!r}")
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def ema_decay_at(decay: float, step: int, warmup: bool) -> float:
+    """The EMA decay of step `step`: `decay`, or with warm-up min(decay, (1 + step) / (10 + step))
+    so that the average does not keep the random initial weights for long."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
 
 
 def train(
@@ -89,7 +137,7 @@ def train(
     train_set, _heldout, split = load_training_data(cfg)
     if len(train_set) == 0:
         raise ValueError("data.heldout_classes: no training classes left")
-    schedule = make_schedule(cfg.diffusion.schedule, cfg.diffusion.T, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
+    schedule = make_schedule(**schedule_kwargs(cfg.diffusion))
     contexts = ContextSampler(train_set, cfg.model.context, cfg.model.set_size)
 
     torch.manual_seed(cfg.seed)
@@ -165,9 +213,10 @@ def train(
         x0, t, noise = x0.to(dev), t.to(dev), noise.to(dev)
         context = None if context is None else context.to(dev)
         for group in opt.param_groups:
-            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup))
+            group["lr"] = learning_rate(tc.lr, step, tc.steps, tc.warmup, tc.lr_schedule)
         with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-            loss = diffusion_loss(model, x0, t, noise, context, schedule)
+            loss = diffusion_loss(model, x0, t, noise, context, schedule, cfg.diffusion.prediction,
+                                  tc.loss_weighting, tc.min_snr_gamma)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if tc.grad_clip > 0:
@@ -175,7 +224,7 @@ def train(
             nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
         scaler.step(opt)
         scaler.update()
-        ema_update(ema, net, min(tc.ema_decay, (1 + step) / (10 + step)))
+        ema_update(ema, net, ema_decay_at(tc.ema_decay, step, tc.ema_warmup))
         step += 1
         images_seen += tc.batch_size
         window.append(float(loss.detach()))

@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.diffusion.schedule import make_schedule
 from models.diffusion.set_encoder import SetEncoder
 
 CONTEXT_MODES = ("none", "class", "exemplar", "set")
+PREDICTIONS = ("eps", "v")
 
 
 def _groups(ch: int) -> int:
@@ -63,6 +65,13 @@ class UNet(nn.Module):
 
     Widths n_feat * channel_mults per resolution level (each level after the first halves H, W),
     `n_res` residual blocks per level. `arch` holds the constructor arguments (for checkpoints).
+
+    `prediction` is what the last layer is trained to output: "eps" (the noise) or "v"
+    (v = sqrt(alphabar_t) eps - sqrt(1 - alphabar_t) x0, Salimans & Ho 2022). Either way the
+    call returns eps, so samplers and attribution need not know; with "v" the network holds the
+    schedule (`schedule`: make_schedule's keyword arguments) to convert
+    eps = sqrt(alphabar_t) v + sqrt(1 - alphabar_t) x_t. `net(x, t, context, raw=True)` returns
+    the unconverted output, which the training loss compares with its target.
     """
 
     def __init__(
@@ -74,8 +83,14 @@ class UNet(nn.Module):
         context: str = "class",
         n_classes: int = 0,
         set_width: int = 16,
+        prediction: str = "eps",
+        schedule: dict | None = None,
     ) -> None:
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"diffusion.prediction: {prediction!r} is not one of {PREDICTIONS}")
+        if prediction == "v" and schedule is None:
+            raise ValueError("diffusion.prediction: v-prediction needs the schedule to return eps")
         if context not in CONTEXT_MODES:
             raise ValueError(f"model.context: {context!r} is not one of {CONTEXT_MODES}")
         if context == "class" and n_classes < 1:
@@ -94,6 +109,12 @@ class UNet(nn.Module):
             "n_classes": n_classes,
             "set_width": set_width,
         }
+        self.prediction = prediction
+        if prediction != "eps":
+            self.arch.update(prediction=prediction, schedule=dict(schedule))
+            alphabar = make_schedule(**schedule).alphabar.float()
+            self.register_buffer("sqrt_ab", alphabar.sqrt(), persistent=False)
+            self.register_buffer("sqrt_1mab", (1.0 - alphabar).sqrt(), persistent=False)
         self.context_mode = context
         self.n_classes = n_classes
         self.image_size = image_size
@@ -152,7 +173,16 @@ class UNet(nn.Module):
             return torch.where(is_null[:, None], self.null_set.to(vec.dtype).expand_as(vec), vec)
         return None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None, raw: bool = False
+    ) -> torch.Tensor:
+        out = self._body(x, t, context)
+        if raw or self.prediction == "eps":
+            return out
+        shape = (-1, *([1] * (x.ndim - 1)))
+        return self.sqrt_ab[t].view(shape) * out + self.sqrt_1mab[t].view(shape) * x
+
+    def _body(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.time_dim).to(x.dtype))
         ctx = self._context_embedding(context, x.shape[0])
         if ctx is not None:

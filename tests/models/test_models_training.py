@@ -78,9 +78,9 @@ def test_checkpoint_records_data_hash_split_and_t_range(tmp_path, monkeypatch):
 
     real_loss = training.diffusion_loss
 
-    def spy(net, x0, t, noise, context, schedule):
+    def spy(net, x0, t, noise, context, schedule, *args):
         seen.append(t.clone())
-        return real_loss(net, x0, t, noise, context, schedule)
+        return real_loss(net, x0, t, noise, context, schedule, *args)
 
     monkeypatch.setattr(training, "diffusion_loss", spy)
     res = train(_tiny(steps=40, batch_size=32), tmp_path, device="cpu", progress=False)
