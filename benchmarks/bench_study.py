@@ -15,6 +15,11 @@ generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same s
 Reported: requests/s, p50 and p99 latency, errors, and, counted in the database afterwards,
 responses lost (confirmed but not stored) and duplicated (stored twice).
 
+`--compare REV` measures before and after in one run: the server from git revision REV (a
+`git archive` in a temporary folder) and from the working tree, in alternating rounds, each on a
+fresh database, plus each code's CPU per submission in one process through WSGI; the ratios go
+to section study-ab of BENCHMARKS.md.
+
 The load generator is a small asyncio HTTP/1.1 keep-alive client (one connection per simulated
 participant) so that the client costs as little CPU as possible on the same 2 cores.
 PostgreSQL: the server of DATABASE_URL (else DP_TEST_POSTGRES_URL, else the local dp server);
@@ -36,6 +41,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,7 +305,8 @@ def summarise_profile(raw: str) -> list[tuple[str, float]]:
     return [(name, counts[name] / total) for name in sorted(counts, key=counts.get, reverse=True)] if total else []
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
+def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT) -> dict[str, object]:
+    """One full run on `backend` with the server's code from the checkout `code`."""
     with tempfile.TemporaryDirectory(prefix=f"dp-bench-{backend}-") as tmp:
         work = Path(tmp)
         drop = None
@@ -310,9 +318,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, object]:
         try:
             slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
-                   "PYTHONPATH": str(ROOT)}
+                   "PYTHONPATH": str(code)}
             workers, threads = concurrency(url, args)
-            with Gunicorn(env, workers, threads, work / "gunicorn.log") as server_proc:
+            with Gunicorn(env, workers, threads, work / "gunicorn.log", code=code) as server_proc:
                 result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
                 if args.simulate:
                     before, client0 = cpu_snapshot(server_proc.proc.pid), time.process_time()
@@ -481,6 +489,198 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- before/after in one run
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """The tree of git revision `rev` in a temporary folder (git archive; nothing else of the
+    repository is touched)."""
+    with tempfile.TemporaryDirectory(prefix="dp-bench-rev-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                                 capture_output=True, check=False)
+        if archive.returncode != 0:
+            raise SystemExit(f"--compare: git archive {rev!r} failed: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp)
+
+
+# Run with the checkout under test first on sys.path: the app's CPU per submission through WSGI
+# (Flask's test client), without the HTTP server, the load generator or the machine's other work.
+_IN_PROCESS = r"""
+import json, sys, time, uuid
+from sqlalchemy import create_engine, text
+from study import create_app
+url, slug, n, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": sys.argv[5]})
+client = app.test_client()
+tokens = [client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]
+          for _ in range(n)]
+engine = create_engine(url)
+with engine.connect() as conn:
+    rows = conn.execute(text("SELECT p.token, t.id FROM trials t JOIN participants p ON p.id = t.participant_id "
+                             "ORDER BY p.id, t.\"index\"")).all()
+engine.dispose()
+trials = {}
+for token, trial_id in rows:
+    trials.setdefault(token, []).append(trial_id)
+bodies = [(token, {"client_uuid": str(uuid.uuid4()), "trial_id": trial_id, "answer": "fake",
+                   "rt_ms": 640.5, "exposure_ms": 500})
+          for k in range(max(map(len, trials.values()))) for token in tokens
+          if k < len(trials[token]) for trial_id in [trials[token][k]]]
+def post(token, body):
+    res = client.post("/api/v1/participant/responses", json=body, headers={"X-Participant-Token": token})
+    assert res.status_code == 201, res.get_data(as_text=True)
+for token, body in bodies[:warm]:
+    post(token, body)
+c0 = time.process_time()
+for token, body in bodies[warm:]:
+    post(token, body)
+print(json.dumps({"cpu_ms": 1000 * (time.process_time() - c0) / (len(bodies) - warm),
+                  "n": len(bodies) - warm}))
+"""
+
+
+def in_process_cpu(backend: str, args: argparse.Namespace, code: Path) -> float:
+    """CPU ms per submission of the app from checkout `code`, in one process through WSGI, on a
+    fresh `backend` database: the participants each answer all their trials, round-robin."""
+    with tempfile.TemporaryDirectory(prefix=f"dp-bench-cpu-{backend}-") as tmp:
+        work = Path(tmp)
+        drop = None
+        if backend == "sqlite":
+            url = f"sqlite:///{work / 'bench.db'}"
+        else:
+            server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
+            url, drop = _pg_database(server)
+        try:
+            slug = make_study(url, work, args.trials, slug="bench", n_stimuli=20)
+            env = {**os.environ, "PYTHONPATH": str(code), "STUDY_INSTANCE_PATH": str(work / "instance")}
+            out = subprocess.run(
+                [sys.executable, "-c", _IN_PROCESS, url, slug, str(args.participants), str(args.participants),
+                 str(work / "store")],
+                cwd=code, env=env, capture_output=True, text=True, check=False,
+            )
+        finally:
+            if drop is not None:
+                drop()
+    if out.returncode != 0:
+        raise RuntimeError(f"in-process run failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["cpu_ms"]
+
+
+def _goal_phase(result: dict[str, object], args: argparse.Namespace) -> Phase | None:
+    """The submissions paced at the goal's 1,000/s in a run, if it had them."""
+    for (_, sub), rate in zip(result["runs"][1:], args.paced_rates, strict=True):
+        if rate == GOAL_RATE:
+            return sub
+    return None
+
+
+def ab_row(result: dict[str, object], args: argparse.Namespace) -> dict[str, float]:
+    """The figures compared between the codes: back-to-back rate and server CPU per submission,
+    and at 1,000/s offered the answered rate, p99, and server and PostgreSQL CPU per submission."""
+    back = result["runs"][0][1].row()
+    goal = _goal_phase(result, args)
+    paced = goal.row() if goal is not None else {}
+    nan = float("nan")
+    return {
+        "back_per_s": back["per_s"], "back_cpu_ms": back["cpu_ms_server"],
+        "per_s": paced.get("per_s", nan), "p99_ms": paced.get("p99_ms", nan),
+        "cpu_ms": paced.get("cpu_ms_server", nan),
+        "pg_cpu_ms": max(paced.get("cpu_ms_postgres", nan), 0.0) if result["backend"] == "postgres" else nan,
+        "errors": sum(p.errors for run in result["runs"] for p in run),
+        "lost": result["counts"]["lost"], "duplicated": result["counts"]["duplicated"],
+    }
+
+
+def render_ab(runs: list[tuple[str, str, int, dict[str, float]]], command: str, rev: str,
+              head: str, args: argparse.Namespace) -> str:
+    """`runs`: (backend, "before" | "after", round, ab_row) in the order they ran."""
+    from benchmarks.report import markdown_table
+
+    headers = ["database", "code", "round", "paced at 1,000/s: answered /s", "p99 ms",
+               "server CPU ms/submission", "PostgreSQL CPU ms/submission", "back to back /s",
+               "server CPU ms/submission back to back", "in-process CPU ms/submission",
+               "errors, lost, duplicated"]
+    rows = [[backend, code, k + 1, _fmt(r["per_s"]), _fmt(r["p99_ms"]), _fmt(r["cpu_ms"]),
+             _fmt(r["pg_cpu_ms"]) if backend == "postgres" else "-", _fmt(r["back_per_s"]),
+             _fmt(r["back_cpu_ms"]), f"{r['wsgi_cpu_ms']:.3f}", f"{r['errors']}, {r['lost']}, {r['duplicated']}"]
+            for backend, code, k, r in runs]
+    ratio_rows = []
+    summary = []
+    for backend in dict.fromkeys(b for b, _, _, _ in runs):
+        def med(code: str, key: str, backend: str = backend) -> float:
+            vals = [r[key] for b, c, _, r in runs if b == backend and c == code]
+            return float(np.median(vals)) if vals else float("nan")
+
+        ratios = {key: med("after", key) / med("before", key)
+                  for key in ("per_s", "p99_ms", "cpu_ms", "back_per_s", "back_cpu_ms", "wsgi_cpu_ms")}
+        ratio_rows.append([backend, f"{ratios['per_s']:.2f}", f"{ratios['p99_ms']:.2f}",
+                           f"{ratios['cpu_ms']:.2f}", f"{ratios['back_per_s']:.2f}",
+                           f"{ratios['back_cpu_ms']:.2f}", f"{ratios['wsgi_cpu_ms']:.3f}"])
+        after = [r for b, c, _, r in runs if b == backend and c == "after"]
+        met = all(r["per_s"] >= 0.99 * GOAL_RATE and r["p99_ms"] < 100 and r["errors"] == 0
+                  and r["lost"] == 0 and r["duplicated"] == 0 for r in after)
+        summary.append(f"- {backend}: after/before (medians over rounds) {ratios['per_s']:.2f}x answered/s and "
+                       f"{ratios['cpu_ms']:.2f}x server CPU per submission at 1,000/s offered, "
+                       f"{ratios['back_cpu_ms']:.2f}x back to back, {ratios['wsgi_cpu_ms']:.3f}x in one "
+                       f"process through WSGI; the goal ({args.participants} participants offering 1,000 "
+                       f"submissions/s, >= 99% answered with p99 < 100 ms, "
+                       f"nothing lost or stored twice) in every round of the new code: "
+                       f"**{'met' if met else 'not met'}**.")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    servers = ", ".join(f"{b} `-w {w} --threads {th}`" for b, (w, th) in args.ab_concurrency.items())
+    return "\n".join([
+        f"Command: `{command}`",
+        "",
+        f"Before: `{rev}`; after: `{head}`. Each round runs both codes on fresh databases, in "
+        f"alternating order (before first in odd rounds), so that both meet the same drift of the "
+        f"shared machine ({os.cpu_count()} cores; 1-minute load average {load:.1f} at the end). "
+        f"gunicorn gthread {servers}; {args.participants} participants at once, {args.trials} "
+        f"submissions each per load model; real-or-fake study without staircase (PostgreSQL takes "
+        f"its one-round-trip statement). CPU ms/submission: CPU time of the gunicorn workers "
+        f"(PostgreSQL: all its processes) during the phase, from /proc, per submission (clock "
+        f"ticks of 10 ms over the phase's submissions). In-process: the app alone in one "
+        f"process through WSGI (Flask's test client), the same participants answering all their "
+        f"trials on a fresh database, CPU time per submission after one warm-up answer each: the "
+        f"steadiest measure of the code's own cost on a busy machine.",
+        "",
+        markdown_table(headers, rows),
+        "",
+        "Ratios after / before (medians over rounds; answered/s and back to back: higher is better; "
+        "p99 and CPU: lower is better):",
+        "",
+        markdown_table(["database", "answered /s at 1,000/s", "p99", "server CPU/submission at 1,000/s",
+                        "back to back /s", "server CPU/submission back to back",
+                        "in-process CPU/submission"], ratio_rows),
+        "",
+        *summary,
+    ])
+
+
+def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
+    """Before (`args.compare`) against the working tree, `args.rounds` alternating rounds."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip() or "HEAD"
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    head += " and the working tree's changes" if dirty else ""
+    runs = []
+    args.ab_concurrency = {}
+    with checkout(args.compare) as before:
+        for k in range(args.rounds):
+            for backend in backends:
+                order = [("before", before), ("after", ROOT)]
+                for code, root in order if k % 2 == 0 else order[::-1]:
+                    print(f"[study bench] round {k + 1}, {backend}, {code}", flush=True)
+                    result = run_backend(backend, args, code=root)
+                    args.ab_concurrency[backend] = result["concurrency"]
+                    row = ab_row(result, args) | {"wsgi_cpu_ms": in_process_cpu(backend, args, root)}
+                    runs.append((backend, code, k, row))
+                    print(f"  {runs[-1][3]}", flush=True)
+    return render_ab(runs, command, args.compare, head, args)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks study", description=__doc__.split("\n")[0])
     parser.add_argument("--participants", type=int, default=200)
@@ -500,6 +700,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="sample the server with py-spy during the back-to-back submissions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--compare", metavar="REV",
+                        help="before/after in one run: the server from git revision REV against the "
+                             "working tree, alternating; writes section study-ab")
+    parser.add_argument("--rounds", type=int, default=2, help="with --compare: rounds of both codes")
     args = parser.parse_args(argv)
     try:
         args.paced_rates = [float(r) for r in args.paced_rate.split(",") if r.strip()]
@@ -516,6 +720,16 @@ def main(argv: list[str]) -> int:
         parser.error(f"--backends must name sqlite and/or postgres (got {bad})" if bad
                      else "--participants, --trials and --sim-trials must be >= 1")
     command = "python -m benchmarks study " + " ".join(shlex.quote(a) for a in argv)
+    if args.compare:
+        if args.rounds < 1:
+            parser.error("--rounds must be >= 1")
+        text = compare(args, backends, command.strip())
+        print(text)
+        if not args.no_write:
+            from benchmarks.report import write_section
+
+            write_section("study-ab", text)
+        return 0
     results = []
     for backend in backends:
         print(f"[study bench] {backend}: starting", flush=True)

@@ -163,8 +163,10 @@ class Gunicorn:
     whole server killed with SIGKILL and started again on the same port)."""
 
     def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path,
-                 extra_args: list[str] | None = None, port: int | None = None) -> None:
+                 extra_args: list[str] | None = None, port: int | None = None,
+                 code: Path = ROOT) -> None:
         self.port = port or free_port()
+        self.code = code  # the checkout whose wsgi.py (and gunicorn.conf.py) is served
         self.cmd = [
             str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-k", "gthread",
             "--threads", str(threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048",
@@ -177,7 +179,7 @@ class Gunicorn:
 
     def start(self, timeout_s: float = 90) -> None:
         self.fh = self.log.open("a")
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self.fh, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.cmd, cwd=self.code, env=self.env, stdout=self.fh, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.time() + timeout_s
         while time.time() < deadline:
