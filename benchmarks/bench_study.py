@@ -42,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -659,18 +659,24 @@ def render_ab(runs: list[tuple[str, str, int, dict[str, float]]], command: str, 
 
 
 def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
-    """Before (`args.compare`) against the working tree, `args.rounds` alternating rounds."""
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=False).stdout.strip() or "HEAD"
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    head += " and the working tree's changes" if dirty else ""
-    runs = []
-    args.ab_concurrency = {}
-    with checkout(args.compare) as before:
+    """Before (`args.compare`) against after (`args.after`, else the working tree), in
+    `args.rounds` alternating rounds."""
+    with ExitStack() as stack:
+        before = stack.enter_context(checkout(args.compare))
+        if args.after:
+            after, head = stack.enter_context(checkout(args.after)), args.after
+        else:
+            after = ROOT
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True, check=False).stdout.strip() or "HEAD"
+            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            head += " and the working tree's changes" if dirty else ""
+        runs = []
+        args.ab_concurrency = {}
         for k in range(args.rounds):
             for backend in backends:
-                order = [("before", before), ("after", ROOT)]
+                order = [("before", before), ("after", after)]
                 for code, root in order if k % 2 == 0 else order[::-1]:
                     print(f"[study bench] round {k + 1}, {backend}, {code}", flush=True)
                     result = run_backend(backend, args, code=root)
@@ -703,6 +709,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--compare", metavar="REV",
                         help="before/after in one run: the server from git revision REV against the "
                              "working tree, alternating; writes section study-ab")
+    parser.add_argument("--after", metavar="REV",
+                        help="with --compare: the after code from git revision REV (default: the working tree)")
     parser.add_argument("--rounds", type=int, default=2, help="with --compare: rounds of both codes")
     args = parser.parse_args(argv)
     try:
