@@ -133,7 +133,7 @@ async def start_participants(host: str, port: int, slug: str, n: int) -> tuple[P
     return phase, [(c, t) for c, t in zip(conns, tokens, strict=True) if t]
 
 
-async def _paced(conn: Conn, calls: int, interval_s: float, rng: random.Random, send) -> None:  # noqa: ANN001
+async def _paced(conn: Conn, calls: int, interval_s: float, rng: random.Random, send) -> None:
     """`calls` calls of `send(conn)`, one every `interval_s` from a random offset (or back to
     back when interval_s is 0 or a call takes longer); stops at the first failure."""
     next_at = time.perf_counter() + rng.uniform(0, interval_s)
@@ -347,7 +347,7 @@ def concurrency(url: str, args: argparse.Namespace) -> tuple[int, int]:
     return args.workers or workers, args.threads or threads
 
 
-async def _measured(server_pid: int, coro):  # noqa: ANN001, ANN202
+async def _measured(server_pid: int, coro):
     """Run a phase and attach the CPU seconds that the server, PostgreSQL and this client used."""
     before, client0 = cpu_snapshot(server_pid), time.process_time()
     out = await coro
@@ -386,7 +386,7 @@ async def _drive(server_pid: int, port: int, slug: str, url: str, args: argparse
     return {"start": started, "runs": runs, "confirmed": confirmed, "profile": profile}
 
 
-def _full_flow(port: int, args: argparse.Namespace):  # noqa: ANN202
+def _full_flow(port: int, args: argparse.Namespace):
     """study.simulated_participants's participants (httpx in threads) through the whole API at once: start,
     GET trial, POST response (retried with its UUID), complete."""
     from study.simulated_participants import SimulationConfig, run_simulation

@@ -104,7 +104,7 @@ def serve(env: dict[str, str], workers: int = 2, log_path: Path | None = None,
     """Run gunicorn in the background for the block; yields its base URL and stops it after."""
     port = free_port(port)
     url = f"http://127.0.0.1:{port}"
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(gunicorn_command(port, workers), env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     try:

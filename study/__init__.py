@@ -43,7 +43,7 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per secret key
     instead of on every request (it showed in the profile of the API's hot path)."""
 
-    def get_signing_serializer(self, app: Flask):  # noqa: ANN201
+    def get_signing_serializer(self, app: Flask):
         key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
         cached = getattr(self, "_cached", None)
         if cached is None or cached[0] != key:

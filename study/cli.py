@@ -26,12 +26,12 @@ from study import db
 from study.cli_errors import InputError
 
 
-def _db_errors(fn):  # noqa: ANN001, ANN202
+def _db_errors(fn):
     """Turn a missing schema into a clear message instead of a traceback."""
     import functools
 
     @functools.wraps(fn)
-    def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (OperationalError, ProgrammingError) as exc:
@@ -108,7 +108,7 @@ def create_study(manifest_path: Path, settings_path: Path | None, slug: str | No
     )
 
 
-def _study(slug: str):  # noqa: ANN202
+def _study(slug: str):
     from study.tables import Study
 
     study = db.session().scalar(select(Study).where(Study.slug == slug))

@@ -44,7 +44,7 @@ def register(app: Flask) -> None:
         return error_response(err.status, err.message, err.field)
 
     @app.errorhandler(HTTPException)
-    def _http_error(err: HTTPException):  # noqa: ANN202
+    def _http_error(err: HTTPException):
         if not _is_api_request():
             return err
         message = err.description or err.name
@@ -56,7 +56,7 @@ def register(app: Flask) -> None:
         return resp
 
     @app.errorhandler(InternalServerError)
-    def _server_error(err: InternalServerError):  # noqa: ANN202
+    def _server_error(err: InternalServerError):
         exc = err.original_exception
         if _is_api_request() and _database_unavailable(exc):
             # A restarting PostgreSQL or an SQLite lock held past the busy timeout: nothing was

@@ -50,7 +50,7 @@ from study.tables import Condition, Participant, Response, Stimulus, Study, Tria
 from study.validation import ClickIn
 
 
-def _by_token(*columns: Any) -> Select:  # noqa: ANN401
+def _by_token(*columns: Any) -> Select:
     """SELECT `columns`, then the study's task and the study's and condition's settings as JSON
     text, of the participant with the token :token."""
     return (
@@ -207,11 +207,11 @@ class Context(NamedTuple):
 
 
 @functools.cache
-def _compiled(stmt: Select, dialect: Any) -> str:  # noqa: ANN401
+def _compiled(stmt: Select, dialect: Any) -> str:
     return str(stmt.compile(dialect=dialect))
 
 
-def _first_by_token(conn: Connection, stmt: Select, token: str) -> Any:  # noqa: ANN401
+def _first_by_token(conn: Connection, stmt: Select, token: str) -> Any:
     """The first row of `stmt` for :token: on the driver's cursor on PostgreSQL, through
     SQLAlchemy (and its JSON and date conversions) on SQLite, ending the read's transaction."""
     if conn.dialect.name == "postgresql":
@@ -222,7 +222,7 @@ def _first_by_token(conn: Connection, stmt: Select, token: str) -> Any:  # noqa:
 
 
 @contextmanager
-def _sqlalchemy_errors(conn: Connection, sql: str, params: Any) -> Iterator[None]:  # noqa: ANN401
+def _sqlalchemy_errors(conn: Connection, sql: str, params: Any) -> Iterator[None]:
     """Driver errors in the block come out as SQLAlchemy's exceptions (IntegrityError,
     OperationalError, ...) and a lost connection is invalidated, as Connection.execute would do,
     so that the API's error handlers and the pool treat them alike."""
@@ -317,7 +317,7 @@ def read_context(conn: Connection, token: str) -> Context | None:
     return ctx
 
 
-def stored_result(conn: Connection, client_uuid: str) -> Any:  # noqa: ANN401
+def stored_result(conn: Connection, client_uuid: str) -> Any:
     """The stored response with this client UUID (id, participant_id, trial_id, correct,
     feedback), or None."""
     row = conn.execute(_STORED, {"client_uuid": client_uuid}).one_or_none()
@@ -389,16 +389,16 @@ def _click_arrays(clicks: list[ClickIn]) -> dict[str, list]:
 
 
 @functools.cache
-def _sqlite_converters(dialect: Any) -> tuple[Any, Any, Any]:  # noqa: ANN401
+def _sqlite_converters(dialect: Any) -> tuple[Any, Any, Any]:
     """The bind processors of the DateTime, JSON and Boolean columns for this dialect."""
-    def processor(column: Any) -> Any:  # noqa: ANN401
+    def processor(column: Any) -> Any:
         return column.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
 
     table = Response.__table__.c
     return processor(table.received_at), processor(table.feedback), processor(table.correct)
 
 
-def _sqlite_values(dialect: Any, values: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN401
+def _sqlite_values(dialect: Any, values: dict[str, Any]) -> dict[str, Any]:
     when, as_json, as_bool = _sqlite_converters(dialect)
     out = dict(values)
     out["now"] = out["received_at"] = when(values["now"])

@@ -197,7 +197,7 @@ def answer(ledger: Ledger, client_uuid: str, trial_id: int, body: dict[str, Any]
     return Answered(receipt[0], trial_id, judged.correct, judged.feedback, ctx.current_index + 1, True)
 
 
-def _new_response(trial_id: int, client_uuid: str, fields: Any, exposure_ms: float | None,  # noqa: ANN401
+def _new_response(trial_id: int, client_uuid: str, fields: Any, exposure_ms: float | None,
                   correct: bool | None, feedback: dict[str, Any]) -> NewResponse:
     return NewResponse(
         trial_id=trial_id, client_uuid=client_uuid, answer=fields.answer, correct=correct,

@@ -22,7 +22,7 @@ H = "X-Participant-Token"
 RESPONSES = "/api/v1/participant/responses"
 
 
-def _error(res, status: int, field: str | None) -> str:  # noqa: ANN001
+def _error(res, status: int, field: str | None) -> str:
     assert res.status_code == status, (res.status_code, res.get_data(as_text=True)[:300])
     body = res.get_json(silent=True)
     assert error_body_problem(res.status_code, body) is None, res.get_data(as_text=True)[:300]
@@ -48,7 +48,7 @@ def _answer(trial: dict[str, Any], **over: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_error_and_every_error_is_json(app: Flask, client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_schemathesis_finds_no_server_error_and_every_error_is_json(app: Flask, client: FlaskClient, start) -> None:
     """Generated valid and invalid requests for every documented operation, sent with a live
     participant's token, another study's participant's token and none."""
     from study.api.openapi import document
@@ -165,7 +165,7 @@ def test_any_body_to_any_endpoint_is_a_4xx_json_error(app: Flask, raw: bytes, co
 # ---------------------------------------------------------------- hand-made nasty requests
 
 
-def test_oversized_body_is_413_json(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_oversized_body_is_413_json(client: FlaskClient, start) -> None:
     token = start()["token"]
     big = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
     res = client.post(RESPONSES, data=big, headers={H: token, "Content-Type": "application/json"})
@@ -173,7 +173,7 @@ def test_oversized_body_is_413_json(client: FlaskClient, start) -> None:  # noqa
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
-def test_wrong_content_type_is_415(client: FlaskClient, start, content_type: str | None) -> None:  # noqa: ANN001
+def test_wrong_content_type_is_415(client: FlaskClient, start, content_type: str | None) -> None:
     token = start()["token"]
     body = json.dumps(_answer(_trial(client, token)))
     headers = {H: token} | ({"Content-Type": content_type} if content_type else {})
@@ -182,7 +182,7 @@ def test_wrong_content_type_is_415(client: FlaskClient, start, content_type: str
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 50_000, b"{", b"[]", b"null", b'"text"',
                                  b'{"rt_ms": NaN}', b'{"rt_ms": Infinity}', b"\xff\xfe"])
-def test_malformed_json_is_400_body(client: FlaskClient, start, raw: bytes) -> None:  # noqa: ANN001
+def test_malformed_json_is_400_body(client: FlaskClient, start, raw: bytes) -> None:
     token = start()["token"]
     res = client.post(RESPONSES, data=raw, headers={H: token, "Content-Type": "application/json"})
     _error(res, 400, "body")
@@ -213,7 +213,7 @@ def test_malformed_json_is_400_body(client: FlaskClient, start, raw: bytes) -> N
         ({"answer": "real"}, "answer"),  # answers belong to real-or-fake trials
     ],
 )
-def test_bad_clickme_fields_are_400_naming_the_field(client: FlaskClient, start, over: dict, field: str) -> None:  # noqa: ANN001
+def test_bad_clickme_fields_are_400_naming_the_field(client: FlaskClient, start, over: dict, field: str) -> None:
     token = start("clickme")["token"]
     trial = _trial(client, token)
     _error(client.post(RESPONSES, json=_answer(trial, **over), headers={H: token}), 400, field)
@@ -222,13 +222,13 @@ def test_bad_clickme_fields_are_400_naming_the_field(client: FlaskClient, start,
 
 @pytest.mark.parametrize(("over", "field"), [({"answer": "maybe"}, "answer"), ({"answer": None}, "answer"),
                                              ({"clicks": [{"x": 0.1, "y": 0.1, "t": 1}]}, "clicks")])
-def test_bad_realfake_fields_are_400(client: FlaskClient, start, over: dict, field: str) -> None:  # noqa: ANN001
+def test_bad_realfake_fields_are_400(client: FlaskClient, start, over: dict, field: str) -> None:
     token = start("realfake")["token"]
     trial = _trial(client, token)
     _error(client.post(RESPONSES, json=_answer(trial, **over), headers={H: token}), 400, field)
 
 
-def test_unknown_and_foreign_trials_are_404(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_unknown_and_foreign_trials_are_404(client: FlaskClient, start) -> None:
     me, other = start()["token"], start()["token"]
     theirs = _trial(client, other)
     mine = _trial(client, me)
@@ -243,7 +243,7 @@ def test_unknown_and_foreign_trials_are_404(client: FlaskClient, start) -> None:
     assert res.status_code == 201
 
 
-def test_a_uuid_cannot_be_reused_by_another_participant(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_a_uuid_cannot_be_reused_by_another_participant(client: FlaskClient, start) -> None:
     me, other = start()["token"], start()["token"]
     body = _answer(_trial(client, me))
     assert client.post(RESPONSES, json=body, headers={H: me}).status_code == 201
@@ -251,7 +251,7 @@ def test_a_uuid_cannot_be_reused_by_another_participant(client: FlaskClient, sta
     _error(client.post(RESPONSES, json=stolen, headers={H: other}), 409, "client_uuid")
 
 
-def test_out_of_order_and_skipped_trials_are_409(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_out_of_order_and_skipped_trials_are_409(client: FlaskClient, start) -> None:
     token = start()["token"]
     first = _trial(client, token)
     assert client.post(RESPONSES, json=_answer(first), headers={H: token}).status_code == 201
@@ -261,7 +261,7 @@ def test_out_of_order_and_skipped_trials_are_409(client: FlaskClient, start) -> 
     _error(client.post("/api/v1/participant/complete", json={}, headers={H: token}), 409, None)
 
 
-def test_replays_after_the_study_closed_store_nothing_new(app: Flask, client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_replays_after_the_study_closed_store_nothing_new(app: Flask, client: FlaskClient, start) -> None:
     from sqlalchemy import func, select, update
 
     from study import db

@@ -31,7 +31,7 @@ def _do_trials(client: FlaskClient, token: str, n: int) -> None:
 
 
 @pytest.fixture
-def three(client: FlaskClient, start) -> dict[str, str]:  # noqa: ANN001
+def three(client: FlaskClient, start) -> dict[str, str]:
     """Three ClickMe participants (external ids -> tokens), each with 2 answers and 2 events."""
     out = {}
     for pid in ("PID-ALICE-0001", "PID-BOB-0002", "PID-CAROL-0003"):
@@ -127,7 +127,7 @@ def test_delete_participant_command(app: Flask, three: dict[str, str]) -> None:
 
 
 def test_sqlite_online_backup_while_writing_and_restore(app: Flask, three: dict[str, str], tmp_path: Path,
-                                                        start) -> None:  # noqa: ANN001
+                                                        start) -> None:
     """A backup taken while another thread keeps answering trials is consistent (integrity
     check, every response with its clicks), and restoring it brings those rows back."""
     url = app.config["DATABASE_URL"]

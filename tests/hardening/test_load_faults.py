@@ -15,7 +15,7 @@ from benchmarks.hardening_load import LoadConfig, count_database, run_load
 from benchmarks.servers import pg_database
 
 
-def _check(report) -> None:  # noqa: ANN001
+def _check(report) -> None:
     summary = report.summary()
     assert report.problems() == [], summary
     assert all(f.ok for f in report.faults) and len(report.faults) == len(report.config.faults), summary
@@ -49,7 +49,7 @@ def test_sqlite_survives_worker_kill_lock_and_restart(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_postgres_survives_worker_kill_and_database_restart(tmp_path: Path, pg_cluster) -> None:  # noqa: ANN001
+def test_postgres_survives_worker_kill_and_database_restart(tmp_path: Path, pg_cluster) -> None:
     url, drop = pg_database(pg_cluster.url)
     try:
         cfg = LoadConfig(participants=30, trials=5, task="realfake",
@@ -90,7 +90,7 @@ def test_config_refuses_unknown_faults() -> None:
         LoadConfig(faults=("unplug",)).check()
 
 
-def test_a_database_outage_is_503_with_retry_after(app, start) -> None:  # noqa: ANN001
+def test_a_database_outage_is_503_with_retry_after(app, start) -> None:
     """While the database is unreachable or locked, the API says so (503, Retry-After, the JSON
     error body) instead of a bare 500, so that clients and proxies know to retry."""
     import sqlite3
@@ -100,7 +100,7 @@ def test_a_database_outage_is_503_with_retry_after(app, start) -> None:  # noqa:
     token = start("clickme")["token"]
     engine = app.extensions["sqlalchemy_engine"]
 
-    def fail(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+    def fail(conn, cursor, statement, parameters, context, executemany):
         raise sqlite3.OperationalError("database is locked")
 
     event.listen(engine, "before_cursor_execute", fail)

@@ -75,7 +75,7 @@ def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
     assert leaked == [], f"secrets found in the server log: {leaked}"
 
 
-def test_a_database_error_does_not_log_the_token(app, start, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_a_database_error_does_not_log_the_token(app, start, caplog: pytest.LogCaptureFixture) -> None:
     """When the database fails mid-request (a restart, a lock held too long), the error logged
     must not carry the statement's parameters, which include the participant's token."""
     import sqlite3
@@ -85,7 +85,7 @@ def test_a_database_error_does_not_log_the_token(app, start, caplog: pytest.LogC
     token = start("clickme")["token"]
     engine = app.extensions["sqlalchemy_engine"]
 
-    def fail(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+    def fail(conn, cursor, statement, parameters, context, executemany):
         if token in str(parameters):
             raise sqlite3.OperationalError("database is locked")
 

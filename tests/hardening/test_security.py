@@ -50,7 +50,7 @@ def _protected_urls(app: Flask) -> list[tuple[str, str, str]]:
     return out
 
 
-def _refused(res) -> bool:  # noqa: ANN001
+def _refused(res) -> bool:
     if res.status_code in (401, 403):
         return True
     return res.status_code in (302, 303) and "/researcher/login" in res.headers.get("Location", "")
@@ -192,7 +192,7 @@ def test_one_address_guessing_across_many_accounts_is_limited(app: Flask, work: 
 # ---------------------------------------------------------------- cookies and headers
 
 
-def _cookie_flags(res) -> list[str]:  # noqa: ANN001
+def _cookie_flags(res) -> list[str]:
     return [h for h in res.headers.getlist("Set-Cookie") if h.startswith("session=")]
 
 
@@ -225,7 +225,7 @@ def test_the_secure_flag_follows_the_environment(monkeypatch: pytest.MonkeyPatch
     assert a.config["SESSION_COOKIE_SECURE"] is True
 
 
-def test_security_headers_on_pages_api_and_errors(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_security_headers_on_pages_api_and_errors(client: FlaskClient, start) -> None:
     token = start()["token"]
     responses = [client.get("/s/clickme"), client.get("/researcher/login"), client.get("/healthz"),
                  client.get("/api/v1/participant/trial", headers={H: token}), client.get("/nowhere"),
@@ -255,7 +255,7 @@ def test_templates_have_no_inline_script_or_handlers() -> None:
 # ---------------------------------------------------------------- participants
 
 
-def test_participant_tokens_are_long_random_and_unique(client: FlaskClient, start) -> None:  # noqa: ANN001
+def test_participant_tokens_are_long_random_and_unique(client: FlaskClient, start) -> None:
     tokens = [start()["token"] for _ in range(60)]
     assert len(set(tokens)) == len(tokens)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{43,}", t) for t in tokens), tokens[:3]
@@ -268,12 +268,12 @@ def test_participant_tokens_are_long_random_and_unique(client: FlaskClient, star
     assert len({t[:6] for t in tokens}) == len(tokens)  # no shared prefix or counter
 
 
-def test_the_participant_id_is_not_the_token_and_reveals_nothing(start) -> None:  # noqa: ANN001
+def test_the_participant_id_is_not_the_token_and_reveals_nothing(start) -> None:
     out = start(pid="PROLIFIC-SECRET-ID")
     assert out["participant_id"] != out["token"] and "PROLIFIC" not in out["participant_id"]
 
 
-def test_a_session_cookie_resumes_only_its_own_participant(app: Flask, start) -> None:  # noqa: ANN001
+def test_a_session_cookie_resumes_only_its_own_participant(app: Flask, start) -> None:
     a, b = app.test_client(), app.test_client()
     ta = a.post("/api/v1/studies/clickme/participants", json={"consent": True}).get_json()["token"]
     tb = b.post("/api/v1/studies/clickme/participants", json={"consent": True}).get_json()["token"]
@@ -295,7 +295,7 @@ def test_static_files_do_not_leave_their_folder(client: FlaskClient, path: str) 
     assert b"import" not in res.data and SECRET.encode() not in res.data
 
 
-def test_a_stored_path_outside_the_stimulus_root_is_never_served(app: Flask, work: Path, start, client) -> None:  # noqa: ANN001
+def test_a_stored_path_outside_the_stimulus_root_is_never_served(app: Flask, work: Path, start, client) -> None:
     from sqlalchemy import update
 
     from study import db

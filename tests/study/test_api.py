@@ -50,7 +50,7 @@ def answer_body(trial: dict, **over: Any) -> dict:
     return body
 
 
-def post(client: FlaskClient, token: str, body: Any, path: str = "responses"):  # noqa: ANN201
+def post(client: FlaskClient, token: str, body: Any, path: str = "responses"):
     return client.post(f"/api/v1/participant/{path}", json=body, headers={H: token})
 
 
@@ -81,7 +81,7 @@ def finish_all(client: FlaskClient, token: str) -> list[dict]:
 # --------------------------------------------------------------------------- whole flows
 
 
-def test_realfake_flow(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_realfake_flow(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="realfake", n_main=5, n_practice=2, n_catch=1)
     started = start(client, slug, pid="P1")
     token = started["token"]
@@ -118,7 +118,7 @@ def test_realfake_flow(app: Flask, client: FlaskClient, make_study) -> None:  # 
     assert participant(app, token).status == "completed"
 
 
-def test_clickme_trials_without_class_text_name_no_class(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_clickme_trials_without_class_text_name_no_class(app: Flask, client: FlaskClient, make_study) -> None:
     """Stimuli stored without a class_text (before the column existed): a plain-word label is
     shown as words, an id like `digit1` is not shown at all."""
     slug = make_study(task="clickme", n_main=3, n_practice=0, n_catch=0, class_texts=False)
@@ -137,7 +137,7 @@ def test_clickme_trials_without_class_text_name_no_class(app: Flask, client: Fla
     assert texts == {"s0": "hot air balloon", "s1": None, "s2": None}
 
 
-def test_clickme_flow_stores_every_click(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_clickme_flow_stores_every_click(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="clickme", n_main=3, n_practice=1, n_catch=0)
     token = start(client, slug, platform="mturk", workerId="W1", assignmentId="A1", hitId="H1")["token"]
     trials = finish_all(client, token)
@@ -157,7 +157,7 @@ def test_clickme_flow_stores_every_click(app: Flask, client: FlaskClient, make_s
     assert "assignmentId=A1" in out["redirect_url"]
 
 
-def test_repeated_client_uuid_is_stored_once(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_repeated_client_uuid_is_stored_once(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="clickme", n_main=3, n_practice=0)
     token = start(client, slug)["token"]
     trial = current(client, token)["trial"]
@@ -175,7 +175,7 @@ def test_repeated_client_uuid_is_stored_once(app: Flask, client: FlaskClient, ma
     assert count(app, Response) == 1
 
 
-def test_stored_rows_read_back_through_the_orm(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_stored_rows_read_back_through_the_orm(app: Flask, client: FlaskClient, make_study) -> None:
     """The hot path writes below the ORM (study/response_store.py); what it stores reads back
     with the ORM's types: timestamps, booleans, JSON, the staircase state and the clicks."""
     slug = make_study(task="realfake", n_main=3, n_practice=1, n_catch=0,
@@ -214,7 +214,7 @@ def test_stored_rows_read_back_through_the_orm(app: Flask, client: FlaskClient, 
             (0, 0.1, 0.2, 100.0, 0), (1, 0.15, 0.25, 130.0, 0), (2, 0.8, 0.9, 900.0, 1)]
 
 
-def test_answers_without_a_staircase(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_answers_without_a_staircase(app: Flask, client: FlaskClient, make_study) -> None:
     """A study without a staircase: on PostgreSQL its answers go the one-round-trip way
     (response_store.store_current), which works out `correct` and the practice feedback in SQL;
     the reply and the stored rows must be what the Python path gives on SQLite."""
@@ -273,7 +273,7 @@ def _fail_click_inserts(app: Flask, on: bool) -> None:
                               "BEGIN SELECT RAISE(ABORT, 'disk full while writing clicks'); END"))
 
 
-def test_response_and_clicks_in_one_transaction(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_response_and_clicks_in_one_transaction(app: Flask, client: FlaskClient, make_study) -> None:
     """The database fails on the clicks, after the participant's progress and the response row
     were written: all of it is undone, the client gets a 5xx, and its retry is stored once."""
     slug = make_study(task="clickme", n_main=2, n_practice=0)
@@ -298,7 +298,7 @@ def test_response_and_clicks_in_one_transaction(app: Flask, client: FlaskClient,
 # --------------------------------------------------------------------------- refusals
 
 
-def _started(client: FlaskClient, make_study, task: str = "clickme") -> tuple[str, dict]:  # noqa: ANN001
+def _started(client: FlaskClient, make_study, task: str = "clickme") -> tuple[str, dict]:
     slug = make_study(task=task, n_main=3, n_practice=0, n_catch=0)
     token = start(client, slug)["token"]
     return token, current(client, token)["trial"]
@@ -324,7 +324,7 @@ def _started(client: FlaskClient, make_study, task: str = "clickme") -> tuple[st
     ],
 )
 def test_bad_responses_name_the_field(app: Flask, client: FlaskClient, make_study, change: dict,
-                                      status: int, field: str) -> None:  # noqa: ANN001
+                                      status: int, field: str) -> None:
     token, trial = _started(client, make_study)
     body = {k: v for k, v in {**answer_body(trial), **change}.items() if v is not None}
     res = post(client, token, body)
@@ -334,7 +334,7 @@ def test_bad_responses_name_the_field(app: Flask, client: FlaskClient, make_stud
     assert count(app, Response) == 0
 
 
-def test_realfake_answers_are_checked(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_realfake_answers_are_checked(app: Flask, client: FlaskClient, make_study) -> None:
     token, trial = _started(client, make_study, task="realfake")
     for change, field in [({"answer": "maybe"}, "answer"), ({"answer": None}, "answer"),
                           ({"clicks": [{"x": 0.1, "y": 0.1, "t": 1}]}, "clicks"),
@@ -350,7 +350,7 @@ def test_realfake_answers_are_checked(app: Flask, client: FlaskClient, make_stud
     assert count(app, Response) == 0
 
 
-def test_other_participants_trial_and_future_trial(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_other_participants_trial_and_future_trial(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="realfake", n_main=3, n_practice=0, n_catch=0)
     a = start(client, slug)["token"]
     b = start(client, slug)["token"]
@@ -369,7 +369,7 @@ def test_other_participants_trial_and_future_trial(app: Flask, client: FlaskClie
     assert count(app, Response) == 0
 
 
-def test_transport_errors_are_json(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_transport_errors_are_json(client: FlaskClient, make_study) -> None:
     token, trial = _started(client, make_study)
     cases = [
         client.post("/api/v1/participant/responses", data="{not json", headers={H: token},
@@ -393,7 +393,7 @@ def test_transport_errors_are_json(client: FlaskClient, make_study) -> None:  # 
         assert res.get_json()["error"]["message"]
 
 
-def test_second_start_same_external_id(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_second_start_same_external_id(client: FlaskClient, make_study) -> None:
     slug = make_study()
     start(client, slug, pid="SAME")
     res = client.post(f"/api/v1/studies/{slug}/participants",
@@ -410,7 +410,7 @@ def test_second_start_same_external_id(client: FlaskClient, make_study) -> None:
 
 
 @pytest.mark.parametrize("status", ["closed", "paused"])
-def test_closed_or_paused_study_refuses(client: FlaskClient, make_study, status: str) -> None:  # noqa: ANN001
+def test_closed_or_paused_study_refuses(client: FlaskClient, make_study, status: str) -> None:
     slug = make_study(status=status)
     res = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True})
     assert res.status_code == 410 and status in res.get_json()["error"]["message"]
@@ -418,7 +418,7 @@ def test_closed_or_paused_study_refuses(client: FlaskClient, make_study, status:
     assert page.status_code == 410 and f"This study is {status}".encode() in page.data
 
 
-def test_full_and_unknown_study(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_full_and_unknown_study(client: FlaskClient, make_study) -> None:
     slug = make_study(settings={"max_participants": 1})
     start(client, slug, pid="first")
     res = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True})
@@ -434,7 +434,7 @@ def test_full_and_unknown_study(client: FlaskClient, make_study) -> None:  # noq
 # --------------------------------------------------------------------------- design features
 
 
-def test_counterbalanced_and_seed_reproduces_trials(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_counterbalanced_and_seed_reproduces_trials(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(n_main=6, n_practice=1, n_catch=1, conditions=("A", "B", "C"))
     conds = [start(client, slug)["condition"] for _ in range(6)]
     assert Counter(conds) == {"A": 2, "B": 2, "C": 2}
@@ -451,7 +451,7 @@ def test_counterbalanced_and_seed_reproduces_trials(app: Flask, client: FlaskCli
         assert len(orders) > 1  # seeds differ between participants
 
 
-def test_staircase_runs_on_the_server(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_staircase_runs_on_the_server(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="realfake", n_main=8, n_practice=0, n_catch=0,
                       settings={"staircase": {"enabled": True, "down": 2, "up": 1,
                                               "step_ms": 100, "start_ms": 500}})
@@ -474,7 +474,7 @@ def test_staircase_runs_on_the_server(app: Flask, client: FlaskClient, make_stud
     assert exposures == seen  # without a measured value, the served exposure is stored
 
 
-def test_events_are_stored(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_events_are_stored(app: Flask, client: FlaskClient, make_study) -> None:
     token, trial = _started(client, make_study)
     body = {"events": [{"kind": "blur", "t": 1234.5, "trial_id": trial["id"]},
                        {"kind": "resize", "t": 2000, "detail": {"width": 800, "height": 600}}]}
@@ -488,7 +488,7 @@ def test_events_are_stored(app: Flask, client: FlaskClient, make_study) -> None:
     assert count(app, BrowserEvent) == 2
 
 
-def test_image_by_trial_and_security_headers(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_image_by_trial_and_security_headers(app: Flask, client: FlaskClient, make_study) -> None:
     token, trial = _started(client, make_study)
     res = client.get(trial["image_url"], headers={H: token})
     assert res.status_code == 200 and res.mimetype == "image/png"
@@ -502,7 +502,7 @@ def test_image_by_trial_and_security_headers(app: Flask, client: FlaskClient, ma
         assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_pages_resume_from_the_session(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_pages_resume_from_the_session(client: FlaskClient, make_study) -> None:
     slug = make_study(task="clickme")
     page = client.get(f"/s/{slug}?PROLIFIC_PID=PX&STUDY_ID=S&SESSION_ID=Q")
     assert page.status_code == 200 and b'id="agree"' in page.data
@@ -516,7 +516,7 @@ def test_pages_resume_from_the_session(client: FlaskClient, make_study) -> None:
     assert task.status_code == 200 and f'data-token="{token}"'.encode() in task.data
 
 
-def test_preview_stores_nothing(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_preview_stores_nothing(app: Flask, client: FlaskClient, make_study) -> None:
     slug = make_study(task="realfake", n_main=3, n_practice=1, n_catch=0)
     res = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True, "preview": True})
     assert res.status_code == 403  # not logged in
@@ -544,7 +544,7 @@ def test_preview_stores_nothing(app: Flask, client: FlaskClient, make_study) -> 
 
 
 def test_images_come_only_from_the_stimulus_root(app: Flask, client: FlaskClient, make_study,
-                                                 tmp_path) -> None:  # noqa: ANN001
+                                                 tmp_path) -> None:
     token, trial = _started(client, make_study)
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"\x89PNG\r\n\x1a\nnot for participants")
@@ -573,7 +573,7 @@ def test_images_come_only_from_the_stimulus_root(app: Flask, client: FlaskClient
     assert client.get("/api/v1/stimuli/99999999/image").status_code == 404
 
 
-def test_no_redirect_when_the_study_says_none(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_no_redirect_when_the_study_says_none(client: FlaskClient, make_study) -> None:
     slug = make_study(n_main=1, n_practice=0, n_catch=0, settings={"redirect_platform": "none"})
     token = start(client, slug, pid="LAB1")["token"]
     finish_all(client, token)
@@ -585,7 +585,7 @@ def test_no_redirect_when_the_study_says_none(client: FlaskClient, make_study) -
     assert post(client, token, {}, path="complete").get_json()["redirect_url"] is None
 
 
-def test_retried_start_with_the_same_key_resumes(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_retried_start_with_the_same_key_resumes(client: FlaskClient, make_study) -> None:
     """A start whose reply was lost is retried by the same browser (same start_key): it gets its
     participant back; another browser, or one with no key, is still refused."""
     slug = make_study()

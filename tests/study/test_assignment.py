@@ -61,7 +61,7 @@ def test_pick_condition_fewest_then_lowest_id() -> None:
         pick_condition({})
 
 
-def test_counterbalancing_over_completed_and_recently_active(tmp_path) -> None:  # noqa: ANN001
+def test_counterbalancing_over_completed_and_recently_active(tmp_path) -> None:
     from study.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'a.db'}"

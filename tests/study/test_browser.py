@@ -58,7 +58,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Flask]]:
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:  # noqa: ANN001
+def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
@@ -89,14 +89,14 @@ def db_rows(app: Flask, pid: str) -> tuple[Participant, list[Response], int, int
         return p, responses, n_clicks, n_events
 
 
-def consent_and_begin(page, base: str, slug: str, pid: str) -> None:  # noqa: ANN001
+def consent_and_begin(page, base: str, slug: str, pid: str) -> None:
     page.goto(f"{base}/s/{slug}?PROLIFIC_PID={pid}&STUDY_ID=ST&SESSION_ID=SE")
     page.click("#agree")
     page.wait_for_url(f"**/s/{slug}/task")
     page.locator("#begin").click()
 
 
-def wait_trial(page, index: int) -> str:  # noqa: ANN001
+def wait_trial(page, index: int) -> str:
     """Wait until trial `index` is on the stage (clicking through interludes); returns 'stage'
     or 'debrief'."""
     for _ in range(100):
@@ -113,7 +113,7 @@ def wait_trial(page, index: int) -> str:  # noqa: ANN001
     raise AssertionError(f"trial {index} never appeared")
 
 
-def realfake_answer(page, index: int, key: str, confidence: str | None = None) -> None:  # noqa: ANN001
+def realfake_answer(page, index: int, key: str, confidence: str | None = None) -> None:
     assert wait_trial(page, index) == "stage"
     page.locator(".rf-answer").wait_for(state="visible")
     page.keyboard.press(key)
@@ -122,7 +122,7 @@ def realfake_answer(page, index: int, key: str, confidence: str | None = None) -
         page.keyboard.press(confidence)
 
 
-def finish(page) -> str:  # noqa: ANN001
+def finish(page) -> str:
     """Click through to the debrief and return the completion code shown."""
     for _ in range(100):
         if page.locator("#debrief-done").is_visible():
@@ -136,7 +136,7 @@ def finish(page) -> str:  # noqa: ANN001
     raise AssertionError("the debrief never showed a code")
 
 
-def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:  # noqa: ANN001
+def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:
     base, app = server
     slug = build_study(app, task="clickme", n_main=2, n_practice=1, n_catch=0, image_size=16,
                        settings={"min_clicks": 3, "click_budget": 60, "bubble_radius": 0.05})
@@ -197,7 +197,7 @@ def test_clickme_with_mouse_clicks_and_a_drag(server, page) -> None:  # noqa: AN
     assert n_events >= 1  # the resize
 
 
-def test_realfake_with_keys_and_confidence(server, page) -> None:  # noqa: ANN001
+def test_realfake_with_keys_and_confidence(server, page) -> None:
     base, app = server
     slug = build_study(app, task="realfake", n_main=3, n_practice=1, n_catch=1,
                        settings={"exposure_ms": 100, "confidence": {"enabled": True, "min": 1, "max": 4}})
@@ -220,7 +220,7 @@ def test_realfake_with_keys_and_confidence(server, page) -> None:  # noqa: ANN00
         assert r.correct == (r.answer == ("fake" if r.trial.stimulus.source == "model" else "real"))
 
 
-def test_reload_in_the_middle_resumes(server, page) -> None:  # noqa: ANN001
+def test_reload_in_the_middle_resumes(server, page) -> None:
     base, app = server
     slug = build_study(app, task="realfake", n_main=4, n_practice=0, n_catch=0)
     consent_and_begin(page, base, slug, "RL1")
@@ -245,14 +245,14 @@ def test_reload_in_the_middle_resumes(server, page) -> None:  # noqa: ANN001
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
 
-def test_start_whose_reply_is_lost_resumes(server, page) -> None:  # noqa: ANN001
+def test_start_whose_reply_is_lost_resumes(server, page) -> None:
     """The server stores the start but the browser never sees the reply (nor its cookie): the
     retry carries the same start key and continues as the same participant, also after a reload."""
     base, app = server
     slug = build_study(app, task="realfake", n_main=2, n_practice=0, n_catch=0)
     cut = {"n": 0}
 
-    def lose_first_reply(route) -> None:  # noqa: ANN001
+    def lose_first_reply(route) -> None:
         if cut["n"] == 0:
             cut["n"] += 1
             route.fetch()  # reaches the server, which stores the participant
@@ -277,7 +277,7 @@ def test_start_whose_reply_is_lost_resumes(server, page) -> None:  # noqa: ANN00
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
 
-def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> None:  # noqa: ANN001
+def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> None:
     base, app = server
     slug = build_study(app, task="realfake", n_main=4, n_practice=0, n_catch=0)
     consent_and_begin(page, base, slug, "NET1")
@@ -308,7 +308,7 @@ def test_network_drop_loses_nothing_and_stores_nothing_twice(server, page) -> No
     assert len({r.client_uuid for r in responses}) == 4
 
 
-def test_researcher_preview_runs_the_flow_and_stores_nothing(server, page) -> None:  # noqa: ANN001
+def test_researcher_preview_runs_the_flow_and_stores_nothing(server, page) -> None:
     base, app = server
     slug = build_study(app, task="realfake", n_main=2, n_practice=1, n_catch=0, status="draft")
     # A researcher's signed session cookie, as H2's login sets it.
@@ -334,7 +334,7 @@ class NoIds:
     ids, class ids, model names, exemplar ids, file names, checksums and checkpoint paths, in
     the visible text, the HTML (the live DOM) or a JSON reply of the API."""
 
-    def __init__(self, page, manifest: Path) -> None:  # noqa: ANN001
+    def __init__(self, page, manifest: Path) -> None:
         with manifest.open() as fh:
             rows = list(csv.DictReader(fh))
         ids = {"ddpm", "cfgdm", "fsdm"}
@@ -348,7 +348,7 @@ class NoIds:
         self.pages = 0
         page.route("**/api/v1/**", self._record)
 
-    def _record(self, route) -> None:  # noqa: ANN001
+    def _record(self, route) -> None:
         response = route.fetch()
         if "json" in response.headers.get("content-type", ""):
             self.replies.append(response.text())
@@ -367,7 +367,7 @@ class NoIds:
         assert self.replies
 
 
-def walk(page, leaks: NoIds, base: str, slug: str, pid: str, answer) -> list[str]:  # noqa: ANN001
+def walk(page, leaks: NoIds, base: str, slug: str, pid: str, answer) -> list[str]:
     """Consent, instructions, every trial (and interlude), debrief: checked at each step.
     `answer(page, index)` does one trial. Returns the ClickMe prompts seen."""
     page.goto(f"{base}/s/{slug}?PROLIFIC_PID={pid}&STUDY_ID=ST&SESSION_ID=SE")
@@ -395,7 +395,7 @@ def walk(page, leaks: NoIds, base: str, slug: str, pid: str, answer) -> list[str
     raise AssertionError(f"stuck before trial {index}")
 
 
-def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -> None:  # noqa: ANN001
+def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -> None:
     """Both tasks on stimuli named as the sampler names them (`digit4_rot270`,
     `cfgdm-w1.0-c000-e0-s0`, `images/real-digits-digit7_flip-0010.png`): the ClickMe prompt
     says the class in words, the images arrive smoothly rendered, and no page, at any step,
@@ -408,7 +408,7 @@ def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -
                                         "trials_per_participant": 3, "n_practice": 1, "n_catch": 0,
                                         "min_clicks": 3, "click_budget": 30}, "cm-words")
 
-    def paint(page, index: int) -> None:  # noqa: ANN001
+    def paint(page, index: int) -> None:
         canvas = page.locator(".cm-canvas")
         assert "pixelated" not in (canvas.get_attribute("class") or "")
         box = canvas.bounding_box()
@@ -428,7 +428,7 @@ def test_participants_see_words_and_drawings_never_ids(server, page, tmp_path) -
                                         "exposure_ms": 300, "fixation_ms": 50, "mask_ms": 50}, "rf-words")
     natural = []
 
-    def judge(page, index: int) -> None:  # noqa: ANN001
+    def judge(page, index: int) -> None:
         page.locator(".rf-answer").wait_for(state="visible")
         image = page.locator(".rf-image")
         natural.append(image.evaluate("i => [i.naturalWidth, i.className]"))

@@ -43,7 +43,7 @@ def _post_many(base_url: str, token: str, bodies: list[dict]) -> list[httpx.Resp
         return list(pool.map(send, bodies))
 
 
-def test_simultaneous_duplicates_store_once(app: Flask, base_url: str, make_study) -> None:  # noqa: ANN001
+def test_simultaneous_duplicates_store_once(app: Flask, base_url: str, make_study) -> None:
     slug = make_study(task="realfake", n_main=3, n_practice=0, n_catch=0)
     with httpx.Client(base_url=base_url) as c:
         token = c.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).json()["token"]
@@ -71,7 +71,7 @@ def test_simultaneous_duplicates_store_once(app: Flask, base_url: str, make_stud
         assert n == 2
 
 
-def test_simultaneous_starts_stay_balanced_and_do_not_overfill(app: Flask, base_url: str,  # noqa: ANN001
+def test_simultaneous_starts_stay_balanced_and_do_not_overfill(app: Flask, base_url: str,
                                                                make_study, database_url: str) -> None:
     """Twelve starts at the same moment: the two conditions get six each, and a study with room
     for five takes exactly five (the study row is locked per start on PostgreSQL; SQLite

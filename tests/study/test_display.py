@@ -73,7 +73,7 @@ def test_rendered_files_are_cached_by_content_and_settings(tmp_path: Path) -> No
     assert not list((tmp_path / "root").rglob("*.tmp"))
 
 
-def test_served_images_follow_the_participants_condition(app: Flask, client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_served_images_follow_the_participants_condition(app: Flask, client: FlaskClient, make_study) -> None:
     """Condition B shows the stored pixels, A (the default) the smooth rendering; in each, the
     real drawings and the model samples go through the same rendering."""
     slug = make_study(task="realfake", n_main=4, n_practice=0, n_catch=0, image_size=16)

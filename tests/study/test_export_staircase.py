@@ -30,7 +30,7 @@ B_OVERRIDES = {"staircase": {"step_ms": 100}}
 PLAN = [True, True, True, True, False, True, True, False, True, True, True, True, False, True]
 
 
-def _run_study(app: Flask, client: FlaskClient, make_study, n_participants: int = 4) -> str:  # noqa: ANN001
+def _run_study(app: Flask, client: FlaskClient, make_study, n_participants: int = 4) -> str:
     slug = make_study(task="realfake", n_main=len(PLAN), n_practice=0, n_catch=0,
                       settings={"staircase": STUDY_STAIRCASE})
     with Session(app.extensions["sqlalchemy_engine"]) as s:
@@ -68,7 +68,7 @@ def _server_thresholds(app: Flask, slug: str) -> dict[str, tuple[str, float]]:
 
 
 def test_export_records_the_staircase_and_the_analysis_replays_it(
-        app: Flask, client: FlaskClient, make_study, tmp_path: Path, database_url: str) -> None:  # noqa: ANN001
+        app: Flask, client: FlaskClient, make_study, tmp_path: Path, database_url: str) -> None:
     slug = _run_study(app, client, make_study)
     out = tmp_path / "export"
     with Session(app.extensions["sqlalchemy_engine"]) as s:
@@ -111,7 +111,7 @@ def test_export_records_the_staircase_and_the_analysis_replays_it(
 
 
 def test_a_condition_without_a_staircase_is_recorded_as_off(
-        app: Flask, client: FlaskClient, make_study, tmp_path: Path) -> None:  # noqa: ANN001
+        app: Flask, client: FlaskClient, make_study, tmp_path: Path) -> None:
     slug = make_study(task="realfake", settings={"exposure_ms": 250})
     with Session(app.extensions["sqlalchemy_engine"]) as s:
         export_study(s, slug, tmp_path, fmt="parquet", secret_key="k")

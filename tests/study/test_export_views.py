@@ -34,7 +34,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_views_hold_the_export_columns(app: Flask, client: FlaskClient, make_study, database_url) -> None:  # noqa: ANN001
+def test_views_hold_the_export_columns(app: Flask, client: FlaskClient, make_study, database_url) -> None:
     rf = make_study(task="realfake")
     cm = make_study(task="clickme")
     for slug in (rf, rf, cm):

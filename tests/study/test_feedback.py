@@ -49,7 +49,7 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_a_study_may_not_name_a_checkpoint_outside_the_checkpoint_folder(
-    app: Flask, client: FlaskClient, make_study, tiny_classifier  # noqa: ANN001
+    app: Flask, client: FlaskClient, make_study, tiny_classifier
 ) -> None:
     """Loading a checkpoint unpickles it, so a researcher's setting is confined to
     FEEDBACK_CLASSIFIER_DIR (the default data/ folder does not hold the tmp checkpoint)."""
@@ -63,7 +63,7 @@ def test_a_study_may_not_name_a_checkpoint_outside_the_checkpoint_folder(
     assert res.status_code == 404
 
 
-def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_classifier) -> None:  # noqa: ANN001
+def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_classifier) -> None:
     app.config["FEEDBACK_CLASSIFIER_DIR"] = str(Path(tiny_classifier).parent)
     slug = make_study(task="clickme", n_main=3, n_practice=0, n_catch=0, image_size=16,
                       settings={"feedback_classifier": tiny_classifier})
@@ -84,7 +84,7 @@ def test_classify_endpoint(app: Flask, client: FlaskClient, make_study, tiny_cla
     assert res.status_code == 400 and res.get_json()["error"]["field"] == "clicks[0].x"
 
 
-def test_classify_without_classifier(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_classify_without_classifier(client: FlaskClient, make_study) -> None:
     slug = make_study(task="clickme", n_main=2, n_practice=0, n_catch=0,
                       settings={"feedback_classifier": "data/checkpoints/does-not-exist.pt"})
     token = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]

@@ -51,7 +51,7 @@ def _reply_schema(doc: dict[str, Any], path: str, method: str, status: int) -> d
     return {**schema, "components": doc["components"]}  # so that its $refs resolve
 
 
-def _matches(doc: dict[str, Any], path: str, method: str, res: Any) -> dict[str, Any]:  # noqa: ANN401
+def _matches(doc: dict[str, Any], path: str, method: str, res: Any) -> dict[str, Any]:
     body = res.get_json()
     validator = jsonschema_rs.validator_for(_reply_schema(doc, path, method, res.status_code))
     problems = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(body)]
@@ -60,7 +60,7 @@ def _matches(doc: dict[str, Any], path: str, method: str, res: Any) -> dict[str,
 
 
 @pytest.mark.parametrize("task", ["realfake", "clickme"])
-def test_real_replies_match_the_document(client: FlaskClient, make_study, task: str) -> None:  # noqa: ANN001
+def test_real_replies_match_the_document(client: FlaskClient, make_study, task: str) -> None:
     """A participant's whole visit (start, trials with a resend, events, done, complete) and
     its refusals, each reply checked against the served document's schema for its status."""
     doc = client.get("/api/v1/openapi.json").get_json()
@@ -134,19 +134,19 @@ def _outside(schema: dict[str, Any], key: str, value: float) -> float:
     return value - step if key == "minimum" else value + step
 
 
-def _refused(res: Any, field: str) -> bool:  # noqa: ANN401
+def _refused(res: Any, field: str) -> bool:
     return res.status_code == 400 and res.get_json()["error"]["field"] == field
 
 
 @pytest.mark.parametrize("task", ["realfake", "clickme"])
 def test_responses_are_accepted_and_refused_at_the_documented_bounds(
-        client: FlaskClient, make_study, task: str) -> None:  # noqa: ANN001
+        client: FlaskClient, make_study, task: str) -> None:
     doc = client.get("/api/v1/openapi.json").get_json()
     props = _properties(doc, "ResponseRequest")
     slug = make_study(task=task, n_main=40, n_practice=0, n_catch=0)
     headers = {H: client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]}
 
-    def post(**over: Any) -> Any:  # noqa: ANN401
+    def post(**over: Any) -> Any:
         trial = client.get("/api/v1/participant/trial", headers=headers).get_json()["trial"]
         body = {"client_uuid": str(uuid.uuid4()), "trial_id": trial["id"], "rt_ms": 300}
         if task == "clickme":
@@ -189,7 +189,7 @@ def test_responses_are_accepted_and_refused_at_the_documented_bounds(
             assert _refused(post(clicks=[point, point]), f"clicks[0].{prop}"), prop
 
 
-def test_starts_and_events_keep_the_documented_bounds(client: FlaskClient, make_study) -> None:  # noqa: ANN001
+def test_starts_and_events_keep_the_documented_bounds(client: FlaskClient, make_study) -> None:
     doc = client.get("/api/v1/openapi.json").get_json()
     start = _properties(doc, "StartRequest")
     slug = make_study(task="realfake", n_main=2)
@@ -212,7 +212,7 @@ def test_starts_and_events_keep_the_documented_bounds(client: FlaskClient, make_
     events = doc["components"]["schemas"]["EventsRequest"]["properties"]["events"]
     event = _properties(doc, "Event")
 
-    def post(items: list[dict[str, Any]]) -> Any:  # noqa: ANN401
+    def post(items: list[dict[str, Any]]) -> Any:
         return client.post("/api/v1/participant/events", json={"events": items}, headers=headers)
 
     assert post([{"kind": "blur"}] * events["maxItems"]).status_code == 201

@@ -86,11 +86,11 @@ def _walk(client: FlaskClient, token: str) -> list[tuple[dict, str, dict]]:
 ])
 def test_stored_and_answered_scores_follow_score(app: Flask, client: FlaskClient, make_study,
                                                  monkeypatch, database_url: str, task: str,
-                                                 settings: dict) -> None:  # noqa: ANN001
+                                                 settings: dict) -> None:
     one_trip = []
     real_store_current = response_store.store_current
 
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(*args, **kwargs):
         stored = real_store_current(*args, **kwargs)
         one_trip.append(stored is not None)
         return stored
