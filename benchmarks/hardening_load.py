@@ -1,4 +1,4 @@
-"""Load and fault harness for the live study (issue 7), bounded in count and time, loopback only.
+"""Load and fault harness for the live study, bounded in count and time, loopback only.
 
 N simulated participants at once do a whole study through the HTTP API of a gunicorn server
 (one keep-alive connection each, `benchmarks.servers.Conn`). Once all have started, faults are
