@@ -1,17 +1,19 @@
 """Request validation on the response hot path: server CPU per submission, A/B, and what a
 validation library would add.
 
-    python -m benchmarks validation --old DIR_OR_REF [--new DIR_OR_REF] [--rounds 6]
-                                    [--participants 40] [--trials 25] [--libs] [--no-write]
+    python -m benchmarks validation --old DIR_OR_REF [--new DIR_OR_REF] [--rounds 12]
+                                    [--batches 15] [--batch 20] [--cpu 0] [--libs] [--no-write]
 
-A/B: two worker subprocesses, one per tree (that tree first on its path), each build a SQLite
+A/B: per round, a worker subprocess per tree (that tree first on its path) builds a SQLite
 database with a live real-or-fake and a live ClickMe study (benchmarks/servers.py make_study of
-that tree) and start --participants participants in each. Then they post the answers, trial by
-trial, through Flask's test client (the whole WSGI stack: routing, JSON, validation, storage,
-reply) in batches of --batch that alternate between old and new, the order flipping every
-batch, so that the shared machine's drift hits both. CPU time (process_time) of a side's
-batches / submissions is its CPU per submission; the ratio is new / old within a round. A git
-ref is exported with `git archive` to a temporary folder.
+that tree) and starts participants; then both post answers, trial by trial, through Flask's
+test client (the whole WSGI stack: routing, JSON, validation, storage, reply) in batches that
+alternate between old and new. Both are pinned to one core and share a hash seed. CPU time
+(process_time) per submission; the ratio new/old is taken per round (fresh processes every
+round) and summarised by its median with a bootstrap interval. Each worker also times the
+validation calls alone (get_uuid, get_int, get_number, get_str / parse_clicks, as the views make
+them for one answer), which a shared machine's noise does not drown. A git ref is exported with
+`git archive` to a temporary folder.
 
 --libs: the same ResponseRequest body posted to a minimal Flask app whose one view validates it
 (a) field by field with study.validation's get_* (what the views do), (b) with
@@ -64,6 +66,41 @@ def _answer(task: str, trial_id: int, k: int) -> dict:
     return body
 
 
+def _validation_only(n: int) -> dict[str, float]:
+    """CPU µs of the validation calls alone for one answer of each task, as the views make them
+    (the functions and their signatures are the same in both trees)."""
+    from study.validation import get_int, get_number, get_str, get_uuid, parse_clicks
+
+    bodies = {task: _answer(task, 17, 3) for task in TASKS}
+
+    def common(body: dict) -> None:
+        get_uuid(body, "client_uuid")
+        get_int(body, "trial_id", required=True, lo=1, field="trial_id")
+        get_number(body, "rt_ms", required=True)
+        get_number(body, "exposure_ms")
+        get_number(body, "client_sent_at", hi=1e14)
+
+    def realfake() -> None:
+        body = bodies["realfake"]
+        common(body)
+        get_str(body, "answer", required=True, choices=("real", "fake"))
+        get_int(body, "confidence", lo=1, hi=4)
+
+    def clickme() -> None:
+        body = bodies["clickme"]
+        common(body)
+        parse_clicks(body["clicks"], budget=30)
+
+    out = {}
+    for task, call in (("realfake", realfake), ("clickme", clickme)):
+        call()
+        start = time.process_time()
+        for _ in range(n):
+            call()
+        out[task] = (time.process_time() - start) / n * 1e6
+    return out
+
+
 def worker(participants: int, trials: int) -> None:
     """Serve batches for the parent: set up this tree's app and studies, print READY, then for
     each stdin line `TASK N` post the next N answers of that study and print their CPU seconds."""
@@ -88,6 +125,9 @@ def worker(participants: int, trials: int) -> None:
     print(MARK + "READY", flush=True)
     for line in sys.stdin:
         task, n = line.split()
+        if task == "validation":
+            print(MARK + json.dumps(_validation_only(int(n))), flush=True)
+            continue
         client = clients[task]
         batch = [next(queues[task]) for _ in range(int(n))]
         start = time.process_time()
@@ -114,13 +154,18 @@ def _tree(spec: str, tmp: Path, name: str) -> Path:
 class _Side:
     """A worker subprocess with `tree` first on its path."""
 
-    def __init__(self, tree: Path, participants: int, trials: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    def __init__(self, tree: Path, participants: int, trials: int, cpu: int | None) -> None:
+        # One hash seed for both sides: string hashing sets dict layouts, worth a few % of CPU.
+        env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
         code = (f"import sys; sys.path[:0] = [{str(tree)!r}, {str(ROOT / 'benchmarks')!r}]; "
                 f"from bench_validation import worker; worker({participants}, {trials})")
         self.tree = tree
         self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=tree, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if cpu is not None:
+            # Both sides on one core: on a shared machine a process that lands on the busier
+            # core spends more CPU time on the same work (an A/A run measured 6% between sides).
+            os.sched_setaffinity(self.proc.pid, {cpu})
         self._read()
 
     def _read(self) -> str:
@@ -134,42 +179,71 @@ class _Side:
         self.proc.stdin.flush()
         return float(self._read())
 
+    def validation(self, n: int) -> dict[str, float]:
+        self.proc.stdin.write(f"validation {n}\n")
+        self.proc.stdin.flush()
+        return json.loads(self._read())
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
 
 
-def ab(old: Path, new: Path, rounds: int, participants: int, trials: int, batch: int) -> dict:
-    """Both servers side by side, batches alternating old/new (order flipped every batch) so
-    that the shared machine's drift hits both alike; µs per submission per round."""
-    n_batches = participants * trials // batch // rounds
-    if n_batches < 2:
-        raise SystemExit("too few submissions: raise --participants/--trials or lower --batch")
-    sides = {"old": _Side(old, participants, trials), "new": _Side(new, participants, trials)}
+def _median_ci(values: list[float], seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Median and its 95% bootstrap interval."""
+    import numpy as np
+
+    arr = np.asarray(values)
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(arr, size=(n_boot, arr.size)), axis=1)
+    return float(np.median(arr)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def ab(old: Path, new: Path, rounds: int, batches: int, batch: int, cpu: int | None) -> dict:
+    """Per round, fresh worker processes for both trees (so that whatever favours one process
+    over another, memory layout or where its database file lies, varies from round to round),
+    one warm-up batch each, then `batches` batches per task alternating old/new with the order
+    flipped every batch, so that the shared machine's drift hits both alike. A round's ratio is
+    new CPU / old CPU over its batches; the summary is the median over rounds with a bootstrap
+    interval over rounds."""
+    trials = 30
+    participants = -(-(batches + 1) * batch // trials)
     per_round: list[dict[str, dict[str, float]]] = []
-    try:
-        for r in range(rounds):
-            cpu = {name: dict.fromkeys(TASKS, 0.0) for name in sides}
+    for r in range(rounds):
+        names = ("old", "new") if r % 2 == 0 else ("new", "old")
+        trees = {"old": old, "new": new}
+        sides = {name: _Side(trees[name], participants, trials, cpu) for name in names}
+        got = {name: dict.fromkeys(TASKS, 0.0) for name in sides}
+        try:
             for task in TASKS:
-                for b in range(n_batches):
-                    order = ("old", "new") if (r + b) % 2 == 0 else ("new", "old")
-                    for name in order:
-                        cpu[name][task] += sides[name].batch(task, batch)
-            us = {name: {t: cpu[name][t] / (n_batches * batch) * 1e6 for t in TASKS} for name in sides}
-            per_round.append(us)
-            print(f"round {r + 1}: " + "; ".join(
-                f"{t} old {us['old'][t]:.0f} µs, new {us['new'][t]:.0f} µs, "
-                f"ratio {us['new'][t] / us['old'][t]:.3f}" for t in TASKS), flush=True)
-    finally:
-        for side in sides.values():
-            side.close()
+                for side in sides.values():
+                    side.batch(task, batch)  # warm-up
+                for b in range(batches):
+                    for name in names if b % 2 == 0 else names[::-1]:
+                        got[name][task] += sides[name].batch(task, batch)
+            alone = {name: sides[name].validation(20_000) for name in names}
+        finally:
+            for side in sides.values():
+                side.close()
+        per_round.append({name: {t: got[name][t] / (batches * batch) * 1e6 for t in TASKS}
+                          for name in got})
+        for name in names:
+            per_round[-1][name].update({f"{t}_validation": us for t, us in alone[name].items()})
+        print(f"round {r + 1}: " + "; ".join(
+            f"{t} old {got['old'][t] / (batches * batch) * 1e6:.0f} µs, new "
+            f"{got['new'][t] / (batches * batch) * 1e6:.0f} µs, new/old {got['new'][t] / got['old'][t]:.3f}"
+            for t in TASKS), flush=True)
     summary = {}
     for task in TASKS:
-        ratios = [g["new"][task] / g["old"][task] for g in per_round]
+        median, lo, hi = _median_ci([g["new"][task] / g["old"][task] for g in per_round])
+        alone = {name: statistics.median(g[name][f"{task}_validation"] for g in per_round)
+                 for name in ("old", "new")}
         summary[task] = {
             "old_us": statistics.median(g["old"][task] for g in per_round),
             "new_us": statistics.median(g["new"][task] for g in per_round),
-            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "rounds": rounds, "submissions": rounds * batches * batch,
+            "ratio_median": median, "ratio_lo": lo, "ratio_hi": hi,
+            "old_validation_us": alone["old"], "new_validation_us": alone["new"],
         }
     return {"rounds": per_round, "summary": summary}
 
@@ -320,17 +394,23 @@ def render(result: dict, args: argparse.Namespace) -> str:
              f"{result['load_before'][0]:.1f} before and {result['load_after'][0]:.1f} after (shared "
              "machine: compare the two sides within a round, not across runs).", ""]
     if "ab" in result:
-        lines += [f"A/B: {args.participants} participants x {args.trials} trials per study, SQLite, "
-                  "every answer posted through Flask's test client by two worker processes, one per "
-                  f"tree, in batches of {args.batch} alternating old/new; CPU time of the batches per "
-                  f"submission; {args.rounds} rounds. "
+        lines += [f"A/B on SQLite: per round, a fresh worker process per tree with a live real-or-fake "
+                  "and a live ClickMe study; every answer posted through Flask's test client; one "
+                  f"warm-up batch, then {args.batches} batches of {args.batch} submissions per task "
+                  f"alternating old/new, both pinned to CPU {args.cpu}. CPU time per submission; "
+                  f"medians over {args.rounds} rounds, the ratio's interval by bootstrap over rounds. "
                   f"old = `{args.old}`, new = `{args.new}`.", ""]
         rows = []
         for task, s in result["ab"]["summary"].items():
-            rows.append([task, f"{s['old_us']:.0f}", f"{s['new_us']:.0f}", f"{s['ratio_median']:.3f}",
-                         f"{s['ratio_min']:.3f}-{s['ratio_max']:.3f}"])
-        lines += [markdown_table(["study", "old µs/submission (median)", "new µs/submission (median)",
-                                  "new/old (median of rounds)", "new/old (range)"], rows), ""]
+            extra = s["new_validation_us"] - s["old_validation_us"]
+            rows.append([task, s["submissions"], f"{s['old_us']:.0f}", f"{s['new_us']:.0f}",
+                         f"**{s['ratio_median']:.3f}** ({s['ratio_lo']:.3f}-{s['ratio_hi']:.3f})",
+                         f"{s['old_validation_us']:.1f}", f"{s['new_validation_us']:.1f}",
+                         f"{extra:+.1f} µs = {extra / s['old_us']:+.2%}"])
+        lines += [markdown_table(["study", "submissions per side", "old µs/submission",
+                                  "new µs/submission", "new/old (95% CI)",
+                                  "old validation µs", "new validation µs",
+                                  "validation change / old submission"], rows), ""]
     if "libraries" in result:
         libs = result["libraries"]
         base = next(v for k, v in libs.items() if k.startswith("(0)"))
@@ -347,10 +427,10 @@ def main(argv: list[str]) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", help="the tree to compare against: a folder or a git ref (A/B skipped without)")
     ap.add_argument("--new", default=str(ROOT), help="the tree measured: a folder or a git ref (default: this one)")
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--participants", type=int, default=40)
-    ap.add_argument("--trials", type=int, default=25)
-    ap.add_argument("--batch", type=int, default=25, help="submissions per alternation (A/B)")
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--batches", type=int, default=15, help="batches per task per round (A/B)")
+    ap.add_argument("--batch", type=int, default=20, help="submissions per alternation (A/B)")
+    ap.add_argument("--cpu", type=int, default=0, help="the core both A/B workers run on (-1: any)")
     ap.add_argument("--libs", action="store_true", help="also compare validation libraries")
     ap.add_argument("--lib-requests", type=int, default=3000)
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -363,7 +443,8 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             old = _tree(args.old, Path(tmp), "old")
             new = _tree(args.new, Path(tmp), "new")
-            result["ab"] = ab(old, new, args.rounds, args.participants, args.trials, args.batch)
+            result["ab"] = ab(old, new, args.rounds, args.batches, args.batch,
+                              None if args.cpu < 0 else args.cpu)
     if args.libs:
         result["libraries"] = libraries(args.rounds, args.lib_requests)
     result["load_after"] = os.getloadavg()
