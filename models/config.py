@@ -1,16 +1,27 @@
-"""Training configs: TOML -> validated frozen dataclasses. Every error names the field
+"""Training configs: TOML -> validated frozen dataclasses (pydantic's, so a config is checked
+when built, and `dataclasses.asdict` still gives its plain dict). Every error names the field
 (`model.n_feat: expected an integer, got 'big'`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+
+from fieldcheck import Bool, Float, Int, Str, field_error, one_line
 from models.data import EMBEDDED, SPECS
 from models.data.splits import EXEMPLAR_RULES
 from models.diffusion.samplers import SAMPLERS
@@ -26,76 +37,128 @@ class ConfigError(ValueError):
     """A config value is missing, unknown or out of range; the message names the field."""
 
 
-@dataclass(frozen=True)
+def _ints(lo: int, hi: int | None = None) -> Any:
+    return Annotated[Int, Field(ge=lo, le=hi)]
+
+
+def _word(name: str) -> str:
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"must be a non-empty word of letters, digits, - and _, got {name!r}")
+    return name
+
+
+def _threshold(value: Any) -> float | str | None:
+    """None (keep grey levels), "auto" (Otsu) or a fixed threshold in (0, 1)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise ValueError(f'must be a number in (0, 1) or "auto", got {value!r}')
+    return float(value)
+
+
+# A TOML table may not name a field the config does not have (a typo would be silently ignored).
+_TABLE = ConfigDict(extra="forbid")
+Fraction = Annotated[Float, Field(ge=0.0, lt=1.0)]  # [0, 1)
+
+
+@dataclass(frozen=True, config=_TABLE)
 class DataConfig:
-    dataset: str = "digits"
-    root: str | None = None
-    size: int = 16
-    heldout_classes: int = 10
-    split_seed: int = 0
-    exemplar_rule: str = "first"
-    threshold: float | str | None = "auto"
-    max_per_class: int | None = None
+    dataset: Literal[SPECS] = "digits"
+    root: Str | None = None
+    size: _ints(4, 256) = 16
+    heldout_classes: _ints(0) = 10
+    split_seed: Int = 0
+    exemplar_rule: Literal[EXEMPLAR_RULES] = "first"
+    threshold: Annotated[float | str | None, PlainValidator(_threshold)] = "auto"
+    max_per_class: _ints(1) | None = None
+
+    @model_validator(mode="after")
+    def _has_files(self) -> DataConfig:
+        if self.dataset not in EMBEDDED and not self.root:
+            raise field_error("root", f"the {self.dataset} data set needs a folder")
+        return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_TABLE)
 class ModelConfig:
-    context: str = "exemplar"
-    n_feat: int = 16
-    channel_mults: list[int] = field(default_factory=lambda: [1, 2])
-    n_res: int = 1
-    set_size: int = 5
-    set_width: int = 16
+    context: Literal[CONTEXT_MODES] = "exemplar"
+    n_feat: _ints(1, 512) = 16
+    channel_mults: Annotated[list[_ints(1)], Field(min_length=1, max_length=5)] = field(
+        default_factory=lambda: [1, 2])
+    n_res: _ints(1, 4) = 1
+    set_size: _ints(1, 64) = 5
+    set_width: _ints(1) = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_TABLE)
 class DiffusionConfig:
-    schedule: str = "linear"
-    T: int = 500
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    snr_shift: float = 1.0
-    prediction: str = "eps"
+    schedule: Literal[SCHEDULES] = "linear"
+    T: _ints(1, 10000) = 500
+    beta_start: Float = 1e-4
+    beta_end: Float = 0.02
+    snr_shift: Annotated[Float, Field(gt=0.0)] = 1.0
+    prediction: Literal[PREDICTIONS] = "eps"
+
+    @model_validator(mode="after")
+    def _betas(self) -> DiffusionConfig:
+        if not 0.0 < self.beta_start <= self.beta_end < 1.0:
+            raise field_error("beta_start", "need 0 < beta_start <= beta_end < 1")
+        return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_TABLE)
 class TrainingConfig:
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup: int = 100
-    p_uncond: float = 0.0
-    ema_decay: float = 0.995
-    grad_clip: float = 1.0
-    amp: bool = True
-    lr_schedule: str = "constant"
-    loss_weighting: str = "uniform"
-    min_snr_gamma: float = 5.0
-    ema_warmup: bool = True
-    log_every: int = 50
-    checkpoint_every: int = 500
+    steps: _ints(1) = 2000
+    batch_size: _ints(1) = 64
+    lr: Annotated[Float, Field(gt=0.0, lt=1.0)] = 2e-3
+    warmup: _ints(0) = 100
+    p_uncond: Fraction = 0.0
+    ema_decay: Fraction = 0.995
+    grad_clip: Annotated[Float, Field(ge=0.0, description="0 turns clipping off")] = 1.0
+    amp: Bool = True
+    lr_schedule: Literal[LR_SCHEDULES] = "constant"
+    loss_weighting: Literal[LOSS_WEIGHTINGS] = "uniform"
+    min_snr_gamma: Annotated[Float, Field(gt=0.0)] = 5.0
+    ema_warmup: Bool = True
+    log_every: _ints(1) = 50
+    checkpoint_every: _ints(1) = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_TABLE)
 class SamplingConfig:
-    sampler: str = "ddim"
-    steps: int = 50
-    eta: float = 0.0
-    guidance: list[float] = field(default_factory=lambda: [0.0])
+    sampler: Literal[SAMPLER_NAMES] = "ddim"
+    steps: _ints(1) = 50
+    eta: Annotated[Float, Field(ge=0.0)] = 0.0
+    guidance: Annotated[list[Annotated[Float, Field(ge=0.0)]], Field(min_length=1)] = field(
+        default_factory=lambda: [0.0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_TABLE)
 class Config:
     """One model's whole recipe. `name` is the manifest's model column (ddpm, cfgdm, fsdm, ...)."""
 
-    name: str
-    kind: str = "diffusion"
-    seed: int = 0
+    name: Annotated[Str, AfterValidator(_word)]
+    kind: Literal["diffusion"] = "diffusion"
+    seed: Int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        """Rules across sections."""
+        levels = len(self.model.channel_mults)
+        if self.data.size % 2 ** (levels - 1):
+            raise field_error("model.channel_mults",
+                              f"{levels} levels need data.size divisible by {2 ** (levels - 1)}")
+        if self.model.context == "none" and self.training.p_uncond != 0.0:
+            raise field_error("training.p_uncond",
+                              "context dropout needs a context (model.context is 'none')")
+        if self.sampling.steps > self.diffusion.T:
+            raise field_error("sampling.steps", f"must be in 1..diffusion.T ({self.diffusion.T})")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,142 +170,15 @@ class Config:
         return config_from_dict(data)
 
 
-SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "diffusion": DiffusionConfig,
-    "training": TrainingConfig,
-    "sampling": SamplingConfig,
-}
-
-
-def _check_type(value: Any, hint: Any, name: str) -> Any:
-    """Coerce/check one TOML value against a type hint; raise ConfigError naming the field."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for opt in options:
-            if opt is type(None):
-                continue
-            try:
-                return _check_type(value, opt, name)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{name}: unexpected value {value!r}")
-    if origin is list:
-        (inner,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{name}: expected a list, got {value!r}")
-        return [_check_type(v, inner, f"{name}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{name}: unsupported type {hint!r}")
-
-
-def _section(cls: type, table: Any, prefix: str) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{prefix}: expected a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown field (known: {', '.join(sorted(names))})")
-    values = {k: _check_type(v, hints[k], f"{prefix}.{k}") for k, v in table.items()}
-    return cls(**values)
-
-
-def _require(ok: bool, name: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name}: {message}")
-
-
-def validate(cfg: Config) -> Config:
-    """Range and choice checks across fields; returns cfg unchanged when valid."""
-    d, m, f, t, s = cfg.data, cfg.model, cfg.diffusion, cfg.training, cfg.sampling
-    _require(bool(cfg.name) and cfg.name.replace("_", "").replace("-", "").isalnum(), "name",
-             f"must be a non-empty word of letters, digits, - and _, got {cfg.name!r}")
-    _require(cfg.kind == "diffusion", "kind", f"must be 'diffusion', got {cfg.kind!r}")
-    _require(d.dataset in SPECS, "data.dataset", f"{d.dataset!r} is not one of {SPECS}")
-    _require(d.dataset in EMBEDDED or bool(d.root), "data.root",
-             f"the {d.dataset} data set needs a folder")
-    _require(4 <= d.size <= 256, "data.size", f"must be in 4..256, got {d.size}")
-    _require(d.heldout_classes >= 0, "data.heldout_classes", "must be >= 0")
-    _require(d.exemplar_rule in EXEMPLAR_RULES, "data.exemplar_rule", f"must be one of {EXEMPLAR_RULES}")
-    _require(d.threshold is None or d.threshold == "auto" or isinstance(d.threshold, float)
-             and 0.0 < d.threshold < 1.0, "data.threshold", "must be a number in (0, 1) or \"auto\"")
-    _require(d.max_per_class is None or d.max_per_class >= 1, "data.max_per_class", "must be >= 1")
-    _require(m.context in CONTEXT_MODES, "model.context", f"{m.context!r} is not one of {CONTEXT_MODES}")
-    _require(1 <= m.n_feat <= 512, "model.n_feat", f"must be in 1..512, got {m.n_feat}")
-    _require(1 <= len(m.channel_mults) <= 5 and all(c >= 1 for c in m.channel_mults),
-             "model.channel_mults", "must be 1-5 positive integers")
-    _require(d.size % 2 ** (len(m.channel_mults) - 1) == 0, "model.channel_mults",
-             f"{len(m.channel_mults)} levels need data.size divisible by {2 ** (len(m.channel_mults) - 1)}")
-    _require(1 <= m.n_res <= 4, "model.n_res", "must be in 1..4")
-    _require(1 <= m.set_size <= 64, "model.set_size", "must be in 1..64")
-    _require(m.set_width >= 1, "model.set_width", "must be >= 1")
-    _require(f.schedule in SCHEDULES, "diffusion.schedule", f"{f.schedule!r} is not one of {SCHEDULES}")
-    _require(1 <= f.T <= 10000, "diffusion.T", f"must be in 1..10000, got {f.T}")
-    _require(0.0 < f.beta_start <= f.beta_end < 1.0, "diffusion.beta_start",
-             "need 0 < beta_start <= beta_end < 1")
-    _require(f.snr_shift > 0.0, "diffusion.snr_shift", f"must be > 0, got {f.snr_shift}")
-    _require(f.prediction in PREDICTIONS, "diffusion.prediction", f"{f.prediction!r} is not one of {PREDICTIONS}")
-    _require(t.steps >= 1, "training.steps", "must be >= 1")
-    _require(t.batch_size >= 1, "training.batch_size", "must be >= 1")
-    _require(0.0 < t.lr < 1.0, "training.lr", "must be in (0, 1)")
-    _require(t.warmup >= 0, "training.warmup", "must be >= 0")
-    _require(0.0 <= t.p_uncond < 1.0, "training.p_uncond", "must be in [0, 1)")
-    _require(m.context != "none" or t.p_uncond == 0.0, "training.p_uncond",
-             "context dropout needs a context (model.context is 'none')")
-    _require(0.0 <= t.ema_decay < 1.0, "training.ema_decay", "must be in [0, 1)")
-    _require(t.grad_clip >= 0.0, "training.grad_clip", "must be >= 0 (0 turns clipping off)")
-    _require(t.lr_schedule in LR_SCHEDULES, "training.lr_schedule", f"{t.lr_schedule!r} is not one of {LR_SCHEDULES}")
-    _require(t.loss_weighting in LOSS_WEIGHTINGS, "training.loss_weighting",
-             f"{t.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
-    _require(t.min_snr_gamma > 0.0, "training.min_snr_gamma", "must be > 0")
-    _require(t.log_every >= 1, "training.log_every", "must be >= 1")
-    _require(t.checkpoint_every >= 1, "training.checkpoint_every", "must be >= 1")
-    _require(s.sampler in SAMPLER_NAMES, "sampling.sampler", f"must be one of {', '.join(SAMPLER_NAMES)}")
-    _require(1 <= s.steps <= f.T, "sampling.steps", f"must be in 1..diffusion.T ({f.T})")
-    _require(s.eta >= 0.0, "sampling.eta", "must be >= 0")
-    _require(len(s.guidance) >= 1 and all(g >= 0 for g in s.guidance), "sampling.guidance",
-             "must be a non-empty list of scales >= 0")
-    return cfg
+_CONFIG = TypeAdapter(Config)
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a Config from a plain dict (parsed TOML or a checkpoint's copy)."""
-    if not isinstance(data, dict):
-        raise ConfigError("config: expected a table at the top level")
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
-    if "name" not in data:
-        raise ConfigError("name: missing (the model's name, e.g. 'cfgdm')")
-    top = {
-        "name": _check_type(data["name"], str, "name"),
-        "kind": _check_type(data.get("kind", "diffusion"), str, "kind"),
-        "seed": _check_type(data.get("seed", 0), int, "seed"),
-    }
-    sections = {k: _section(cls, data.get(k, {}), k) for k, cls in SECTIONS.items()}
-    return validate(Config(**top, **sections))
+    try:
+        return _CONFIG.validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(one_line(exc, Config, top="config", mapping="a table")) from None
 
 
 def load_config(path: Path | str) -> Config:
