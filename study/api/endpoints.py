@@ -7,11 +7,11 @@ A participant is identified by the secret token in the `X-Participant-Token` hea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, session
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from study import db
@@ -31,18 +31,15 @@ from study.tables import Stimulus, Study, utcnow
 from study.validation import get_int, get_str, get_uuid, json_object, parse_clicks, parse_events
 
 
-@contextmanager
-def participant() -> Iterator[Ledger]:
-    """The ledger of the request's participant: a preview's, or the database's for the token."""
+def participant() -> AbstractContextManager[Ledger]:
+    """The ledger of the request's participant, to use in a `with` block: a preview's, or the
+    database's for the token."""
     if preview.active():
-        with preview.ledger() as ledger:
-            yield ledger
-        return
+        return preview.ledger()
     token = request.headers.get(TOKEN_HEADER, "")
     if not token:
         raise ApiError(401, f"the {TOKEN_HEADER} header is required", TOKEN_HEADER)
-    with DatabaseLedger(token, current_app.extensions.setdefault("participations", {})) as ledger:
-        yield ledger
+    return DatabaseLedger(token, current_app.extensions.setdefault("participations", {}))
 
 
 def _reply(data: dict[str, Any], status: int = 200, previewed: bool = False) -> tuple[Response, int]:
@@ -52,7 +49,7 @@ def _reply(data: dict[str, Any], status: int = 200, previewed: bool = False) -> 
     return jsonify(data), status
 
 
-def start(slug: str):
+def start(slug: str) -> ResponseReturnValue:
     """A new participant (or a researcher's preview)."""
     body = json_object()
     if body.get("consent") is not True:
@@ -76,7 +73,7 @@ def _started_json(started: Started) -> dict[str, Any]:
             "current_index": started.current_index}
 
 
-def get_trial():
+def get_trial() -> ResponseReturnValue:
     with participant() as ledger:
         shown = lifecycle.next_trial(ledger)
     if isinstance(shown, Finished):
@@ -84,7 +81,7 @@ def get_trial():
     return _reply({"trial": trial_json(shown)})
 
 
-def post_response():
+def post_response() -> ResponseReturnValue:
     """Validate an answer, then store it once (study/participation/lifecycle.answer)."""
     body = json_object()
     client_uuid = get_uuid(body, "client_uuid")
@@ -99,7 +96,7 @@ def _answered_json(a: Answered) -> dict[str, Any]:
             "feedback": a.feedback, "next_index": a.next_index}
 
 
-def post_events():
+def post_events() -> ResponseReturnValue:
     body = json_object()
     events = parse_events(body)
     with participant() as ledger:
@@ -107,13 +104,13 @@ def post_events():
     return _reply({"stored": n}, 201)
 
 
-def complete():
+def complete() -> ResponseReturnValue:
     with participant() as ledger:
         done = lifecycle.complete(ledger, utcnow())
     return _reply({"completion_code": done.completion_code, "redirect_url": done.redirect_url})
 
 
-def classify_clicks():
+def classify_clicks() -> ResponseReturnValue:
     """The feedback classifier's guess from the revealed pixels of a ClickMe trial."""
     body = json_object()
     trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
@@ -136,14 +133,14 @@ def classify_clicks():
                    "correct": label == stimulus.class_label})
 
 
-def trial_image(trial_id: int):
+def trial_image(trial_id: int) -> ResponseReturnValue:
     """The image of one of the participant's trials up to the current one (no peeking ahead)."""
     with participant() as ledger:
         shown = lifecycle.shown_stimulus(ledger, trial_id)
     return send_stimulus(current_app, shown.stimulus, shown.settings.display)
 
 
-def stimulus_image(stimulus_id: int):
+def stimulus_image(stimulus_id: int) -> ResponseReturnValue:
     """Any stimulus's image by its id, for a logged-in researcher (dashboards, previews)."""
     if session.get("researcher_id") is None:
         raise ApiError(401, "a researcher login is required", None)

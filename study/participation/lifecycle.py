@@ -17,6 +17,7 @@ from study.errors import ApiError
 from study.participation import scoring
 from study.participation.rules import (
     TOKEN_HEADER,
+    AnswerFields,
     answer_fields,
     completion_redirect,
     judge,
@@ -69,7 +70,7 @@ class Finished:
     current_index: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answered:
     """The result of an answer: `created` False for a resend of a stored answer."""
 
@@ -197,7 +198,7 @@ def answer(ledger: Ledger, client_uuid: str, trial_id: int, body: dict[str, Any]
     return Answered(receipt[0], trial_id, judged.correct, judged.feedback, ctx.current_index + 1, True)
 
 
-def _new_response(trial_id: int, client_uuid: str, fields: Any, exposure_ms: float | None,
+def _new_response(trial_id: int, client_uuid: str, fields: AnswerFields, exposure_ms: float | None,
                   correct: bool | None, feedback: dict[str, Any]) -> NewResponse:
     return NewResponse(
         trial_id=trial_id, client_uuid=client_uuid, answer=fields.answer, correct=correct,

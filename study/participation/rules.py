@@ -124,7 +124,9 @@ def uses_staircase(task: str, settings: StudySettings) -> bool:
     return task == "realfake" and settings.staircase.enabled
 
 
-@dataclass(frozen=True)
+# Slots, not frozen, for what every submission builds: a frozen dataclass sets each field
+# through object.__setattr__.
+@dataclass(slots=True)
 class AnswerFields:
     """The validated fields of an answer to one trial."""
 
@@ -158,7 +160,7 @@ def answer_fields(task: str, settings: StudySettings, body: dict[str, Any]) -> A
     return AnswerFields(rt_ms, exposure_ms, client_sent_at, None, None, clicks)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Judged:
     """An answer's consequences: whether it is right, what the participant is told, and the
     participant's next staircase state (None: unchanged)."""

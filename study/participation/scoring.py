@@ -31,7 +31,7 @@ def shows_truth(kind: str | None, practice_feedback: bool) -> bool:
     return practice_feedback and kind == FEEDBACK_KIND
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Score:
     """`correct`: None for tasks without a right answer (ClickMe); `feedback`: what the reply
     tells the participant (`{"truth": ...}` on feedback trials, else empty)."""
