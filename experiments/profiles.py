@@ -1,8 +1,9 @@
 """Profiles as data: experiments/configs/NAME.toml -> a validated Profile.
 
 A profile names the diffusion model configs to train (models/configs/*.toml) with overrides, and
-the sizes of every later stage (sampling, critics, facade classifiers, simulated study). Every
-error names the field (`sampling.guidance: expected a list of numbers >= 0`).
+the sizes of every later stage (sampling, critics, facade classifiers, simulated study), checked
+against the pydantic model `ProfileFile`. Every error names the field
+(`sampling.guidance: must include 0 (the unguided reference)`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from models.config import Config, ConfigError, config_from_dict, load_config
-from models.diffusion.samplers import SAMPLERS
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from fieldcheck import Float, Int, Str, one_line
+from models.config import SAMPLER_NAMES, Config, ConfigError, config_from_dict, load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -27,18 +30,88 @@ class ProfileError(ValueError):
     """A profile value is missing, unknown or out of range; the message names the field."""
 
 
-# field -> (type, minimum) of every section's numbers; lists are checked separately.
-_SCHEMA: dict[str, dict[str, tuple[type, float | None]]] = {
-    "sampling": {"steps": (int, 1), "n_per_class": (int, 1), "real_per_class": (int, 1),
-                 "max_classes": (int, 2), "batch_size": (int, 1)},
-    "critics": {"protonet_episodes": (int, 1), "protonet_way": (int, 2), "protonet_query": (int, 1),
-                "simclr_epochs": (int, 1), "n_way": (int, 2)},
-    "facade": {"max_per_model": (int, 10), "max_pooled": (int, 10), "batch_size": (int, 2), "epochs": (int, 1), "resnet_epochs": (int, 1), "test_fraction": (float, 0.0),
-               "saliency_images": (int, 1)},
-    "study": {"clickme_participants": (int, 2), "realfake_participants": (int, 2),
-              "trials_per_participant": (int, 2), "observer_dprime": (float, 0.0),
-              "workers": (int, 1), "n_boot": (int, 10), "feedback_epochs": (int, 1)},
-}
+def _at_least(n: int) -> Any:
+    return Annotated[Int, Field(ge=n)]
+
+
+def _with_reference(scales: list[float]) -> list[float]:
+    if 0 not in scales:
+        raise ValueError("must include 0 (the unguided reference)")
+    return scales
+
+
+Count = _at_least(1)
+Archs = Annotated[list[Literal["lenet", "resnet18"]], Field(min_length=1)]
+# Every table names only fields a stage reads: a typo would otherwise be silently ignored.
+_TABLE = ConfigDict(extra="forbid")
+
+
+class SamplingSection(BaseModel):
+    model_config = _TABLE
+    guidance: Annotated[list[Annotated[Float, Field(ge=0)]], Field(min_length=1),
+                        AfterValidator(_with_reference)]
+    sampler: Literal[SAMPLER_NAMES]
+    postprocess: Literal["binarise", "none"]
+    steps: Count
+    n_per_class: Count
+    real_per_class: Count
+    max_classes: _at_least(2)
+    batch_size: Count
+
+
+class CriticsSection(BaseModel):
+    model_config = _TABLE
+    protonet_episodes: Count
+    protonet_way: _at_least(2)
+    protonet_query: Count
+    simclr_epochs: Count
+    n_way: _at_least(2)
+
+
+class FacadeSection(BaseModel):
+    model_config = _TABLE
+    max_per_model: _at_least(10)
+    max_pooled: _at_least(10)
+    archs: Archs
+    sweep_archs: Archs
+    batch_size: _at_least(2)
+    fractions: Annotated[list[Annotated[Float, Field(gt=0, le=1)]], Field(min_length=1)]
+    epochs: Count
+    resnet_epochs: Count
+    test_fraction: Annotated[Float, Field(ge=0, lt=1)]
+    saliency_images: Count
+
+
+class StudySection(BaseModel):
+    model_config = _TABLE
+    clickme_participants: _at_least(2)
+    realfake_participants: _at_least(2)
+    trials_per_participant: _at_least(2)
+    observer_dprime: Annotated[Float, Field(ge=0)]
+    workers: Count
+    n_boot: _at_least(10)
+    feedback_epochs: Count
+
+
+class ModelsSection(BaseModel):
+    model_config = _TABLE
+    configs: Annotated[list[Str], Field(min_length=1, description="config files, relative to the project")]
+    set: Annotated[dict[str, Any], Field(description="SECTION.FIELD = VALUE for every config")] = {}
+
+
+class ProfileFile(BaseModel):
+    """A profile's TOML. `data` overrides the models' data sections (checked with them)."""
+
+    model_config = _TABLE
+    name: Str | None = None
+    description: Str | None = None
+    device: Str = "auto"
+    data: dict[str, Any]
+    models: ModelsSection
+    sampling: SamplingSection
+    critics: CriticsSection
+    facade: FacadeSection
+    study: StudySection
 
 
 @dataclass(frozen=True)
@@ -88,51 +161,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
-def _check_number(section: str, field: str, value: Any, kind: type, minimum: float | None) -> None:
-    name = f"{section}.{field}"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
-        raise ProfileError(f"{name}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ProfileError(f"{name}: must be >= {minimum:g}, got {value!r}")
-
-
 def _validate(raw: dict[str, Any]) -> None:
-    for section in ("data", "models", *_SCHEMA):
-        if not isinstance(raw.get(section), dict):
-            raise ProfileError(f"{section}: missing table")
-    for section, fields in _SCHEMA.items():
-        table = raw[section]
-        for field, (kind, minimum) in fields.items():
-            if field not in table:
-                raise ProfileError(f"{section}.{field}: missing")
-            _check_number(section, field, table[field], kind, minimum)
-    if raw["facade"]["test_fraction"] >= 1.0:
-        raise ProfileError("facade.test_fraction: must be in (0, 1)")
-    guidance = raw["sampling"].get("guidance")
-    if not isinstance(guidance, list) or not guidance or any(
-        isinstance(g, bool) or not isinstance(g, int | float) or g < 0 for g in guidance
-    ):
-        raise ProfileError(f"sampling.guidance: expected a non-empty list of numbers >= 0, got {guidance!r}")
-    if 0 not in guidance:
-        raise ProfileError("sampling.guidance: must include 0 (the unguided reference)")
-    if raw["sampling"].get("postprocess") not in ("binarise", "none"):
-        raise ProfileError(f"sampling.postprocess: must be binarise or none, got {raw['sampling'].get('postprocess')!r}")
-    if raw["sampling"].get("sampler") not in SAMPLERS:
-        raise ProfileError(f"sampling.sampler: must be one of {', '.join(SAMPLERS)}, got {raw['sampling'].get('sampler')!r}")
-    fractions = raw["facade"].get("fractions")
-    if not isinstance(fractions, list) or not fractions or any(
-        isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1 for f in fractions
-    ):
-        raise ProfileError(f"facade.fractions: expected a non-empty list in (0, 1], got {fractions!r}")
-    for key in ("archs", "sweep_archs"):
-        archs = raw["facade"].get(key)
-        if not isinstance(archs, list) or not archs or any(a not in ("lenet", "resnet18") for a in archs):
-            raise ProfileError(f"facade.{key}: expected a list of lenet/resnet18, got {archs!r}")
-    configs = raw["models"].get("configs")
-    if not isinstance(configs, list) or not configs or not all(isinstance(c, str) for c in configs):
-        raise ProfileError("models.configs: expected a non-empty list of config file paths")
-    if not isinstance(raw["models"].get("set", {}), dict):
-        raise ProfileError("models.set: expected a table of SECTION.FIELD = VALUE")
+    try:
+        ProfileFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(one_line(exc, ProfileFile, top="profile", mapping="a table")) from None
 
 
 def _model_configs(raw: dict[str, Any], data_root: str | None) -> tuple[Config, ...]:

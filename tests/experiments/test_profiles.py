@@ -45,6 +45,9 @@ def test_seed_and_overrides_reach_every_model() -> None:
     ("study.workers=\"two\"", "study.workers"),
     ("models.set.model.n_feat=0", "model.n_feat"),
     ("models.set.training.bogus=1", "training.bogus"),
+    ("study.colour=1", "study.colour: unknown field"),
+    ("facade.test_fraction=1.0", "facade.test_fraction: must be < 1"),
+    ("sampling.steps=true", "sampling.steps: expected an integer"),
 ])
 def test_bad_values_name_their_field(override: str, field: str) -> None:
     with pytest.raises(ProfileError, match=field.replace(".", r"\.")):

@@ -33,6 +33,11 @@ def test_shipped_configs_load_and_differ_only_as_configurations():
         ({"sampling": {"steps": 600}}, "sampling.steps"),
         ({"training": {"amp": "yes"}}, "training.amp"),
         ({"colour": 1}, "colour: unknown field"),
+        ({"data": {"threshold": 1.5}}, "data.threshold: must be a number in"),
+        ({"data": {"threshold": True}}, "data.threshold"),
+        ({"diffusion": {"beta_start": 0.1, "beta_end": 0.01}}, "diffusion.beta_start"),
+        ({"model": {"channel_mults": [1, "2"]}}, r"model.channel_mults\[1\]: expected an integer"),
+        ({"sampling": {"guidance": []}}, "sampling.guidance"),
     ],
 )
 def test_bad_fields_are_named(patch, field):
