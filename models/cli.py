@@ -22,10 +22,11 @@ DELEGATES = {
     "data": "models.data.cli",
 }
 DEFAULT_CHECKPOINT_ROOT = Path("data/checkpoints")
-# torch CPU threads of train and sample unless --threads or OMP_NUM_THREADS says otherwise: one
-# thread trained the tiny configs several times faster than two on 2 shared cores (BENCHMARKS.md,
-# section threads).
+# torch CPU threads of every command that runs a network (train, sample, classifier, attribute)
+# unless --threads or OMP_NUM_THREADS says otherwise: one thread trained the tiny configs several
+# times faster than two on 2 shared cores (BENCHMARKS.md, section threads).
 DEFAULT_THREADS = 1
+TORCH_DELEGATES = ("classifier", "attribute")
 THREADS_HELP = f"torch CPU threads (default {DEFAULT_THREADS}, or OMP_NUM_THREADS when set)"
 
 
@@ -142,8 +143,8 @@ def _delegate(name: str, argv: list[str]) -> int:
 
 
 def cpu_threads(option: int | None) -> int:
-    """The torch CPU threads of `train` and `sample`: `--threads`, else OMP_NUM_THREADS, else
-    DEFAULT_THREADS."""
+    """The torch CPU threads of a command: `--threads` (train, sample), else OMP_NUM_THREADS,
+    else DEFAULT_THREADS."""
     if option is not None:
         return option
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
@@ -153,6 +154,10 @@ def cpu_threads(option: int | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATES:
+        if argv[0] in TORCH_DELEGATES:
+            import torch
+
+            torch.set_num_threads(cpu_threads(None))
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     if args.command in {"train", "sample"}:

@@ -1,5 +1,6 @@
-"""`python -m models train|sample` run on DEFAULT_THREADS torch CPU threads unless --threads or
-OMP_NUM_THREADS asks otherwise (one thread measured fastest: BENCHMARKS.md, section threads)."""
+"""`python -m models train|sample|classifier|attribute` run on DEFAULT_THREADS torch CPU threads
+unless --threads or OMP_NUM_THREADS asks otherwise (one thread measured fastest: BENCHMARKS.md,
+section threads)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def seen(monkeypatch):
 
     monkeypatch.setattr(cli, "_train", fake)
     monkeypatch.setattr(cli, "_sample", fake)
+    monkeypatch.setattr(cli, "_delegate", lambda name, argv: fake(argv))
     yield got
     torch.set_num_threads(before)
 
@@ -33,6 +35,10 @@ def test_default_is_one_thread(monkeypatch, seen):
     torch.set_num_threads(2)
     assert cli.main(["sample", "c.pt", "--out", "o"]) == 0
     assert seen["threads"] == 1
+    for delegate in ("classifier", "attribute"):
+        torch.set_num_threads(2)
+        assert cli.main([delegate, "--help"]) == 0
+        assert seen["threads"] == 1
 
 
 def test_option_then_environment(monkeypatch, seen):
@@ -41,6 +47,8 @@ def test_option_then_environment(monkeypatch, seen):
     assert seen["threads"] == 2
     assert cli.main(["train", "c.toml", "--threads", "1"]) == 0
     assert seen["threads"] == 1
+    assert cli.main(["classifier", "nway"]) == 0
+    assert seen["threads"] == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "nonsense")
     assert cli.cpu_threads(None) == cli.DEFAULT_THREADS
 
