@@ -9,8 +9,8 @@ database with a live real-or-fake and a live ClickMe study (benchmarks/servers.p
 that tree) and starts participants; then both post answers, trial by trial, through Flask's
 test client (the whole WSGI stack: routing, JSON, validation, storage, reply) in batches that
 alternate between old and new. Both are pinned to one core and share a hash seed. CPU time
-(process_time) per submission; the ratio new/old is taken per round (fresh processes every
-round) and summarised by its median with a bootstrap interval. Each worker also times the
+(process_time) per submission, a side's median batch per round; the ratio new/old is taken per
+round (fresh processes every round) and summarised by its median with a bootstrap interval. Each worker also times the
 validation calls alone (get_uuid, get_int, get_number, get_str / parse_clicks, as the views make
 them for one answer), which a shared machine's noise does not drown. A git ref is exported with
 `git archive` to a temporary folder.
@@ -204,8 +204,8 @@ def ab(old: Path, new: Path, rounds: int, batches: int, batch: int, cpu: int | N
     over another, memory layout or where its database file lies, varies from round to round),
     one warm-up batch each, then `batches` batches per task alternating old/new with the order
     flipped every batch, so that the shared machine's drift hits both alike. A round's ratio is
-    new CPU / old CPU over its batches; the summary is the median over rounds with a bootstrap
-    interval over rounds."""
+    new / old of the sides' median batches; the summary is the median over rounds with a
+    bootstrap interval over rounds."""
     trials = 30
     participants = -(-(batches + 1) * batch // trials)
     per_round: list[dict[str, dict[str, float]]] = []
@@ -213,26 +213,28 @@ def ab(old: Path, new: Path, rounds: int, batches: int, batch: int, cpu: int | N
         names = ("old", "new") if r % 2 == 0 else ("new", "old")
         trees = {"old": old, "new": new}
         sides = {name: _Side(trees[name], participants, trials, cpu) for name in names}
-        got = {name: dict.fromkeys(TASKS, 0.0) for name in sides}
+        got: dict[str, dict[str, list[float]]] = {name: {t: [] for t in TASKS} for name in sides}
         try:
             for task in TASKS:
                 for side in sides.values():
                     side.batch(task, batch)  # warm-up
                 for b in range(batches):
                     for name in names if b % 2 == 0 else names[::-1]:
-                        got[name][task] += sides[name].batch(task, batch)
+                        got[name][task].append(sides[name].batch(task, batch))
             alone = {name: sides[name].validation(20_000) for name in names}
         finally:
             for side in sides.values():
                 side.close()
-        per_round.append({name: {t: got[name][t] / (batches * batch) * 1e6 for t in TASKS}
+        # A side's round: its median batch (a batch that shared the core with a burst of other
+        # work counts no more than any other).
+        per_round.append({name: {t: statistics.median(got[name][t]) / batch * 1e6 for t in TASKS}
                           for name in got})
         for name in names:
             per_round[-1][name].update({f"{t}_validation": us for t, us in alone[name].items()})
+        now = per_round[-1]
         print(f"round {r + 1}: " + "; ".join(
-            f"{t} old {got['old'][t] / (batches * batch) * 1e6:.0f} µs, new "
-            f"{got['new'][t] / (batches * batch) * 1e6:.0f} µs, new/old {got['new'][t] / got['old'][t]:.3f}"
-            for t in TASKS), flush=True)
+            f"{t} old {now['old'][t]:.0f} µs, new {now['new'][t]:.0f} µs, "
+            f"new/old {now['new'][t] / now['old'][t]:.3f}" for t in TASKS), flush=True)
     summary = {}
     for task in TASKS:
         median, lo, hi = _median_ci([g["new"][task] / g["old"][task] for g in per_round])
@@ -397,8 +399,9 @@ def render(result: dict, args: argparse.Namespace) -> str:
         lines += [f"A/B on SQLite: per round, a fresh worker process per tree with a live real-or-fake "
                   "and a live ClickMe study; every answer posted through Flask's test client; one "
                   f"warm-up batch, then {args.batches} batches of {args.batch} submissions per task "
-                  f"alternating old/new, both pinned to CPU {args.cpu}. CPU time per submission; "
-                  f"medians over {args.rounds} rounds, the ratio's interval by bootstrap over rounds. "
+                  f"alternating old/new, both pinned to CPU {args.cpu}. CPU time per submission of a "
+                  f"side's median batch; medians over {args.rounds} rounds, the ratio's interval by "
+                  "bootstrap over rounds. "
                   f"old = `{args.old}`, new = `{args.new}`.", ""]
         rows = []
         for task, s in result["ab"]["summary"].items():
