@@ -18,13 +18,15 @@ The general way, two steps:
      SQLAlchemy's Python steps keeps every other writer waiting.
 
 The short way, PostgreSQL studies without a staircase: `store_current` does both steps in one
-round trip. The participant's unchanging part (`participation`) is cached per worker, and the
-statement checks that the trial is the current one. Refusals, races and staircase studies take
-the general way, which gives the exact answer.
+round trip. The participant's unchanging part (`participation`) is cached per worker; the
+statement checks that the trial is the current one and scores the answer in SQL generated from
+study.participation.scoring. Refusals, races and staircase studies take the general way, which
+gives the exact answer. The steps that choose between the two are in
+study/participation/lifecycle.py.
 
 PostgreSQL statements go to the driver's cursor directly (`_driver_row`). SQLAlchemy's
-per-statement work (cache key, compiled cache, result metadata) was a tenth of a submission's
-server CPU; its error translation and invalidation are kept.
+per-statement work (cache key, compiled cache, result metadata) would be a tenth of a
+submission's server CPU; its error translation and invalidation are kept.
 
 A concurrent request that advanced the participant first makes `store` return None. A repeated
 `client_uuid` or a second answer to one trial raises IntegrityError (unique constraints), and
