@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,7 @@ def test_runnable_blocks_on_a_fresh_clone(tmp_path):
     assert pages, "no runnable blocks found"
     for page, code in pages:
         script = f"set -euo pipefail\nsource .venv/bin/activate\n{code}"
+        started = time.monotonic()
         proc = subprocess.Popen(["bash", "-c", script], cwd=clone, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
@@ -88,3 +90,4 @@ def test_runnable_blocks_on_a_fresh_clone(tmp_path):
             except ProcessLookupError:
                 pass
         assert proc.returncode == 0, f"{page}: a runnable block failed (exit {proc.returncode})\n{output[-4000:]}"
+        print(f"{page}: {time.monotonic() - started:.0f} s")
