@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -29,6 +29,9 @@ def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
             # pool of 5 made gunicorn's 32 threads queue for connections under load).
             kwargs.setdefault("pool_size", pool_size)
             kwargs.setdefault("max_overflow", 10)
+            database = make_url(url).database
+            if database and not database.startswith("file:"):  # its folder is made on first use
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
