@@ -209,7 +209,7 @@ def write_study(out: str, fmt: str = "csv", seed: int = 0) -> dict[str, str]:
     """Write a small simulated study: an export (§3) in `fmt`, model maps (§4), encoder
     features, one-shot critic answers and classifier decisions, under folder `out`.
 
-    Returns {name: path}. The report test and the README's example use it.
+    Returns {name: path}. The report test and the example in docs/analysis.md use it.
     """
     from pathlib import Path
 
