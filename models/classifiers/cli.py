@@ -149,7 +149,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     elif args.kind == "protonet":
         images, labels = data.images, data.labels
         if args.rotations:
-            from models.classifiers.omniglot_runs import rotation_classes
+            from models.classifiers.training import rotation_classes
 
             images, labels = rotation_classes(images, labels)
         net = protonet.train_protonet(images, labels, n_way=args.n_way, n_query=args.n_query,

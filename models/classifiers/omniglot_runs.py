@@ -46,12 +46,3 @@ def load_one_shot_runs(path: Path | str, size: int = 28, threshold: float | None
             answer = torch.tensor([support_names.index(p[1]) for p in pairs])
             tasks.append(OneShotTask(support, query, answer))
     return tasks
-
-
-def rotation_classes(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class augmentation for training: each rotation by 0/90/180/270 degrees makes a new class
-    (Vinyals et al. 2016, Snell et al. 2017). Returns 4x the images with labels label + k * n_classes."""
-    n_classes = int(labels.max()) + 1
-    ims = [torch.rot90(images, k, dims=(2, 3)) for k in range(4)]
-    labs = [labels + k * n_classes for k in range(4)]
-    return torch.cat(ims), torch.cat(labs)

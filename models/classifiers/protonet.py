@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from models.classifiers.backbones import Conv4Encoder
-from models.classifiers.training import check_images
+from models.classifiers.training import check_images, random_affine, rotation_classes
 
 
 class ProtoNet(nn.Module):
@@ -110,6 +110,38 @@ def train_protonet(
             if episode % 20 == 0:
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
     return net.eval()
+
+
+@dataclass(frozen=True)
+class CriticRecipe:
+    """How the one-shot critic is trained (the recipe `python -m benchmarks critic` measures on the
+    20 Omniglot runs): rotations by 90 degrees as new classes and an independent random affine
+    distortion of every episode image (models.classifiers.training.random_affine), as the
+    one-shot literature trains on Omniglot (Vinyals et al. 2016; Koch et al. 2015)."""
+
+    episodes: int = 3000
+    n_way: int = 20
+    n_query: int = 5
+    rotations: bool = True
+    affine: bool = True
+    lr: float = 1e-3
+
+
+def train_critic(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: CriticRecipe = CriticRecipe(),
+    *,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> ProtoNet:
+    """The one-shot critic: a ProtoNet trained on (images (N, 1, H, W), labels (N,)) by `recipe`."""
+    if recipe.rotations:
+        images, labels = rotation_classes(images, labels)
+    augment = random_affine if recipe.affine else None
+    return train_protonet(images, labels, n_way=recipe.n_way, n_query=recipe.n_query, episodes=recipe.episodes,
+                          lr=recipe.lr, device=device, seed=seed, augment=augment, progress=progress)
 
 
 @torch.no_grad()

@@ -4,8 +4,6 @@ features (before the head) are the feature space of originality, diversity and F
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -13,7 +11,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from models.classifiers.backbones import Conv4Encoder
-from models.classifiers.training import check_images
+from models.classifiers.training import check_images, random_affine
 
 
 class SimCLREncoder(nn.Module):
@@ -53,18 +51,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tenso
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random affine view of each image (N, C, H, W) in [-1, 1]: rotation +-15 deg, scale
     0.8-1.2, shift +-12% and a shear, resampled bilinearly with background -1."""
-    n = x.shape[0]
-    u = torch.rand(n, 5, generator=gen)
-    angle = (u[:, 0] - 0.5) * math.radians(30)
-    scale = 0.8 + 0.4 * u[:, 1]
-    shift = (u[:, 2:4] - 0.5) * 0.24
-    shear = (u[:, 4] - 0.5) * 0.3
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin + shear, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-    ).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x + 1.0, grid.to(x.device), align_corners=False) - 1.0
+    return random_affine(x, gen, rotate_deg=15.0, scale=0.2, shift=0.12, shear=0.15)
 
 
 def train_simclr(

@@ -3,6 +3,7 @@ classifiers (cross-entropy, Adam, mini-batches, a seeded generator, optional aug
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -114,3 +115,37 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> t
     for i, (dy, dx) in enumerate(offs.tolist()):
         out[i] = padded[i, :, dy : dy + h, dx : dx + w]
     return out
+
+
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    rotate_deg: float = 10.0,
+    scale: float = 0.15,
+    shift: float = 0.1,
+    shear: float = 0.2,
+) -> torch.Tensor:
+    """Augmentation: an independent random affine distortion of each image (N, C, H, W) in
+    [-1, 1] -- rotation uniform in +-rotate_deg, zoom in 1 +- scale, shift in +-shift of the
+    half-width, shear in +-shear -- resampled bilinearly with background -1 (Koch et al. 2015's
+    distortions for one-shot character learning)."""
+    n = x.shape[0]
+    u = torch.rand(n, 5, generator=gen) * 2.0 - 1.0
+    angle = u[:, 0] * math.radians(rotate_deg)
+    zoom = 1.0 + u[:, 1] * scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([
+        torch.stack([cos, -sin + u[:, 4] * shear, u[:, 2] * shift], 1),
+        torch.stack([sin, cos, u[:, 3] * shift], 1),
+    ], 1).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1.0, grid.to(x.device), align_corners=False) - 1.0
+
+
+def rotation_classes(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class augmentation: each rotation by 0/90/180/270 degrees makes a new class (Vinyals et al.
+    2016, Snell et al. 2017). Returns 4x the images with labels label + k * n_classes."""
+    n_classes = int(labels.max()) + 1
+    ims = [torch.rot90(images, k, dims=(2, 3)) for k in range(4)]
+    labs = [labels + k * n_classes for k in range(4)]
+    return torch.cat(ims), torch.cat(labs)

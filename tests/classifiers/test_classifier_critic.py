@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.classifiers.omniglot_runs import HUMAN_ERROR, load_one_shot_runs, rotation_classes
+from models.classifiers.omniglot_runs import HUMAN_ERROR, load_one_shot_runs
 from models.classifiers.protonet import (
     ProtoNet,
     classify,
@@ -15,6 +15,7 @@ from models.classifiers.protonet import (
     prototype_logits,
     train_protonet,
 )
+from models.classifiers.training import random_affine, rotation_classes
 from models.data import load_dataset, one_shot_split
 
 
@@ -85,3 +86,41 @@ def test_critic_on_the_twenty_omniglot_one_shot_runs(omniglot_dir):
     error = 1.0 - one_shot_accuracy(net, load_one_shot_runs(omniglot_dir / "all_runs.zip", 28), device="cpu")
     print(f"one-shot error on the 20 runs: {error:.3f} (people: {HUMAN_ERROR:.3f})")
     assert error < 0.8  # chance error: 0.95
+
+
+def test_random_affine_with_zero_ranges_is_the_identity_and_stays_in_range():
+    x = torch.where(torch.rand(5, 1, 12, 12, generator=torch.Generator().manual_seed(0)) > 0.7, 1.0, -1.0)
+    same = random_affine(x, torch.Generator().manual_seed(1), rotate_deg=0, scale=0, shift=0, shear=0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+    moved = random_affine(x, torch.Generator().manual_seed(1))
+    assert float(moved.min()) >= -1.0 - 1e-6 and float(moved.max()) <= 1.0 + 1e-6
+    assert float((moved - x).abs().mean()) > 0.05  # every image is distorted
+
+
+def test_random_affine_shift_moves_ink_by_the_drawn_amount():
+    x = -torch.ones(1, 1, 20, 20)
+    x[..., 8:12, 8:12] = 1.0
+    gen = torch.Generator().manual_seed(3)
+    u = torch.rand(1, 5, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    out = random_affine(x, gen, rotate_deg=0, scale=0, shift=0.2, shear=0)
+    ink = (out[0, 0] + 1) / 2
+    cols = (ink.sum(0) * torch.arange(20.0)).sum() / ink.sum()
+    # affine_grid samples the input at x_out + shift (normalised units), so ink moves by -shift * 10 px
+    assert float(cols) == pytest.approx(9.5 - float(u[0, 2]) * 0.2 * 10, abs=0.3)
+
+
+def test_train_critic_follows_its_recipe(monkeypatch):
+    import models.classifiers.protonet as protonet
+
+    seen = {}
+
+    def spy(images, labels, **kwargs):
+        seen.update(n_classes=len(labels.unique()), **kwargs)
+        return ProtoNet()
+
+    monkeypatch.setattr(protonet, "train_protonet", spy)
+    images, labels = torch.randn(12, 1, 8, 8), torch.arange(3).repeat_interleave(4)
+    protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=7, n_way=3))
+    assert seen["n_classes"] == 12 and seen["episodes"] == 7 and seen["augment"] is random_affine
+    protonet.train_critic(images, labels, protonet.CriticRecipe(rotations=False, affine=False))
+    assert seen["n_classes"] == 3 and seen["augment"] is None
