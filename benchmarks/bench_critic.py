@@ -1,0 +1,120 @@
+"""The one-shot critic against people: error on the 20 Omniglot one-shot runs over several seeds.
+
+`python -m benchmarks critic [--data ../shared/data/omniglot] [--seeds 0 1 2] [--episodes N] [--jobs 2] [--no-write]`
+
+Each seed trains the repo's critic (models.classifiers.protonet.train_critic with CriticRecipe:
+a Conv-4 ProtoNet, rotations by 90 degrees as new classes, a random affine distortion of every
+episode image) on the minimal background splits (images_background_small1/2) at 28 px, and
+scores it on the 20 within-alphabet 20-way 1-shot runs of Lake et al. (2015) (all_runs.zip), where
+people make 4.5% errors. Seeds train in parallel worker processes with one torch thread each; the
+CPU seconds are each worker's own. Writes the section `critic` of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from benchmarks.report import ROOT, markdown_table, write_section  # noqa: E402
+
+SIZE = 28
+
+
+def _one_seed(args: tuple) -> dict:
+    data_root, seed, episodes = args
+    torch.set_num_threads(1)
+    from models.classifiers.omniglot_runs import load_one_shot_runs
+    from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
+    from models.data import load_dataset
+
+    data = load_dataset("omniglot", data_root, SIZE)
+    recipe = CriticRecipe() if episodes is None else CriticRecipe(episodes=episodes)
+    start = time.process_time()
+    net = train_critic(data.images, data.labels, recipe, seed=seed, device="cpu")
+    train_cpu = time.process_time() - start
+    runs = load_one_shot_runs(Path(data_root) / "all_runs.zip", SIZE)
+    per_run = [1.0 - one_shot_accuracy(net, [task], device="cpu") for task in runs]
+    return {"seed": seed, "error": statistics.fmean(per_run), "per_run": per_run, "train_cpu_s": train_cpu,
+            "recipe": dataclasses.asdict(recipe), "n_classes": len(data.class_names), "n_images": len(data)}
+
+
+def run(args: argparse.Namespace) -> dict:
+    wall = time.time()
+    jobs = [(args.data, seed, args.episodes) for seed in args.seeds]
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(_one_seed, jobs))
+    for r in results:
+        print(f"seed {r['seed']}: error {r['error']:.3f} ({r['train_cpu_s']:.0f} CPU-s)", flush=True)
+    return {"results": results, "wall_s": time.time() - wall, "args": {"seeds": args.seeds, "episodes": args.episodes,
+                                                                      "jobs": args.jobs}}
+
+
+def report(summary: dict) -> str:
+    from models.classifiers.omniglot_runs import HUMAN_ERROR
+
+    res = summary["results"]
+    errors = [r["error"] for r in res]
+    mean, sd = statistics.fmean(errors), statistics.stdev(errors) if len(errors) > 1 else float("nan")
+    recipe = res[0]["recipe"]
+    a = summary["args"]
+    seeds = " ".join(str(s) for s in a["seeds"])
+    command = f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
+    rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
+    lines = [
+        "### One-shot critic on the 20 Omniglot runs, over seeds",
+        "",
+        f"Command: `{command}` ({summary['wall_s'] / 60:.0f} min wall, {platform.machine()}, one torch thread "
+        f"per seed, {a['jobs']} at once). Training data: the minimal background splits "
+        f"({res[0]['n_classes']} characters, {res[0]['n_images']} drawings) at {SIZE} px. Recipe "
+        f"(models.classifiers.protonet.CriticRecipe): {recipe['episodes']} episodes of {recipe['n_way']}-way "
+        f"1-shot with {recipe['n_query']} queries per class, Adam at {recipe['lr']:g} halved every quarter, "
+        f"rotations as new classes: {recipe['rotations']}, random affine distortions: {recipe['affine']}.",
+        "",
+        markdown_table(["seed", "error on the 20 runs", "training CPU-min"], rows),
+        "",
+        f"**Mean {100 * mean:.1f}% (SD {100 * sd:.1f} points) over {len(res)} seeds**; people make "
+        f"{100 * HUMAN_ERROR:.1f}% errors on the same runs (Lake et al. 2015).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks critic", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "omniglot"),
+                   help="folder with images_background_small*.zip and all_runs.zip")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--episodes", type=int, default=None, help="training episodes (default: the recipe's)")
+    p.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
+    p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
+    p.add_argument("--from-json", type=Path, default=None, help="report a finished run instead of running")
+    p.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+    args = p.parse_args(argv)
+    if args.from_json is not None:
+        if not args.from_json.is_file():
+            print(f"--from-json: {args.from_json} does not exist")
+            return 2
+        summary = json.loads(args.from_json.read_text())
+    else:
+        if not (Path(args.data) / "all_runs.zip").is_file():
+            print(f"--data: no all_runs.zip in {args.data}")
+            return 2
+        summary = run(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=1))
+    text = report(summary)
+    print(text)
+    if not args.no_write:
+        write_section("critic", text)
+    return 0

@@ -1,0 +1,14 @@
+"""The critic benchmark's report: mean and SD over seeds, the command, the recipe, people's error."""
+
+from benchmarks import bench_critic
+
+
+def test_report_gives_mean_and_sd_over_seeds_with_the_recipe():
+    recipe = {"episodes": 100, "n_way": 20, "n_query": 5, "rotations": True, "affine": True, "lr": 1e-3}
+    res = [{"seed": s, "error": e, "train_cpu_s": 120.0, "recipe": recipe, "n_classes": 242, "n_images": 4840}
+           for s, e in [(0, 0.10), (1, 0.12), (2, 0.08)]]
+    text = bench_critic.report({"results": res, "wall_s": 60.0, "args": {"seeds": [0, 1, 2], "episodes": 100, "jobs": 2}})
+    assert "`python -m benchmarks critic --seeds 0 1 2 --episodes 100`" in text
+    assert "**Mean 10.0% (SD 2.0 points) over 3 seeds**" in text
+    assert "| 1 | 12.0% | 2.0 |" in text
+    assert "4.5% errors" in text and "100 episodes of 20-way" in text
