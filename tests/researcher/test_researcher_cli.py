@@ -79,7 +79,7 @@ def test_bad_input_names_the_field_with_exit_code_2(app, stimuli_dir, tmp_path):
     ]
     settings = tmp_path / "s.toml"
     settings.write_text("click_budget = 0\n")
-    cases.append((["create-study", "--manifest", str(manifest), "--settings", str(settings)], "click_budget: must lie within"))
+    cases.append((["create-study", "--manifest", str(manifest), "--settings", str(settings)], "click_budget: must be >= 1, got 0"))
     for args, message in cases:
         result = runner.invoke(args=args)
         assert result.exit_code == 2, (args, result.output)
