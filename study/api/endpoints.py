@@ -23,7 +23,6 @@ from study.manifest import shown_class, words_of_label
 from study.participation import database, lifecycle
 from study.participation.database import DatabaseLedger, Started
 from study.participation.lifecycle import Answered, Finished, Ledger, ShownTrial
-from study.participation.preview import PREVIEW_TOKEN
 from study.participation.rules import MAX_ID, PLATFORM_IDS, TOKEN_HEADER, external_ids
 from study.participation.scoring import answer_key
 from study.settings import StudySettings
@@ -44,7 +43,7 @@ def participant() -> AbstractContextManager[Ledger]:
 
 def _reply(data: dict[str, Any], status: int = 200, previewed: bool = False) -> tuple[Response, int]:
     """A JSON reply; a preview's replies say so."""
-    if previewed or request.headers.get(TOKEN_HEADER) == PREVIEW_TOKEN:
+    if previewed:
         data["preview"] = True
     return jsonify(data), status
 
@@ -77,8 +76,9 @@ def get_trial() -> ResponseReturnValue:
     with participant() as ledger:
         shown = lifecycle.next_trial(ledger)
     if isinstance(shown, Finished):
-        return _reply({"done": True, "n_trials": shown.n_trials, "current_index": shown.current_index})
-    return _reply({"trial": trial_json(shown)})
+        return _reply({"done": True, "n_trials": shown.n_trials, "current_index": shown.current_index},
+                      previewed=ledger.preview)
+    return _reply({"trial": trial_json(shown)}, previewed=ledger.preview)
 
 
 def post_response() -> ResponseReturnValue:
@@ -88,7 +88,7 @@ def post_response() -> ResponseReturnValue:
     trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
     with participant() as ledger:
         answered = lifecycle.answer(ledger, client_uuid, trial_id, body)
-    return _reply(_answered_json(answered), 201 if answered.created else 200)
+    return _reply(_answered_json(answered), 201 if answered.created else 200, ledger.preview)
 
 
 def _answered_json(a: Answered) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def post_events() -> ResponseReturnValue:
 def complete() -> ResponseReturnValue:
     with participant() as ledger:
         done = lifecycle.complete(ledger, utcnow())
-    return _reply({"completion_code": done.completion_code, "redirect_url": done.redirect_url})
+    return _reply({"completion_code": done.completion_code, "redirect_url": done.redirect_url},
+                  previewed=ledger.preview)
 
 
 def classify_clicks() -> ResponseReturnValue:

@@ -162,6 +162,8 @@ class DatabaseLedger:
     changes for a participant (study/response_store.participation). Use as a context manager:
     the answer steps hold a pooled connection until the end."""
 
+    preview = False
+
     def __init__(self, token: str, participations: dict[str, Participation]) -> None:
         self.token = token
         self.participations = participations

@@ -126,6 +126,8 @@ class Ledger(Protocol):
     """Where one participant's state is kept. Reads raise ApiError(401) for an unknown
     participant."""
 
+    preview: bool  # True: a researcher's preview, which stores nothing
+
     def current_trial(self) -> CurrentTrial | Finished: ...
 
     def mark_served(self, trial: CurrentTrial, exposure_ms: float | None) -> None: ...

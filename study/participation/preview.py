@@ -64,6 +64,8 @@ def start(slug: str) -> tuple[dict[str, Any], Started]:
 class PreviewLedger:
     """A preview's participant; `state` (a start's state) is updated in place by answers."""
 
+    preview = True
+
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
         s = db.session()
