@@ -18,12 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from fieldcheck import Float, Int, Str, one_line
+from fieldcheck import Bool, Float, Int, Str, one_line
 from models.config import SAMPLER_NAMES, Config, ConfigError, config_from_dict, load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PROFILES = ("tiny", "full")
+PROFILES = ("tiny", "cpu", "full")
 
 
 class ProfileError(ValueError):
@@ -64,6 +64,8 @@ class CriticsSection(BaseModel):
     protonet_episodes: Count
     protonet_way: _at_least(2)
     protonet_query: Count
+    protonet_rotations: Bool = False
+    protonet_affine: Bool = False
     simclr_epochs: Count
     n_way: _at_least(2)
 

@@ -21,7 +21,7 @@ import torch
 from experiments.profiles import Profile
 from models.attribution.manifest import load_images, manifest_file, read_manifest
 from models.checkpoint import read_checkpoint
-from models.classifiers.protonet import ProtoNet, train_protonet
+from models.classifiers.protonet import CriticRecipe, ProtoNet, train_critic
 from models.classifiers.simclr import SimCLREncoder, train_simclr
 from models.classifiers.store import load_classifier, save_classifier
 from models.config import Config
@@ -155,9 +155,9 @@ def train_critics(profile: Profile, train_set: ImageDataset, cache: Path, seed: 
         return Critics(load_classifier(proto_path, device)[0], load_classifier(simclr_path, device)[0])
     log.info("critics: ProtoNet %d episodes (%d-way), SimCLR %d epochs on %d training images",
              c["protonet_episodes"], c["protonet_way"], c["simclr_epochs"], len(train_set))
-    proto = train_protonet(train_set.images, train_set.labels, n_way=c["protonet_way"], n_shot=1,
-                           n_query=c["protonet_query"], episodes=c["protonet_episodes"],
-                           device=device, seed=seed)
+    recipe = CriticRecipe(episodes=c["protonet_episodes"], n_way=c["protonet_way"], n_query=c["protonet_query"],
+                          rotations=c.get("protonet_rotations", False), affine=c.get("protonet_affine", False))
+    proto = train_critic(train_set.images, train_set.labels, recipe, device=device, seed=seed)
     simclr = train_simclr(train_set.images, epochs=c["simclr_epochs"], device=device, seed=seed)
     meta = {"train_hash": train_set.content_hash(), "seed": seed}
     save_classifier(proto_path, proto, {"kind": "protonet", "size": train_set.size, **c}, meta)

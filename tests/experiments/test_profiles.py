@@ -65,3 +65,29 @@ def test_override_syntax() -> None:
 def test_unknown_profile() -> None:
     with pytest.raises(ProfileError, match="--profile"):
         load_profile("huge")
+
+
+def test_cpu_profile_is_28_px_omniglot_with_the_literature_critic(tmp_path, monkeypatch) -> None:
+    import logging
+
+    import torch
+
+    from experiments import stages
+
+    p = load_profile("cpu", data_root=str(tmp_path))
+    assert {m.data.size for m in p.models} == {28} and p.device == "cpu"
+    assert all(m.data.dataset == "omniglot" for m in p.models)
+    seen = {}
+
+    def spy(images, labels, recipe, **kwargs):
+        seen["recipe"] = recipe
+        raise RuntimeError("stop after the recipe")
+
+    monkeypatch.setattr(stages, "train_critic", spy)
+    data = type("D", (), {"images": torch.zeros(2, 1, 4, 4), "labels": torch.tensor([0, 1]),
+                          "content_hash": lambda self: "x", "size": 4, "__len__": lambda self: 2})()
+    with pytest.raises(RuntimeError, match="stop"):
+        stages.train_critics(p, data, tmp_path, 0, torch.device("cpu"), logging.getLogger("t"))
+    c = p.section("critics")
+    assert seen["recipe"].rotations and seen["recipe"].affine
+    assert seen["recipe"].episodes == c["protonet_episodes"] and seen["recipe"].n_way == c["protonet_way"]
