@@ -62,6 +62,7 @@ def _pages_with_runnable_blocks(root: Path) -> list[tuple[Path, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # about 2 minutes on 2 busy cores; pages time out one by one first
 def test_runnable_blocks_on_a_fresh_clone(tmp_path):
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing to clone")
