@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,111 @@ def ema_decay_at(decay: float, step: int, warmup: bool) -> float:
     return min(decay, (1 + step) / (10 + step)) if warmup else decay
 
 
+@dataclass
+class TrainingState:
+    """What a training run changes as it goes: the network, its EMA, the optimiser, the noise
+    generator, the step count and the logged (step, mean loss) history."""
+
+    net: UNet
+    ema: UNet
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    step: int = 0
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    """One training batch: clean images x0 (B, 1, H, W), timesteps t (B,) in 1..T, noise like x0,
+    and the (possibly dropped) context."""
+
+    x0: torch.Tensor
+    t: torch.Tensor
+    noise: torch.Tensor
+    context: torch.Tensor | None
+
+    def to(self, dev: torch.device) -> Batch:
+        ctx = None if self.context is None else self.context.to(dev)
+        return Batch(self.x0.to(dev), self.t.to(dev), self.noise.to(dev), ctx)
+
+
+def new_state(cfg: Config, n_classes: int, dev: torch.device, rank: int) -> TrainingState:
+    """A fresh, seeded training state (the network is built from the config's seed; each DDP rank
+    draws its batches from its own generator)."""
+    torch.manual_seed(cfg.seed)
+    net = build_network(cfg, n_classes).to(dev)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.training.lr, weight_decay=0.0)
+    return TrainingState(net, ema, opt, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
+
+
+def restore_state(state: TrainingState, ckpt_path: Path, cfg: Config, dataset_hash: str, rank: int) -> None:
+    """Continue from `ckpt_path`: refuse (CheckpointError naming the fields) a checkpoint of another
+    config or other data, then load weights, EMA, optimiser, step, history and this rank's RNG."""
+    payload = read_checkpoint(ckpt_path)
+    diffs = config_differences(payload["config"], cfg.to_dict())
+    if diffs:
+        raise CheckpointError(f"--resume: {ckpt_path} was trained with another config: " + "; ".join(diffs))
+    if payload["meta"].get("dataset_hash") != dataset_hash:
+        raise CheckpointError(f"--resume: {ckpt_path} was trained on other data (data set hash differs)")
+    saved = payload.get("train_state") or {}
+    state.net.load_state_dict(payload["state_dict"])
+    state.ema.load_state_dict(payload["ema_state_dict"])
+    if saved:
+        state.opt.load_state_dict(saved["optimizer"])
+        state.step = int(saved["step"])
+        state.history = list(saved["history"])
+        rng = saved["rng"]
+        state.gen.set_state(rng[rank] if rank < len(rng) else rng[0])
+
+
+def draw_batch(train_set: ImageDataset, contexts: ContextSampler, net: nn.Module, cfg: Config,
+               T: int, gen: torch.Generator) -> Batch:
+    """A batch drawn from `gen` in a fixed order (indices, t, noise, context, dropout), so a
+    resumed run draws exactly what an uninterrupted one would."""
+    tc = cfg.training
+    idx = torch.randint(len(train_set), (tc.batch_size,), generator=gen)
+    x0 = train_set.images[idx]
+    t = torch.randint(1, T + 1, (tc.batch_size,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    context = contexts(idx, gen)
+    if tc.p_uncond > 0:
+        context = drop_context(net, context, torch.rand(tc.batch_size, generator=gen) < tc.p_uncond)
+    return Batch(x0, t, noise, context)
+
+
+def optimisation_step(state: TrainingState, model: nn.Module, batch: Batch, schedule: Schedule, cfg: Config,
+                      scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None) -> torch.Tensor:
+    """One step at this step's learning rate: loss (under autocast when `amp_dtype`), backward,
+    gradient clipping, AdamW, EMA update. `model` is the network or its DDP wrapper. Returns the loss."""
+    tc = cfg.training
+    for group in state.opt.param_groups:
+        group["lr"] = learning_rate(tc.lr, state.step, tc.steps, tc.warmup, tc.lr_schedule)
+    dev_type = batch.x0.device.type
+    with torch.autocast(device_type=dev_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        loss = diffusion_loss(model, batch.x0, batch.t, batch.noise, batch.context, schedule,
+                              cfg.diffusion.prediction, tc.loss_weighting, tc.min_snr_gamma)
+    state.opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if tc.grad_clip > 0:
+        scaler.unscale_(state.opt)
+        nn.utils.clip_grad_norm_(state.net.parameters(), tc.grad_clip)
+    scaler.step(state.opt)
+    scaler.update()
+    ema_update(state.ema, state.net, ema_decay_at(tc.ema_decay, state.step, tc.ema_warmup))
+    state.step += 1
+    return loss
+
+
+def amp_settings(cfg: Config, dev: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
+    """Mixed precision on CUDA only when the config asks: bfloat16 where supported (no scaler
+    needed), else float16 with a gradient scaler. Returns (autocast dtype or None, scaler)."""
+    if not (cfg.training.amp and dev.type == "cuda"):
+        return None, torch.amp.GradScaler("cuda", enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
 def train(
     cfg: Config,
     out_dir: Path | str,
@@ -128,8 +233,7 @@ def train(
     """Train the config's model; writes `out_dir/checkpoint.pt` every `checkpoint_every` steps and
     at the end (rank 0 only under DDP). `resume` continues from that file after checking that its
     config matches (else CheckpointError naming the fields). Returns the checkpoint path + metrics."""
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
+    ckpt_path = Path(out_dir) / CHECKPOINT_NAME
     dist = ddp.setup(device)
     dev = dist.device if dist.active else pick_device(device)
     tc = cfg.training
@@ -139,107 +243,56 @@ def train(
         raise ValueError("data.heldout_classes: no training classes left")
     schedule = make_schedule(**schedule_kwargs(cfg.diffusion))
     contexts = ContextSampler(train_set, cfg.model.context, cfg.model.set_size)
-
-    torch.manual_seed(cfg.seed)
-    net = build_network(cfg, len(train_set.class_names)).to(dev)
-    ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
-    step, history = 0, []
-
+    state = new_state(cfg, len(train_set.class_names), dev, dist.rank)
     if resume and ckpt_path.exists():
-        payload = read_checkpoint(ckpt_path)
-        diffs = config_differences(payload["config"], cfg.to_dict())
-        if diffs:
-            raise CheckpointError(f"--resume: {ckpt_path} was trained with another config: " + "; ".join(diffs))
-        if payload["meta"].get("dataset_hash") != split["dataset_hash"]:
-            raise CheckpointError(f"--resume: {ckpt_path} was trained on other data (data set hash differs)")
-        state = payload.get("train_state") or {}
-        net.load_state_dict(payload["state_dict"])
-        ema.load_state_dict(payload["ema_state_dict"])
-        if state:
-            opt.load_state_dict(state["optimizer"])
-            step = int(state["step"])
-            history = list(state["history"])
-            rng = state["rng"]
-            gen.set_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
-    model = dist.wrap(net)
-
-    use_amp = tc.amp and dev.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-    def save() -> None:
-        rng_states = dist.gather_objects(gen.get_state())
-        if dist.rank != 0:
-            return
-        meta = {
-            "dataset": train_set.name,
-            "dataset_hash": split["dataset_hash"],
-            "train_hash": train_set.content_hash(),
-            "split": split,
-            "train_classes": train_set.class_names,
-            "metrics": metrics(),
-        }
-        train_state = {"optimizer": opt.state_dict(), "step": step, "history": history, "rng": rng_states}
-        save_checkpoint(ckpt_path, net, cfg, meta, ema=ema, train_state=train_state)
-
+        restore_state(state, ckpt_path, cfg, split["dataset_hash"], dist.rank)
+    model = dist.wrap(state.net)
+    amp_dtype, scaler = amp_settings(cfg, dev)
     t_start, images_seen, window = time.perf_counter(), 0, []
 
     def metrics() -> dict[str, Any]:
         elapsed = time.perf_counter() - t_start
+        history = state.history
         return {
-            "steps": step,
+            "steps": state.step,
             "loss_first": history[0][1] if history else None,
             "loss_last": history[-1][1] if history else None,
             "loss_history": history,
             "images_per_s": images_seen * dist.world_size / elapsed if elapsed > 0 else None,
             "world_size": dist.world_size,
             "device": str(dev),
-            "amp": use_amp,
+            "amp": amp_dtype is not None,
         }
 
-    bar = tqdm(total=tc.steps, initial=step, disable=not progress or dist.rank != 0,
+    def save() -> None:
+        rng_states = dist.gather_objects(state.gen.get_state())
+        if dist.rank != 0:
+            return
+        meta = {"dataset": train_set.name, "dataset_hash": split["dataset_hash"],
+                "train_hash": train_set.content_hash(), "split": split,
+                "train_classes": train_set.class_names, "metrics": metrics()}
+        train_state = {"optimizer": state.opt.state_dict(), "step": state.step, "history": state.history,
+                       "rng": rng_states}
+        save_checkpoint(ckpt_path, state.net, cfg, meta, ema=state.ema, train_state=train_state)
+
+    bar = tqdm(total=tc.steps, initial=state.step, disable=not progress or dist.rank != 0,
                desc=f"train {cfg.name}", dynamic_ncols=True)
     model.train()
-    while step < tc.steps:
-        idx = torch.randint(len(train_set), (tc.batch_size,), generator=gen)
-        x0 = train_set.images[idx]
-        t = torch.randint(1, schedule.T + 1, (tc.batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        context = contexts(idx, gen)
-        if tc.p_uncond > 0:
-            context = drop_context(net, context, torch.rand(tc.batch_size, generator=gen) < tc.p_uncond)
-        x0, t, noise = x0.to(dev), t.to(dev), noise.to(dev)
-        context = None if context is None else context.to(dev)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(tc.lr, step, tc.steps, tc.warmup, tc.lr_schedule)
-        with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-            loss = diffusion_loss(model, x0, t, noise, context, schedule, cfg.diffusion.prediction,
-                                  tc.loss_weighting, tc.min_snr_gamma)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if tc.grad_clip > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        ema_update(ema, net, ema_decay_at(tc.ema_decay, step, tc.ema_warmup))
-        step += 1
+    while state.step < tc.steps:
+        batch = draw_batch(train_set, contexts, state.net, cfg, schedule.T, state.gen).to(dev)
+        loss = optimisation_step(state, model, batch, schedule, cfg, scaler, amp_dtype)
         images_seen += tc.batch_size
         window.append(float(loss.detach()))
-        if step % tc.log_every == 0 or step == tc.steps:
-            history.append((step, sum(window) / len(window)))
-            bar.set_postfix(loss=f"{history[-1][1]:.4f}")
+        if state.step % tc.log_every == 0 or state.step == tc.steps:
+            state.history.append((state.step, sum(window) / len(window)))
+            bar.set_postfix(loss=f"{state.history[-1][1]:.4f}")
             window = []
         bar.update(1)
-        if step % tc.checkpoint_every == 0 and step < tc.steps:
+        if state.step % tc.checkpoint_every == 0 and state.step < tc.steps:
             save()
     bar.close()
-    if dist.active:
-        in_sync = dist.params_in_sync(net)
-        if not in_sync:
-            raise RuntimeError("DDP: parameters differ across ranks after training")
+    if dist.active and not dist.params_in_sync(state.net):
+        raise RuntimeError("DDP: parameters differ across ranks after training")
     save()
     result = TrainResult(ckpt_path, metrics())
     dist.teardown()

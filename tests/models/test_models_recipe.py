@@ -191,3 +191,34 @@ def test_a_v_prediction_checkpoint_round_trips_and_samples(tmp_path):
 def test_bad_recipe_fields_name_the_field(section, field, value, match):
     with pytest.raises(ConfigError, match=match):
         _cfg(**{section: {field: value}})
+
+
+def test_training_steps_draw_reproducible_batches_and_update_net_and_ema():
+    from models.diffusion.context import ContextSampler
+    from models.diffusion.training import (
+        amp_settings,
+        draw_batch,
+        load_training_data,
+        new_state,
+        optimisation_step,
+    )
+
+    cfg = _cfg(diffusion={"prediction": "eps", "snr_shift": 1.0})
+    train_set, _, _ = load_training_data(cfg)
+    contexts = ContextSampler(train_set, cfg.model.context, cfg.model.set_size)
+    state = new_state(cfg, len(train_set.class_names), torch.device("cpu"), 0)
+    twin = new_state(cfg, len(train_set.class_names), torch.device("cpu"), 0)
+    a = draw_batch(train_set, contexts, state.net, cfg, 20, state.gen)
+    b = draw_batch(train_set, contexts, twin.net, cfg, 20, twin.gen)
+    assert all(torch.equal(x, y) for x, y in zip((a.x0, a.t, a.noise, a.context), (b.x0, b.t, b.noise, b.context), strict=True))
+    assert a.x0.shape == (cfg.training.batch_size, 1, 8, 8) and 1 <= int(a.t.min()) and int(a.t.max()) <= 20
+    amp_dtype, scaler = amp_settings(cfg, torch.device("cpu"))
+    assert amp_dtype is None
+    before = [p.detach().clone() for p in state.net.parameters()]
+    ema_before = [p.detach().clone() for p in state.ema.parameters()]
+    loss = optimisation_step(state, state.net, a, make_schedule("cosine", 20, snr_shift=1.0), cfg, scaler, amp_dtype)
+    assert state.step == 1 and torch.isfinite(loss)
+    assert any(not torch.equal(p, q) for p, q in zip(state.net.parameters(), before, strict=True))
+    # no EMA warm-up in this config: ema = 0.995 ema + 0.005 net
+    for e0, e1, p1 in zip(ema_before, state.ema.parameters(), state.net.parameters(), strict=True):
+        torch.testing.assert_close(e1, 0.995 * e0 + 0.005 * p1.detach())
