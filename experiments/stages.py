@@ -28,7 +28,7 @@ from models.config import Config
 from models.data import ImageDataset
 from models.diffusion.training import CHECKPOINT_NAME, load_training_data, train
 from models.sample import COLUMNS as MANIFEST_COLUMNS
-from models.sample import run_sampling
+from models.sample import SamplingOptions, run_sampling
 
 
 def digest(obj: Any, n: int = 12) -> str:
@@ -83,12 +83,12 @@ def make_stimuli(profile: Profile, checkpoints: dict[str, Path], cache: Path, se
         return manifest
     log.info("stimuli: sampling %s at guidance %s (%s %d steps)", ", ".join(checkpoints),
              s["guidance"], s["sampler"], s["steps"])
-    return run_sampling(
-        [str(p) for p in checkpoints.values()], folder, n_per_class=s["n_per_class"],
-        guidance=[float(g) for g in s["guidance"]], sampler=s["sampler"], steps=s["steps"],
-        real_per_class=s["real_per_class"], seed=seed, device=device, batch_size=s["batch_size"],
-        max_classes=s["max_classes"], progress=progress, postprocess=s["postprocess"],
+    options = SamplingOptions(
+        n_per_class=s["n_per_class"], guidance=tuple(float(g) for g in s["guidance"]), sampler=s["sampler"],
+        steps=s["steps"], real_per_class=s["real_per_class"], seed=seed, batch_size=s["batch_size"],
+        max_classes=s["max_classes"], postprocess=s["postprocess"],
     )
+    return run_sampling([str(p) for p in checkpoints.values()], folder, options, device=device, progress=progress)
 
 
 @dataclass

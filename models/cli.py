@@ -109,23 +109,19 @@ def _rank() -> int:
 def _sample(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.config import load_config
-    from models.sample import run_sampling
+    from models.sample import SamplingOptions, run_sampling
 
     if args.config:
         cfg = load_config(args.config)
         for path in args.checkpoints:
             load_checkpoint(path, "cpu", config=cfg)
-    if args.batch_size < 1:
-        raise ValueError("--batch-size: must be >= 1")
-    if args.set_size < 1:
-        raise ValueError("--set-size: must be >= 1")
-    path = run_sampling(
-        args.checkpoints, args.out, args.n_per_class, args.guidance, sampler=args.sampler,
-        steps=args.steps, eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard,
-        device=args.device, batch_size=args.batch_size, max_classes=args.max_classes,
-        set_size=args.set_size, use_split=args.split, dataset_root=args.data_root,
-        progress=args.progress, postprocess=args.postprocess,
+    options = SamplingOptions(
+        n_per_class=args.n_per_class, guidance=args.guidance, sampler=args.sampler, steps=args.steps,
+        eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard, batch_size=args.batch_size,
+        max_classes=args.max_classes, set_size=args.set_size, use_split=args.split,
+        dataset_root=args.data_root, postprocess=args.postprocess,
     )
+    path = run_sampling(args.checkpoints, args.out, options, device=args.device, progress=args.progress)
     print(f"manifest: {path}")
     return 0
 

@@ -16,7 +16,7 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ COLUMNS = [
     "guidance", "sampler", "steps", "seed", "checkpoint", "dataset", "split", "role", "width", "height",
 ]
 POSTPROCESS = ("binarise", "none")
+SPLITS = ("auto", "heldout", "train")
 UNCONDITIONAL = "unconditional"
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -236,122 +237,218 @@ def _row(job: Job, rel: str, digest: str, size: int, dataset: str, sampler: str,
     }
 
 
-def run_sampling(
-    checkpoints: Sequence[str],
-    out_dir: Path | str,
-    n_per_class: int,
-    guidance: Sequence[float] | None = None,
-    sampler: str | None = None,
-    steps: int | None = None,
-    eta: float | None = None,
-    real_per_class: int = 0,
-    seed: int = 0,
-    shard: tuple[int, int] = (0, 1),
-    device: str | torch.device | None = None,
-    batch_size: int = 256,
-    max_classes: int | None = None,
-    set_size: int = 1,
-    use_split: str = "auto",
-    dataset_root: str | None = None,
-    progress: bool = True,
-    postprocess: str = "binarise",
-) -> Path:
-    """Make this shard's stimuli under out_dir/images, exemplars under out_dir/exemplars, and write
-    manifest.{csv,json} (or manifest.shard{i}of{n}.{csv,json} for n > 1). Returns the JSON path.
+@dataclass(frozen=True)
+class SamplingOptions:
+    """What to sample and how, checked when made (a SampleError naming the command-line option).
+
     guidance/sampler/steps/eta left None come from each checkpoint's [sampling] config.
     postprocess "binarise" thresholds samples at 0 like the (binarised) real images, so that a
-    real/fake judgment cannot rest on grey levels alone; "none" keeps the grey levels."""
-    i, n = shard
-    if not (n >= 1 and 0 <= i < n):
-        raise SampleError(f"--shard: need 0 <= i < n, got {i}/{n}")
-    if n_per_class < 0 or real_per_class < 0:
-        raise SampleError("--n-per-class/--real: must be >= 0")
-    if postprocess not in POSTPROCESS:
-        raise SampleError(f"--postprocess: must be one of {POSTPROCESS}, got {postprocess!r}")
-    if sampler is not None and sampler not in SAMPLERS:
-        raise SampleError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if guidance is not None and (not guidance or any(w < 0 for w in guidance)):
-        raise SampleError("--guidance: need one or more scales >= 0")
-    if eta is not None and eta < 0:
-        raise SampleError("--eta: must be >= 0")
-    if not checkpoints:
-        raise SampleError("checkpoint: give at least one checkpoint")
-    dev = pick_device(device)
-    models = [_load(str(p), dev, use_split, dataset_root) for p in checkpoints]
+    real/fake judgment cannot rest on grey levels alone; "none" keeps the grey levels.
+    `shard=(i, n)` makes every n-th stimulus from the i-th; `use_split` picks the data part the
+    classes come from ("auto": held-out when there is one)."""
+
+    n_per_class: int
+    guidance: tuple[float, ...] | None = None
+    sampler: str | None = None
+    steps: int | None = None
+    eta: float | None = None
+    real_per_class: int = 0
+    seed: int = 0
+    shard: tuple[int, int] = (0, 1)
+    batch_size: int = 256
+    max_classes: int | None = None
+    set_size: int = 1
+    use_split: str = "auto"
+    dataset_root: str | None = None
+    postprocess: str = "binarise"
+
+    def __post_init__(self) -> None:
+        if self.guidance is not None:
+            object.__setattr__(self, "guidance", tuple(self.guidance))
+        if self.batch_size < 1:
+            raise SampleError("--batch-size: must be >= 1")
+        if self.set_size < 1:
+            raise SampleError("--set-size: must be >= 1")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise SampleError(f"--shard: need 0 <= i < n, got {i}/{n}")
+        if self.n_per_class < 0 or self.real_per_class < 0:
+            raise SampleError("--n-per-class/--real: must be >= 0")
+        if self.postprocess not in POSTPROCESS:
+            raise SampleError(f"--postprocess: must be one of {POSTPROCESS}, got {self.postprocess!r}")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise SampleError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.guidance is not None and (not self.guidance or any(w < 0 for w in self.guidance)):
+            raise SampleError("--guidance: need one or more scales >= 0")
+        if self.eta is not None and self.eta < 0:
+            raise SampleError("--eta: must be >= 0")
+        if self.use_split not in SPLITS:
+            raise SampleError(f"--split: must be one of {', '.join(SPLITS)}, got {self.use_split!r}")
+
+
+@dataclass(frozen=True)
+class SamplerPlan:
+    """How one checkpoint is sampled: sampler name (a key of SAMPLERS), network evaluations, eta."""
+
+    sampler: str
+    steps: int
+    eta: float
+
+
+def load_models(checkpoints: Sequence[str], device: torch.device, use_split: str,
+                dataset_root: str | None) -> list[Loaded]:
+    """Every checkpoint with the data part its stimuli come from. All must share one data split
+    and image size: real drawings and exemplars are taken from the first."""
+    models = [_load(str(p), device, use_split, dataset_root) for p in checkpoints]
     first = models[0]
     for m in models[1:]:
         if m.meta["split"] != first.meta["split"] or m.cfg.data.size != first.cfg.data.size:
             raise SampleError(f"checkpoints: {m.path} uses another data split or size than {first.path}")
-    plans = {}
-    for m in models:
-        sc = m.cfg.sampling
-        plan = {"sampler": sampler or sc.sampler, "steps": steps or sc.steps,
-                "eta": sc.eta if eta is None else eta}
-        if plan["sampler"] != "ddpm" and not 1 <= plan["steps"] <= m.cfg.diffusion.T:
-            raise SampleError(f"--steps: must be in 1..{m.cfg.diffusion.T} for {m.path}")
-        if plan["sampler"] == "ddpm":
-            plan["steps"] = m.cfg.diffusion.T
-        plans[m.path] = plan
-    jobs, notes = plan_jobs(models, n_per_class, guidance, real_per_class, seed, max_classes)
-    mine = [j for k, j in enumerate(jobs) if k % n == i]
-    out = Path(out_dir)
+    return models
+
+
+def sampler_plan(m: Loaded, options: SamplingOptions) -> SamplerPlan:
+    """The checkpoint's sampler, steps and eta: the options' where given, else its [sampling]
+    config. DDPM always runs all T steps, so T is what the manifest records for it."""
+    sc = m.cfg.sampling
+    sampler = options.sampler or sc.sampler
+    steps = options.steps or sc.steps
+    T = m.cfg.diffusion.T
+    if sampler != "ddpm" and not 1 <= steps <= T:
+        raise SampleError(f"--steps: must be in 1..{T} for {m.path}")
+    return SamplerPlan(sampler, T if sampler == "ddpm" else steps, sc.eta if options.eta is None else options.eta)
+
+
+def shard_jobs(jobs: Sequence[Job], shard: tuple[int, int]) -> list[Job]:
+    """Shard i of n: every n-th job from the i-th, so the shards together make each job once."""
+    i, n = shard
+    return list(jobs[i::n])
+
+
+def model_batches(jobs: Sequence[Job], batch_size: int) -> list[list[Job]]:
+    """The model jobs as network calls: grouped by (checkpoint, guidance) in job order, each group
+    cut into batches of at most batch_size. Real-image jobs are left out."""
+    groups: dict[tuple[str, float | None], list[Job]] = {}
+    for j in jobs:
+        if j.source == "model":
+            groups.setdefault((j.checkpoint, j.guidance), []).append(j)
+    return [group[b : b + batch_size] for group in groups.values() for b in range(0, len(group), batch_size)]
+
+
+def binarise(x: torch.Tensor) -> torch.Tensor:
+    """Samples in [-1, 1] thresholded at 0 to -1/+1, like the binarised real drawings."""
+    return torch.where(x >= 0, 1.0, -1.0)
+
+
+def sample_batch(m: Loaded, schedule: Schedule, plan: SamplerPlan, batch: Sequence[Job], set_size: int,
+                 postprocess: str, device: torch.device) -> torch.Tensor:
+    """One network call's samples, (B, 1, S, S) in [-1, 1]: one checkpoint at one guidance scale
+    (the batch's), each job's context and seed; binarised when postprocess is "binarise"."""
+    ctx = exemplar_context(m.cfg.model.context, m.data, [j.image_id for j in batch], set_size,
+                           [j.class_index for j in batch])
+    x = generate(m.net, schedule, ctx, [j.seed for j in batch], batch[0].guidance, plan.sampler, plan.steps,
+                 plan.eta, device)
+    return binarise(x) if postprocess == "binarise" else x
+
+
+def write_stimulus(job: Job, image: torch.Tensor, out: Path, size: int, dataset: str, sampler: str,
+                   steps: int | None) -> dict:
+    """Write one stimulus (1, S, S) in [-1, 1] as out/images/{stimulus_id}.png; its manifest row."""
+    rel = f"images/{job.stimulus_id}.png"
+    digest = _write_png(tensor_to_png_array(image), out / rel)
+    return _row(job, rel, digest, size, dataset, sampler, steps)
+
+
+def write_real_images(jobs: Sequence[Job], data: ImageDataset, out: Path, size: int,
+                      advance: Callable[[int], object] = lambda n: None) -> list[dict]:
+    """Copy the real-image jobs' drawings from `data` into out/images; their manifest rows."""
+    rows = []
+    for j in (j for j in jobs if j.source == "real"):
+        rows.append(write_stimulus(j, data.images[data.ids.index(j.image_id)], out, size, data.name, "", None))
+        advance(1)
+    return rows
+
+
+def write_model_samples(jobs: Sequence[Job], models: Sequence[Loaded], plans: dict[str, SamplerPlan],
+                        options: SamplingOptions, device: torch.device, out: Path, size: int,
+                        advance: Callable[[int], object] = lambda n: None) -> list[dict]:
+    """Sample the model jobs batch by batch into out/images; their manifest rows."""
     by_path = {m.path: m for m in models}
-    size = first.cfg.data.size
-    rows: list[dict] = []
-    bar = tqdm(total=len(mine), desc="sample", disable=not progress, dynamic_ncols=True)
-    for j in (j for j in mine if j.source == "real"):
-        pos = first.data.ids.index(j.image_id)
-        rel = f"images/{j.stimulus_id}.png"
-        digest = _write_png(tensor_to_png_array(first.data.images[pos]), out / rel)
-        rows.append(_row(j, rel, digest, size, first.data.name, "", None))
-        bar.update(1)
-    model_jobs = [j for j in mine if j.source == "model"]
-    groups: dict[tuple[str, float], list[Job]] = {}
-    for j in model_jobs:
-        groups.setdefault((j.checkpoint, j.guidance), []).append(j)
-    for (path, w), group in groups.items():
-        m = by_path[path]
-        schedule = schedule_of(m.cfg)
-        plan = plans[path]
-        for b in range(0, len(group), batch_size):
-            batch = group[b : b + batch_size]
-            ctx = exemplar_context(m.cfg.model.context, m.data, [j.image_id for j in batch], set_size,
-                                   [j.class_index for j in batch])
-            x = generate(m.net, schedule, ctx, [j.seed for j in batch], w, plan["sampler"], plan["steps"],
-                         plan["eta"], dev)
-            if postprocess == "binarise":
-                x = torch.where(x >= 0, 1.0, -1.0)
-            for job, img in zip(batch, x, strict=True):
-                rel = f"images/{job.stimulus_id}.png"
-                digest = _write_png(tensor_to_png_array(img), out / rel)
-                rows.append(_row(job, rel, digest, size, m.data.name, plan["sampler"], plan["steps"]))
-            bar.update(len(batch))
-    bar.close()
+    schedules = {m.path: schedule_of(m.cfg) for m in models}
+    rows = []
+    for batch in model_batches(jobs, options.batch_size):
+        m, plan = by_path[batch[0].checkpoint], plans[batch[0].checkpoint]
+        x = sample_batch(m, schedules[m.path], plan, batch, options.set_size, options.postprocess, device)
+        rows += [write_stimulus(job, img, out, size, m.data.name, plan.sampler, plan.steps)
+                 for job, img in zip(batch, x, strict=True)]
+        advance(len(batch))
+    return rows
+
+
+def write_exemplars(jobs: Sequence[Job], data: ImageDataset, out: Path) -> list[dict]:
+    """Write the exemplars the model jobs were conditioned on as out/exemplars/*.png, in id
+    order; the manifest's exemplar entries."""
     exemplars = []
-    for eid in sorted({j.image_id for j in model_jobs if j.image_id}):
+    for eid in sorted({j.image_id for j in jobs if j.source == "model" and j.image_id}):
         rel = f"exemplars/{safe_name(eid)}.png"
-        pos = first.data.ids.index(eid)
-        digest = _write_png(tensor_to_png_array(first.data.images[pos]), out / rel)
+        pos = data.ids.index(eid)
+        digest = _write_png(tensor_to_png_array(data.images[pos]), out / rel)
         exemplars.append({"exemplar_id": eid, "path": rel, "sha256": digest,
-                          "class_label": first.data.class_names[int(first.data.labels[pos])]})
-    generator = {
+                          "class_label": data.class_names[int(data.labels[pos])]})
+    return exemplars
+
+
+def generator_record(models: Sequence[Loaded], plans: dict[str, SamplerPlan], options: SamplingOptions,
+                     device: torch.device, notes: list[str], n_total: int) -> dict:
+    """The manifest's `generator` entry: every checkpoint with its sampler plan, the options as
+    given (None where a checkpoint's config decided), this shard and the run's size."""
+    guidance = list(options.guidance) if options.guidance is not None else None
+    i, n = options.shard
+    return {
         "command": "python -m models sample",
         "checkpoints": [
             {"path": m.path, "model": m.cfg.name, "context": m.cfg.model.context,
              "p_uncond": m.cfg.training.p_uncond, "dataset_hash": m.meta.get("dataset_hash"),
-             "code_version": m.meta.get("code_version"), "T": m.cfg.diffusion.T, **plans[m.path],
-             "guidance": list(guidance) if guidance is not None else list(m.cfg.sampling.guidance)}
+             "code_version": m.meta.get("code_version"), "T": m.cfg.diffusion.T,
+             **asdict(plans[m.path]),
+             "guidance": guidance if guidance is not None else list(m.cfg.sampling.guidance)}
             for m in models
         ],
-        "sampler": sampler, "steps": steps, "eta": eta,
-        "guidance": list(guidance) if guidance is not None else None,
-        "n_per_class": n_per_class, "real_per_class": real_per_class, "seed": seed,
-        "set_size": set_size, "postprocess": postprocess, "shard": f"{i}/{n}", "device": str(dev), "notes": notes,
+        "sampler": options.sampler, "steps": options.steps, "eta": options.eta, "guidance": guidance,
+        "n_per_class": options.n_per_class, "real_per_class": options.real_per_class, "seed": options.seed,
+        "set_size": options.set_size, "postprocess": options.postprocess, "shard": f"{i}/{n}",
+        "device": str(device), "notes": notes,
         "ink": "black on white PNG; models.data.preprocess.load_stimulus reads it back to [-1, 1]",
-        "n_total": len(jobs),
+        "n_total": n_total,
     }
-    stem = "manifest" if n == 1 else f"manifest.shard{i}of{n}"
-    return write_manifest(out, rows, generator, exemplars, stem)
+
+
+def manifest_stem(shard: tuple[int, int]) -> str:
+    """`manifest` for an unsharded run, `manifest.shard{i}of{n}` for shard i of n > 1."""
+    i, n = shard
+    return "manifest" if n == 1 else f"manifest.shard{i}of{n}"
+
+
+def run_sampling(checkpoints: Sequence[str], out_dir: Path | str, options: SamplingOptions,
+                 device: str | torch.device | None = None, progress: bool = True) -> Path:
+    """Make this shard's stimuli under out_dir/images, exemplars under out_dir/exemplars, and write
+    manifest.{csv,json} (or manifest.shard{i}of{n}.{csv,json} for n > 1). Returns the JSON path."""
+    if not checkpoints:
+        raise SampleError("checkpoint: give at least one checkpoint")
+    dev = pick_device(device)
+    models = load_models(checkpoints, dev, options.use_split, options.dataset_root)
+    plans = {m.path: sampler_plan(m, options) for m in models}
+    jobs, notes = plan_jobs(models, options.n_per_class, options.guidance, options.real_per_class, options.seed,
+                            options.max_classes)
+    mine = shard_jobs(jobs, options.shard)
+    out, first = Path(out_dir), models[0]
+    size = first.cfg.data.size
+    with tqdm(total=len(mine), desc="sample", disable=not progress, dynamic_ncols=True) as bar:
+        rows = write_real_images(mine, first.data, out, size, bar.update)
+        rows += write_model_samples(mine, models, plans, options, dev, out, size, bar.update)
+    exemplars = write_exemplars(mine, first.data, out)
+    generator = generator_record(models, plans, options, dev, notes, len(jobs))
+    return write_manifest(out, rows, generator, exemplars, manifest_stem(options.shard))
 
 
 def write_manifest(out_dir: Path, rows: list[dict], generator: dict, exemplars: list[dict],
