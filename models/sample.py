@@ -272,8 +272,10 @@ class SamplingOptions:
         i, n = self.shard
         if not (n >= 1 and 0 <= i < n):
             raise SampleError(f"--shard: need 0 <= i < n, got {i}/{n}")
-        if self.n_per_class < 0 or self.real_per_class < 0:
-            raise SampleError("--n-per-class/--real: must be >= 0")
+        if self.n_per_class < 0:
+            raise SampleError(f"--n-per-class: must be >= 0, got {self.n_per_class}")
+        if self.real_per_class < 0:
+            raise SampleError(f"--real: must be >= 0, got {self.real_per_class}")
         if self.postprocess not in POSTPROCESS:
             raise SampleError(f"--postprocess: must be one of {POSTPROCESS}, got {self.postprocess!r}")
         if self.sampler is not None and self.sampler not in SAMPLERS:
