@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,20 @@ def _trained_steps(path: Path) -> int:
         return -1
 
 
+def _train_in_worker(cfg_dict: dict[str, Any], folder: str, resume: bool) -> dict[str, Any]:
+    """One model in a worker process with one torch thread (two such processes on two cores train
+    faster than one process with two threads: BENCHMARKS.md, section threads)."""
+    from models.config import config_from_dict
+
+    torch.set_num_threads(1)
+    return train(config_from_dict(cfg_dict), folder, device="cpu", resume=resume, progress=False).metrics
+
+
 def train_models(profile: Profile, cache: Path, device: torch.device, log: logging.Logger,
                  progress: bool = True) -> dict[str, Path]:
-    """Train (or reuse) every diffusion model of the profile; returns {model name: checkpoint}."""
-    out = {}
+    """Train (or reuse) every diffusion model of the profile; returns {model name: checkpoint}.
+    On a CPU with several cores the models train at once, one process and one thread each."""
+    out, todo = {}, []
     for cfg in profile.models:
         folder = cache / "diffusion" / f"{cfg.name}-{digest(cfg.to_dict())}"
         ckpt = folder / CHECKPOINT_NAME
@@ -59,11 +72,20 @@ def train_models(profile: Profile, cache: Path, device: torch.device, log: loggi
                 ckpt.unlink()
             log.info("model %s: training %d steps (%s)%s", cfg.name, cfg.training.steps, device,
                      f", resuming at step {steps}" if steps > 0 else "")
-            result = train(cfg, folder, device=device, resume=steps > 0, progress=progress)
-            log.info("model %s: loss %.4f -> %.4f, %.0f images/s", cfg.name,
-                     result.metrics["loss_first"], result.metrics["loss_last"],
-                     result.metrics["images_per_s"] or 0)
+            todo.append((cfg, folder, steps > 0))
         out[cfg.name] = ckpt
+    workers = min(len(todo), os.cpu_count() or 1)
+    if device.type == "cpu" and workers > 1:
+        log.info("training %d models in %d processes of one thread each", len(todo), workers)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            runs = [pool.submit(_train_in_worker, cfg.to_dict(), str(folder), resume) for cfg, folder, resume in todo]
+            results = [(cfg, run.result()) for (cfg, _f, _r), run in zip(todo, runs, strict=True)]
+    else:
+        results = [(cfg, train(cfg, folder, device=device, resume=resume, progress=progress).metrics)
+                   for cfg, folder, resume in todo]
+    for cfg, metrics in results:
+        log.info("model %s: loss %.4f -> %.4f, %.0f images/s", cfg.name, metrics["loss_first"],
+                 metrics["loss_last"], metrics["images_per_s"] or 0)
     return out
 
 

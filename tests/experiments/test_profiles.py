@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from experiments.profiles import ProfileError, load_profile, parse_override
@@ -91,3 +93,30 @@ def test_cpu_profile_is_28_px_omniglot_with_the_literature_critic(tmp_path, monk
     c = p.section("critics")
     assert seen["recipe"].rotations and seen["recipe"].affine
     assert seen["recipe"].episodes == c["protonet_episodes"] and seen["recipe"].n_way == c["protonet_way"]
+
+
+def test_models_train_in_parallel_workers_on_a_cpu_and_are_reused(tmp_path) -> None:
+    import logging
+
+    import torch
+
+    from experiments import stages
+    from models.checkpoint import read_checkpoint
+
+    p = load_profile("tiny", overrides=["models.set.training.steps=3", "models.set.training.log_every=1"])
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    log = logging.getLogger("train-models-test")
+    log.addHandler(Collect())
+    log.setLevel(logging.INFO)
+    ckpts = stages.train_models(p, tmp_path, torch.device("cpu"), log, progress=False)
+    assert set(ckpts) == {"ddpm", "cfgdm", "fsdm"}
+    assert all(read_checkpoint(c)["meta"]["metrics"]["steps"] == 3 for c in ckpts.values())
+    assert any(re.search(r"training 3 models in [23] processes of one thread each", r) for r in records)
+    records.clear()
+    assert stages.train_models(p, tmp_path, torch.device("cpu"), log, progress=False) == ckpts
+    assert sum("reusing" in r for r in records) == 3 and not any("processes" in r for r in records)
