@@ -1,6 +1,6 @@
 """Command line:
 
-  python -m experiments run artist|facade|study [--profile tiny|full|FILE.toml] [--data PATH]
+  python -m experiments run artist|facade|study [--profile tiny|cpu|full|FILE.toml] [--data PATH]
                             [--out DIR] [--seed N] [--device auto|cpu|cuda] [--cache DIR]
                             [--set SECTION.FIELD=VALUE ...] [--no-progress]
   python -m experiments demo [--no-serve] [--port N] [--root DIR] [--cache DIR] [--device ...]
@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one pipeline into one output folder")
     r.add_argument("name", choices=PIPELINES)
-    r.add_argument("--profile", default="tiny", help="tiny, full or a profile TOML file (default tiny)")
+    r.add_argument("--profile", default="tiny", help="tiny, cpu, full or a profile TOML file (default tiny)")
     r.add_argument("--data", help="data folder for the profile's data set (Omniglot, QuickDraw, folder)")
     r.add_argument("--out", type=Path, help="output folder (default data/runs/NAME-PROFILE-sSEED-TIME)")
     r.add_argument("--seed", type=int, default=0, help="one seed for every stage (default 0)")
