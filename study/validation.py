@@ -71,7 +71,7 @@ Id = Annotated[Int, Field(ge=1, le=MAX_ID)]
 Name = text(NAME_CHARS)
 ClientUuid = Annotated[Str, Field(max_length=36, json_schema_extra={"format": "uuid"}),
                        AfterValidator(_canonical_uuid)]
-ClientTime = Annotated[Float, Field(ge=0, le=MAX_CLIENT_TIME_MS, description="client epoch ms")]
+ClientTime = Annotated[Float, Field(ge=0, le=MAX_CLIENT_TIME_MS)]
 Unit = Annotated[Float, Field(ge=0, le=1)]
 
 # A body is a JSON object: unknown keys are ignored (the views never read them), NaN is refused.
@@ -85,8 +85,9 @@ class Click(BaseModel):
     x: Annotated[Unit, Field(description="left to right")]
     y: Annotated[Unit, Field(description="top to bottom")]
     t: Annotated[Ms, Field(description="ms since the image appeared")]
-    stroke: Annotated[Int, Field(ge=0, description="points of one drag share a stroke; "
-                                 "non-decreasing, at most the click budget")] | None = None
+    stroke: Annotated[Int, Field(ge=0)] | None = Field(
+        None, description="points of one drag share a stroke; non-decreasing, at most the click "
+        "budget; none: the previous point's")
 
 
 class Event(BaseModel):
@@ -94,7 +95,7 @@ class Event(BaseModel):
 
     model_config = _BODY
     kind: Literal[EVENT_KINDS]
-    t: Annotated[Float, Field(ge=0, le=1e10, description="ms since the page loaded")] | None = None
+    t: Annotated[Float, Field(ge=0, le=1e10)] | None = Field(None, description="ms since the page loaded")
     trial_id: Id | None = None
     detail: Annotated[dict[str, Any] | None, AfterValidator(_small_detail)] = Field(
         default_factory=dict)
@@ -110,10 +111,10 @@ class StartRequest(BaseModel):
     workerId: Name | None = None
     assignmentId: Name | None = None
     hitId: Name | None = None
-    preview: Annotated[Bool, Field(description="a logged-in researcher's preview")] | None = None
-    start_key: Annotated[text(START_KEY_CHARS), Field(
-        description="the browser's key for this start; a retry with the same key (reply lost) "
-        "gets the same participant back with 200")] | None = None
+    preview: Bool | None = Field(None, description="a logged-in researcher's preview")
+    start_key: text(START_KEY_CHARS) | None = Field(
+        None, description="the browser's key for this start; a retry with the same key (reply "
+        "lost) gets the same participant back with 200")
 
 
 class ResponseRequest(BaseModel):
@@ -124,11 +125,11 @@ class ResponseRequest(BaseModel):
     client_uuid: ClientUuid
     trial_id: Id
     answer: Literal[ANSWERS] | None = None
-    confidence: Annotated[Int, Field(description="within the study's confidence range")] | None = None
+    confidence: Int | None = Field(None, description="within the study's confidence range")
     rt_ms: Ms
     exposure_ms: Ms | None = None
     clicks: list[Click] | None = None
-    client_sent_at: ClientTime | None = None
+    client_sent_at: ClientTime | None = Field(None, description="client epoch ms")
 
 
 class EventsRequest(BaseModel):

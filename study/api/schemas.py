@@ -40,7 +40,7 @@ class Started(BaseModel):
     condition: str | None
     n_trials: int
     current_index: Index
-    preview: Annotated[Literal[True], Field(description="only in a researcher's preview")] | None = None
+    preview: Literal[True] | None = Field(None, description="only in a researcher's preview")
 
 
 class ClickMeSettings(BaseModel):
@@ -78,8 +78,8 @@ class Trial(BaseModel):
     settings: ClickMeSettings | RealFakeSettings
     class_text: Annotated[str | None, Field(
         description="ClickMe only: what the image shows, in words (null: none)")] = None
-    answer_key: Annotated[Literal[ANSWERS], Field(
-        description="real-or-fake practice trials with feedback only")] | None = None
+    answer_key: Literal[ANSWERS] | None = Field(
+        None, description="real-or-fake practice trials with feedback only")
 
 
 class CurrentTrial(BaseModel):
@@ -98,8 +98,8 @@ class Done(BaseModel):
 
 class Feedback(BaseModel):
     model_config = _REPLY
-    truth: Annotated[Literal[ANSWERS], Field(
-        description="practice trials of a study with practice feedback only")] | None = None
+    truth: Literal[ANSWERS] | None = Field(
+        None, description="practice trials of a study with practice feedback only")
 
 
 class ResponseResult(BaseModel):
