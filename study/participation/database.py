@@ -23,6 +23,7 @@ from study.errors import ApiError
 from study.participation.lifecycle import (
     CurrentTrial,
     Finished,
+    OneTrip,
     Progress,
     StoredAnswer,
     TrialStimulus,
@@ -231,13 +232,15 @@ class DatabaseLedger:
     def context(self) -> Context | None:
         return response_store.read_context(self.conn, self.token)
 
-    def participation(self) -> Participation | None:
+    def one_trip(self) -> OneTrip | None:
+        """On PostgreSQL: the participant (cached per worker) and `_store_current`."""
         if self.conn.dialect.name != "postgresql":
             return None
-        return response_store.participation(self.conn, self.token, self.participations)
+        who = response_store.participation(self.conn, self.token, self.participations)
+        return (who, self._store_current) if who is not None else None
 
-    def store_current(self, participant_id: int, response: NewResponse,
-                      sql_scoring: dict[str, Any]) -> Stored | None:
+    def _store_current(self, participant_id: int, response: NewResponse,
+                       sql_scoring: dict[str, Any]) -> Stored | None:
         try:
             return response_store.store_current(self.conn, participant_id, response, sql_scoring,
                                                 utcnow())

@@ -10,6 +10,7 @@ and their rules are the same for both.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,6 +123,10 @@ class TrialStimulus:
     current_index: int
 
 
+# (the participant's unchanging part, store(participant_id, response, sql_scoring) -> Stored | None)
+OneTrip = tuple[Participation, Callable[[int, NewResponse, dict[str, Any]], Stored | None]]
+
+
 class Ledger(Protocol):
     """Where one participant's state is kept. Reads raise ApiError(401) for an unknown
     participant."""
@@ -135,12 +140,10 @@ class Ledger(Protocol):
     def context(self) -> Context | None:
         """The answer context (current trial, settings as JSON text); None: unknown token."""
 
-    def participation(self) -> Participation | None:
-        """The participant's unchanging part when this ledger stores an answer in one round
-        trip (`store_current`), else None."""
-
-    def store_current(self, participant_id: int, response: NewResponse,
-                      sql_scoring: dict[str, Any]) -> Stored | None: ...
+    def one_trip(self) -> OneTrip | None:
+        """Where this ledger can store an answer in one round trip: the participant's unchanging
+        part and the function that stores (`store(participant_id, response, sql_scoring)`:
+        the stored answer, or None when nothing was stored); else None."""
 
     def store(self, ctx: Context, response: NewResponse,
               staircase: dict[str, Any] | None) -> tuple[int | None] | None:
@@ -215,9 +218,10 @@ def _answer_in_one_trip(ledger: Ledger, client_uuid: str, trial_id: int,
     answer to the current trial of a study without a staircase, scored by the statement from
     `scoring`'s definition. None when it does not apply or stored nothing; `answer`'s general
     path then gives the exact result (a resend's stored result, 409, 404, the field at fault)."""
-    who = ledger.participation()
-    if who is None:
+    trip = ledger.one_trip()
+    if trip is None:
         return None
+    who, store = trip
     settings = settings_from_text(who.settings_json, who.condition_json)
     if uses_staircase(who.task, settings):
         return None  # the staircase's next state is computed in Python from the stored one
@@ -226,8 +230,7 @@ def _answer_in_one_trip(ledger: Ledger, client_uuid: str, trial_id: int,
     except ApiError:
         return None  # refused on the general path, which checks first whether this is a resend
     response = _new_response(trial_id, client_uuid, fields, fields.exposure_ms, None, {})
-    stored = ledger.store_current(who.id, response,
-                                  scoring.sql_parameters(who.task, settings.practice_feedback))
+    stored = store(who.id, response, scoring.sql_parameters(who.task, settings.practice_feedback))
     if stored is None:
         return None
     return Answered(stored.id, trial_id, stored.correct, stored.feedback, stored.next_index, True)

@@ -17,16 +17,10 @@ from sqlalchemy import select
 
 from study import db
 from study.errors import ApiError
+from study.participation import lifecycle
 from study.participation.database import Started, plan_of, settings_of
-from study.participation.lifecycle import (
-    CurrentTrial,
-    Finished,
-    Progress,
-    StoredAnswer,
-    TrialStimulus,
-)
 from study.participation.rules import initial_staircase, trial_exposure
-from study.response_store import Context, NewResponse, Participation, Stored
+from study.response_store import Context, NewResponse
 from study.tables import Condition, Stimulus, Study
 from study.validation import EventIn
 
@@ -84,15 +78,15 @@ class PreviewLedger:
     def _stimulus(self, index: int) -> Stimulus:
         return db.session().get(Stimulus, self.plan[index].stimulus_id)
 
-    def current_trial(self) -> CurrentTrial | Finished:
+    def current_trial(self) -> lifecycle.CurrentTrial | lifecycle.Finished:
         if self.index >= len(self.plan):
-            return Finished(len(self.plan), self.index)
+            return lifecycle.Finished(len(self.plan), self.index)
         planned = self.plan[self.index]
-        return CurrentTrial(self.study, self.settings, self.index + 1, self.index, planned.kind,
-                            self._stimulus(self.index), len(self.plan), self.state["staircase"],
-                            served=False, exposure_ms=None)
+        return lifecycle.CurrentTrial(self.study, self.settings, self.index + 1, self.index,
+                                      planned.kind, self._stimulus(self.index), len(self.plan),
+                                      self.state["staircase"], served=False, exposure_ms=None)
 
-    def mark_served(self, trial: CurrentTrial, exposure_ms: float | None) -> None:
+    def mark_served(self, trial: lifecycle.CurrentTrial, exposure_ms: float | None) -> None:
         """Nothing to keep: the exposure follows again from the same state."""
 
     def context(self) -> Context | None:
@@ -108,12 +102,8 @@ class PreviewLedger:
             json.dumps(self.condition.settings, sort_keys=True) if self.condition else None,
         )
 
-    def participation(self) -> Participation | None:
+    def one_trip(self) -> lifecycle.OneTrip | None:
         return None  # answers take the general path
-
-    def store_current(self, participant_id: int, response: NewResponse,
-                      sql_scoring: dict[str, Any]) -> Stored | None:
-        return None  # not reached: `participation` is None
 
     def store(self, ctx: Context, response: NewResponse,
               staircase: dict[str, Any] | None) -> tuple[int | None] | None:
@@ -124,11 +114,11 @@ class PreviewLedger:
                               "correct": response.correct, "feedback": response.feedback}
         return (None,)
 
-    def stored_answer(self, client_uuid: str) -> StoredAnswer | None:
+    def stored_answer(self, client_uuid: str) -> lifecycle.StoredAnswer | None:
         last = self.state.get("last")
         if not last or last["client_uuid"] != client_uuid:
             return None
-        return StoredAnswer(None, PREVIEW_PARTICIPANT, last["trial_id"], last["correct"],
+        return lifecycle.StoredAnswer(None, PREVIEW_PARTICIPANT, last["trial_id"], last["correct"],
                             last["feedback"])
 
     def trial_answered(self, trial_id: int) -> bool:
@@ -137,11 +127,12 @@ class PreviewLedger:
     def trial_index(self, trial_id: int, participant_id: int) -> int | None:
         return trial_id - 1 if 0 <= trial_id - 1 < len(self.plan) else None
 
-    def trial_stimulus(self, trial_id: int) -> TrialStimulus | None:
+    def trial_stimulus(self, trial_id: int) -> lifecycle.TrialStimulus | None:
         index = trial_id - 1
         if not 0 <= index < len(self.plan):
             return None
-        return TrialStimulus(self.study, self.settings, self._stimulus(index), index, self.index)
+        return lifecycle.TrialStimulus(self.study, self.settings, self._stimulus(index), index,
+                                       self.index)
 
     def own_trials(self, trial_ids: set[int]) -> set[int]:
         return {i for i in trial_ids if 1 <= i <= len(self.plan)}
@@ -149,8 +140,9 @@ class PreviewLedger:
     def add_events(self, events: list[EventIn], now: dt.datetime) -> int:
         return 0  # a preview stores nothing
 
-    def progress(self) -> Progress:
-        return Progress(self.study, self.settings, self.index, len(self.plan), PREVIEW_PLATFORM, None)
+    def progress(self) -> lifecycle.Progress:
+        return lifecycle.Progress(self.study, self.settings, self.index, len(self.plan),
+                                  PREVIEW_PLATFORM, None)
 
     def mark_completed(self, now: dt.datetime) -> None:
         """Nothing to keep."""
