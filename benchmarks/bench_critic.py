@@ -19,7 +19,7 @@ import os
 import platform
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -51,14 +51,20 @@ def _one_seed(args: tuple) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Train and score every seed; each finished seed is written to `args.out` at once, so an
+    interrupted run keeps the seeds it finished."""
     wall = time.time()
     jobs = [(args.data, seed, args.episodes) for seed in args.seeds]
+    summary = {"results": [], "wall_s": 0.0, "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        results = list(pool.map(_one_seed, jobs))
-    for r in results:
-        print(f"seed {r['seed']}: error {r['error']:.3f} ({r['train_cpu_s']:.0f} CPU-s)", flush=True)
-    return {"results": results, "wall_s": time.time() - wall, "args": {"seeds": args.seeds, "episodes": args.episodes,
-                                                                      "jobs": args.jobs}}
+        for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
+            r = done.result()
+            print(f"seed {r['seed']}: error {r['error']:.3f} ({r['train_cpu_s']:.0f} CPU-s)", flush=True)
+            summary["results"] = sorted([*summary["results"], r], key=lambda x: x["seed"])
+            summary["wall_s"] = time.time() - wall
+            args.out.write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def report(summary: dict) -> str:
@@ -111,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--data: no all_runs.zip in {args.data}")
             return 2
         summary = run(args)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=1))
     text = report(summary)
     print(text)
     if not args.no_write:
