@@ -249,6 +249,28 @@ class Gunicorn:
 # ---------------------------------------------------------------- databases
 
 
+def drop_database(admin, name: str, attempts: int = 20) -> None:
+    """Drop database `name` through `admin` (an AUTOCOMMIT engine on the same server) as a role
+    without superuser rights: end this role's own sessions on it, then DROP DATABASE, retried
+    while another session is still leaving. (`WITH (FORCE)` would also try to end an autovacuum
+    worker, which only a superuser may signal; a plain DROP waits such a worker out itself.)"""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND usename = current_user AND pid <> pg_backend_pid()"),
+                         {"name": name})
+            try:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                return
+            except OperationalError as exc:
+                if "being accessed by other users" not in str(exc) or attempt == attempts - 1:
+                    raise
+        time.sleep(0.25)
+
+
 def pg_database(server_url: str) -> tuple[str, Callable[[], None]]:
     """Create a fresh database on the server; returns (url, drop function)."""
     from sqlalchemy import text
@@ -262,8 +284,7 @@ def pg_database(server_url: str) -> tuple[str, Callable[[], None]]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
 
     def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
     return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop

@@ -167,6 +167,7 @@ def fresh_postgres_database(server_url: str):
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
+    from benchmarks.servers import drop_database
     from study import migrate
     from study.db import make_engine
 
@@ -179,6 +180,5 @@ def fresh_postgres_database(server_url: str):
         migrate.upgrade(url)
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
