@@ -104,17 +104,22 @@ def _validation_only(n: int) -> dict[str, float]:
 def worker(participants: int, trials: int) -> None:
     """Serve batches for the parent: set up this tree's app and studies, print READY, then for
     each stdin line `TASK N` post the next N answers of that study and print their CPU seconds."""
+    with tempfile.TemporaryDirectory(prefix="bench-validation-") as tmp:
+        _serve(Path(tmp), participants, trials)
+
+
+def _serve(work: Path, participants: int, trials: int) -> None:
     from benchmarks.servers import make_study
     from study import create_app
 
-    work = Path(tempfile.mkdtemp(prefix="bench-validation-"))
     db = work / "bench.sqlite"
     url = f"sqlite:///{db}"
-    queues, clients = {}, {}
+    queues, clients, apps = {}, {}, []
     for task in TASKS:
         slug = make_study(url, work / task, trials, task=task, slug=task)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "FEEDBACK_CLASSIFIER": None,
                           "STIMULI_ROOT": str(work / task / "store")})
+        apps.append(app)
         client = app.test_client()
         for _ in range(participants):
             res = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True})
@@ -137,6 +142,8 @@ def worker(participants: int, trials: int) -> None:
             if res.status_code != 201:
                 raise RuntimeError(f"{task}: {res.status_code} {res.get_data(as_text=True)[:200]}")
         print(MARK + json.dumps(time.process_time() - start), flush=True)
+    for app in apps:
+        app.extensions["sqlalchemy_engine"].dispose()
 
 
 def _tree(spec: str, tmp: Path, name: str) -> Path:
@@ -279,7 +286,7 @@ def _library_apps() -> dict[str, object]:
     bare = plain("bare")
 
     @bare.post("/r")
-    def bare_view():  # noqa: ANN202
+    def bare_view():
         json_object()
         return jsonify(ok=True)
 
@@ -288,7 +295,7 @@ def _library_apps() -> dict[str, object]:
     fields = plain("fields")
 
     @fields.post("/r")
-    def fields_view():  # noqa: ANN202
+    def fields_view():
         body = json_object()
         get_uuid(body, "client_uuid")
         get_int(body, "trial_id", required=True, lo=1)
@@ -303,7 +310,7 @@ def _library_apps() -> dict[str, object]:
     whole = plain("whole")
 
     @whole.post("/r")
-    def whole_view():  # noqa: ANN202
+    def whole_view():
         if request.mimetype != "application/json":
             raise ApiError(415, "Content-Type must be application/json", "Content-Type")
         try:
@@ -324,7 +331,7 @@ def _library_apps() -> dict[str, object]:
 
         @app.post("/r")
         @spec.validate(json=ResponseRequest)
-        def spectree_view():  # noqa: ANN202
+        def spectree_view():
             return jsonify(ok=True)
 
         apps["(c) spectree"] = app
@@ -337,7 +344,7 @@ def _library_apps() -> dict[str, object]:
         app = OpenAPI("openapi3", doc_ui=False)
         register(app)
 
-        def openapi3_view(body):  # noqa: ANN001, ANN202
+        def openapi3_view(body):
             return jsonify(ok=True)
 
         # flask-openapi3 reads the body's model from the annotation (a string in this module)
@@ -355,7 +362,7 @@ def _library_apps() -> dict[str, object]:
 
         @app.post("/r")
         @app.input(ResponseRequest, location="json")
-        def apiflask_view(json_data):  # noqa: ANN001, ANN202
+        def apiflask_view(json_data):
             return jsonify(ok=True)
 
         apps["(e) APIFlask"] = app

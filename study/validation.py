@@ -175,13 +175,13 @@ def body_error(exc: ValidationError, at: str = "", root: Any = None) -> ApiError
 Check = Callable[[Any], Any]
 
 
-def _check(tp: Any) -> Check:  # noqa: ANN401
+def _check(tp: Any) -> Check:
     """The validating function of a type: pydantic-core's own, without TypeAdapter's Python-level
     wrapper (a quarter of the cost per call, on the response hot path)."""
     return TypeAdapter(tp).validator.validate_python
 
 
-def _validated(check: Check, value: Any, field: str) -> Any:  # noqa: ANN401
+def _validated(check: Check, value: Any, field: str) -> Any:
     try:
         return check(value)
     except ValidationError as exc:

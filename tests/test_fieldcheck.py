@@ -37,7 +37,7 @@ class Outer(BaseModel):
     rate: Float = 1.0
 
 
-def _error(raw: Any, **kw: Any) -> tuple[str, str]:  # noqa: ANN401
+def _error(raw: Any, **kw: Any) -> tuple[str, str]:
     with pytest.raises(ValidationError) as exc:
         Outer.model_validate(raw)
     return first_error(exc.value, Outer, **kw)

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -165,5 +165,5 @@ def _document() -> dict[str, Any]:
     }
 
 
-def openapi_json():  # noqa: ANN201
+def openapi_json() -> Response:
     return jsonify(document())
