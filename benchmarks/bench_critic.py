@@ -33,14 +33,14 @@ SIZE = 28
 
 
 def _one_seed(args: tuple) -> dict:
-    data_root, seed, episodes = args
+    data_root, seed, episodes, affine = args
     torch.set_num_threads(1)
     from models.classifiers.omniglot_runs import load_one_shot_runs
     from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
     from models.data import load_dataset
 
     data = load_dataset("omniglot", data_root, SIZE)
-    recipe = CriticRecipe() if episodes is None else CriticRecipe(episodes=episodes)
+    recipe = CriticRecipe(affine=affine) if episodes is None else CriticRecipe(episodes=episodes, affine=affine)
     start = time.process_time()
     net = train_critic(data.images, data.labels, recipe, seed=seed, device="cpu")
     train_cpu = time.process_time() - start
@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> dict:
     """Train and score every seed; each finished seed is written to `args.out` at once, so an
     interrupted run keeps the seeds it finished."""
     wall = time.time()
-    jobs = [(args.data, seed, args.episodes) for seed in args.seeds]
-    summary = {"results": [], "wall_s": 0.0, "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs}}
+    jobs = [(args.data, seed, args.episodes, not args.no_affine) for seed in args.seeds]
+    summary = {"results": [], "wall_s": 0.0,
+               "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
@@ -76,7 +77,8 @@ def report(summary: dict) -> str:
     recipe = res[0]["recipe"]
     a = summary["args"]
     seeds = " ".join(str(s) for s in a["seeds"])
-    command = f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
+    command = (f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
+               + (" --no-affine" if a.get("no_affine") else ""))
     rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
     lines = [
         "### One-shot critic on the 20 Omniglot runs, over seeds",
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--episodes", type=int, default=None, help="training episodes (default: the recipe's)")
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
+    p.add_argument("--no-affine", action="store_true", help="train without the random affine distortions")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
     p.add_argument("--from-json", type=Path, default=None, help="report a finished run instead of running")
     p.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
