@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from benchmarks.report import ROOT, markdown_table, write_section  # noqa: E402
+from benchmarks.report import ROOT, add_replay_options, markdown_table, run_or_replay  # noqa: E402
 
 SIZE = 28
 
@@ -107,21 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
     p.add_argument("--no-affine", action="store_true", help="train without the random affine distortions")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
-    p.add_argument("--from-json", type=Path, default=None, help="report a finished run instead of running")
-    p.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+    add_replay_options(p)
     args = p.parse_args(argv)
-    if args.from_json is not None:
-        if not args.from_json.is_file():
-            print(f"--from-json: {args.from_json} does not exist")
-            return 2
-        summary = json.loads(args.from_json.read_text())
-    else:
-        if not (Path(args.data) / "all_runs.zip").is_file():
-            print(f"--data: no all_runs.zip in {args.data}")
-            return 2
-        summary = run(args)
-    text = report(summary)
-    print(text)
-    if not args.no_write:
-        write_section("critic", text)
-    return 0
+
+    def check() -> str | None:
+        return None if (Path(args.data) / "all_runs.zip").is_file() else f"--data: no all_runs.zip in {args.data}"
+
+    return run_or_replay(args, "critic", check, run, report)

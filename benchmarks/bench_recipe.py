@@ -45,7 +45,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.report import ROOT, markdown_table, write_section  # noqa: E402
+from benchmarks.report import ROOT, add_replay_options, markdown_table, run_or_replay  # noqa: E402
 
 BASE_CONFIG = ROOT / "models" / "configs" / "omniglot_cfgdm.toml"
 SMALL = {
@@ -393,21 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--critic-episodes", type=int, default=None, help="critic training episodes (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "data" / "bench" / "recipe"))
-    p.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
-    p.add_argument("--from-json", type=Path, default=None, help="report a finished run's recipe.json instead of running")
+    add_replay_options(p)
     args = p.parse_args(argv)
-    if args.from_json is not None:
-        if not args.from_json.is_file():
-            print(f"--from-json: {args.from_json} does not exist")
-            return 2
-        summary = json.loads(args.from_json.read_text())
-    elif not Path(args.data).exists():
-        print(f"--data: {args.data} does not exist (Omniglot folder or zips)")
-        return 2
-    else:
-        summary = run(args)
-    text = report(summary)
-    print(text)
-    if not args.no_write:
-        write_section("recipe", text)
-    return 0
+
+    def check() -> str | None:
+        return None if Path(args.data).exists() else f"--data: {args.data} does not exist (Omniglot folder or zips)"
+
+    return run_or_replay(args, "recipe", check, run, report)

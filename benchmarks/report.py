@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +29,32 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def add_replay_options(parser: argparse.ArgumentParser) -> None:
+    """--from-json (report a finished run's JSON instead of running) and --no-write."""
+    parser.add_argument("--from-json", type=Path, default=None, help="report a finished run's JSON instead of running")
+    parser.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+
+
+def run_or_replay(args: argparse.Namespace, section: str, check: Callable[[], str | None],
+                  run: Callable[[argparse.Namespace], dict], report: Callable[[dict], str]) -> int:
+    """Run a benchmark (or read the finished run that --from-json names), print its report and
+    write it into `section` of BENCHMARKS.md unless --no-write. `check()` returns a one-line
+    error about the inputs, or None; an error or a missing --from-json file exits with 2."""
+    if args.from_json is not None:
+        if not args.from_json.is_file():
+            print(f"--from-json: {args.from_json} does not exist")
+            return 2
+        summary = json.loads(args.from_json.read_text())
+    else:
+        error = check()
+        if error:
+            print(error)
+            return 2
+        summary = run(args)
+    text = report(summary)
+    print(text)
+    if not args.no_write:
+        write_section(section, text)
+    return 0
