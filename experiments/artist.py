@@ -42,10 +42,8 @@ def evaluate_samples(run: RunDir, device: torch.device, progress: bool = True) -
     """Train/reuse models and critics, sample, and score every sample and human drawing.
     Returns the per-item table, features, the stimuli and the critics (for the pipelines)."""
     profile, log = run.profile, run.log
-    ckpts = stages.train_models(profile, run.cache, device, log, progress)
-    manifest = stages.make_stimuli(profile, ckpts, run.cache, run.seed, device, log, progress)
-    stim = stages.read_stimuli(manifest)
-    train_set, heldout, split = stages.split_data(profile.models[0])
+    ckpts, manifest, stim, train_set, heldout, split = stages.shared_inputs(
+        profile, run.cache, run.seed, device, log, progress)
     critics = stages.train_critics(profile, train_set, run.cache, run.seed, device, log)
 
     table = stim.table

@@ -207,10 +207,7 @@ def run_facade(run: RunDir, device: torch.device, progress: bool = True) -> Path
     then the fraction sweep, the pooled classifiers, what fools them, their saliency, the report."""
     profile, log, seed = run.profile, run.log, run.seed
     f = profile.section("facade")
-    ckpts = stages.train_models(profile, run.cache, device, log, progress)
-    manifest = stages.make_stimuli(profile, ckpts, run.cache, seed, device, log, progress)
-    stim = stages.read_stimuli(manifest)
-    _train, heldout, split = stages.split_data(profile.models[0])
+    _ckpts, _manifest, stim, _train, heldout, split = stages.shared_inputs(profile, run.cache, seed, device, log, progress)
     fakes_table, fakes = stim.rows(stim.table["source"] == "model")
     reals = real_pool(heldout, sorted(fakes_table["class_label"].unique()), set(split["exemplars"].values()))
     rng = np.random.default_rng(seed)  # one stream: the sweep's subsets, then the pool's

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -156,6 +156,28 @@ def read_stimuli(manifest: Path) -> Stimuli:
 def split_data(cfg: Config) -> tuple[ImageDataset, ImageDataset, dict[str, Any]]:
     """The (train, held-out, split record) the diffusion models were trained on."""
     return load_training_data(cfg)
+
+
+class SharedInputs(NamedTuple):
+    """What every pipeline starts from: the trained models, the stimuli (manifest and tensors)
+    and the data split the models were trained on."""
+
+    checkpoints: dict[str, Path]
+    manifest: Path
+    stimuli: Stimuli
+    train_set: ImageDataset
+    heldout: ImageDataset
+    split: dict[str, Any]
+
+
+def shared_inputs(profile: Profile, cache: Path, seed: int, device: torch.device, log: logging.Logger,
+                  progress: bool = True) -> SharedInputs:
+    """Train (or reuse) the profile's models, sample (or reuse) the stimuli, read them back, and
+    load the split: the stages the artist, facade and study pipelines share."""
+    checkpoints = train_models(profile, cache, device, log, progress)
+    manifest = make_stimuli(profile, checkpoints, cache, seed, device, log, progress)
+    train_set, heldout, split = split_data(profile.models[0])
+    return SharedInputs(checkpoints, manifest, read_stimuli(manifest), train_set, heldout, split)
 
 
 @dataclass

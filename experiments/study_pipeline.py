@@ -268,10 +268,7 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     analysis reports, and checks that the analysis recovers the simulated ground truth."""
     profile, log, seed = run.profile, run.log, run.seed
     cfg = profile.section("study")
-    ckpts = stages.train_models(profile, run.cache, device, log, progress)
-    manifest = stages.make_stimuli(profile, ckpts, run.cache, seed, device, log, progress)
-    stim = stages.read_stimuli(manifest)
-    _train, heldout, split = stages.split_data(profile.models[0])
+    ckpts, manifest, stim, _train, heldout, split = stages.shared_inputs(profile, run.cache, seed, device, log, progress)
     feedback_ckpt = stages.train_feedback(profile, heldout, run.cache, seed, device, log)
 
     trials, n_click, n_rf = image_counts(cfg)
