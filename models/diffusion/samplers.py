@@ -50,6 +50,11 @@ def initial_noise(shape: tuple[int, ...], generator: GeneratorArg, device: torch
     return randn_like(torch.empty(shape, device=device), generator)
 
 
+def predicted_x0(x: torch.Tensor, eps: torch.Tensor, alphabar: float) -> torch.Tensor:
+    """x0 = (x_t - sqrt(1 - alphabar_t) eps) / sqrt(alphabar_t), clamped to the data range [-1, 1]."""
+    return ((x - (1.0 - alphabar) ** 0.5 * eps) / alphabar**0.5).clamp(-1.0, 1.0)
+
+
 def _timesteps(x: torch.Tensor, t: int) -> torch.Tensor:
     return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
 
@@ -119,7 +124,7 @@ def ddim_sample(
         if callback is not None:
             callback(t, x, eps)
         ab, ab_prev = float(schedule.alphabar[t]), float(schedule.alphabar[t_prev])
-        x0 = ((x - (1.0 - ab) ** 0.5 * eps) / ab**0.5).clamp(-1.0, 1.0)
+        x0 = predicted_x0(x, eps, ab)
         eps = (x - ab**0.5 * x0) / (1.0 - ab) ** 0.5  # consistent with the clamped x0
         sigma = eta * ((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)) ** 0.5
         x = ab_prev**0.5 * x0 + max(1.0 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
@@ -164,8 +169,8 @@ def dpmpp_2m_sample(
         eps = guided_eps(net, x, _timesteps(x, t), context, w)
         if callback is not None:
             callback(t, x, eps)
-        a_t, s_t = float(ab[t]) ** 0.5, (1.0 - float(ab[t])) ** 0.5
-        x0 = ((x - s_t * eps) / a_t).clamp(-1.0, 1.0)
+        s_t = (1.0 - float(ab[t])) ** 0.5
+        x0 = predicted_x0(x, eps, float(ab[t]))
         if t_next == 0:
             return x0
         a_n, s_n = float(ab[t_next]) ** 0.5, (1.0 - float(ab[t_next])) ** 0.5
