@@ -84,6 +84,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("n_clicks", "int", "number of click points"),
         Column("client_uuid", "string", "the response's client-made UUID"),
         Column("received_at", "datetime", "when the server stored the response, ISO8601 UTC"),
+        Column("design_hash", "string", "hash of the settings and stimulus set the participant started under (docs/researchers.md)"),
     ),
     "clicks": (
         Column("study", "string", "study slug"),
@@ -144,7 +145,7 @@ def _trials_query(study_id: int) -> Select:
             Stimulus.source, Stimulus.model_name, Stimulus.class_label, Stimulus.exemplar_id,
             Stimulus.generation, Response.answer, Response.correct, Response.confidence,
             Response.rt_ms, Response.exposure_ms, Response.n_clicks, Response.client_uuid,
-            Response.received_at,
+            Response.received_at, Participant.design_hash,
         ))
         .where(Participant.study_id == study_id)
         .order_by(Participant.id, Trial.index)
@@ -163,6 +164,7 @@ def _trials_row(r: Any, who: Callable[[str | None, str], str]) -> dict[str, Any]
         "correct": None if r.correct is None else int(r.correct), "confidence": r.confidence,
         "rt_ms": r.rt_ms, "exposure_ms": r.exposure_ms, "n_clicks": r.n_clicks,
         "client_uuid": r.client_uuid, "received_at": _iso(r.received_at),
+        "design_hash": r.design_hash,
     }
 
 

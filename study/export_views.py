@@ -1,6 +1,7 @@
 """SQL views `export_trials`, `export_clicks`, `export_events` holding the export's columns
 (docs/formats.md §3), so that analysis can read a live study database without the ORM
-(`analysis.load.load_database`). They are created by the Alembic revision 0002.
+(`analysis.load.load_database`). They are created by the Alembic revision 0002; 0005 adds the
+trials' `design_hash` (revisions before it build the views with `design=False`).
 
 In the views `participant` is the participant's random public id (a UUID made at start), never
 the platform's id: pseudonymous by construction. `received_at` is the database's timestamp.
@@ -60,8 +61,10 @@ def events_from(query: Select) -> Select:
     )
 
 
-def trials_view() -> Select:
+def trials_view(design: bool = True) -> Select:
+    """The export_trials view; `design`: with the participant's design_hash column (0005)."""
     gen = Stimulus.generation
+    design_hash = [Participant.design_hash.label("design_hash")] if design else []
     return trials_from(
         select(
             Study.slug.label("study"),
@@ -90,6 +93,7 @@ def trials_view() -> Select:
             Response.n_clicks.label("n_clicks"),
             Response.client_uuid.label("client_uuid"),
             cast(Response.received_at, String).label("received_at"),
+            *design_hash,
         )
     )
 
@@ -129,8 +133,10 @@ def _ddl(conn: Connection, name: str, query: Select) -> str:
     return f"CREATE VIEW {name} AS {sql}"
 
 
-def create_views(conn: Connection) -> None:
-    for name, query in zip(VIEWS, (trials_view(), clicks_view(), events_view()), strict=True):
+def create_views(conn: Connection, design: bool = True) -> None:
+    """Create the views; `design=False` for revisions older than participants.design_hash."""
+    queries = (trials_view(design), clicks_view(), events_view())
+    for name, query in zip(VIEWS, queries, strict=True):
         conn.exec_driver_sql(_ddl(conn, name, query))
 
 

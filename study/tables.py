@@ -139,6 +139,9 @@ class Participant(Base):
     n_trials: Mapped[int] = mapped_column(Integer, default=0)  # length of the trial list
     staircase: Mapped[dict[str, Any]] = mapped_column(default=dict)  # server-side state
     user_agent: Mapped[str | None] = mapped_column(String(500))
+    # The design version (DesignVersion.hash) the participant started under: its settings serve
+    # the participant even after the study is edited.
+    design_hash: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column()
@@ -227,3 +230,48 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DesignVersion(Base):
+    """One version of a study design: its settings and stimulus set, keyed by their hash
+    (study/participation/design.py). Rows are only ever added, so a participant's version keeps
+    the settings the participant was served."""
+
+    __tablename__ = "design_versions"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # StudySettings.to_dict()
+    stimuli: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [stimulus_id, sha256, role]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ProlificLink(Base):
+    """The Prolific study a study recruits from (study/platforms/prolific_records.py)."""
+
+    __tablename__ = "prolific_links"
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    prolific_study_id: Mapped[str] = mapped_column(String(64))
+    linked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+BONUS_STATES = ("intended", "set_up", "sent", "paid")
+
+
+class BonusPayment(Base):
+    """One intended Prolific bonus, keyed so that it is asked for once (study/platforms/
+    bonuses.py). Prolific's pay call is not idempotent: `state` says how far it got (intended ->
+    set_up with bulk_id -> sent, just before the pay call -> paid), and only set_up rows are
+    ever paid, so a retry after a crash pays nothing twice."""
+
+    __tablename__ = "bonus_payments"
+    __table_args__ = (UniqueConstraint("study_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))  # the researcher's reason and the submission
+    submission_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[str] = mapped_column(String(16))  # decimal text in the study's currency, "1.50"
+    state: Mapped[str] = mapped_column(String(16), default="intended")  # one of BONUS_STATES
+    bulk_id: Mapped[str | None] = mapped_column(String(64))  # Prolific's bulk bonus payment id
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,7 @@ from study.tables import Study
 DOC_TRIAL_COLUMNS = (
     "study task participant participant_status condition trial_index trial_kind stimulus_id source "
     "model class_label exemplar_id guidance sampler steps seed answer correct confidence rt_ms "
-    "exposure_ms n_clicks client_uuid received_at"
+    "exposure_ms n_clicks client_uuid received_at design_hash"
 ).split()
 DOC_CLICK_COLUMNS = "study participant trial_index stimulus_id order x y t_ms stroke".split()
 DOC_EVENT_COLUMNS = "study participant trial_index kind t_ms detail received_at".split()

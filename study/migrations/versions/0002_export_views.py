@@ -17,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_views(op.get_bind())
+    create_views(op.get_bind(), design=False)  # participants.design_hash comes in 0005
 
 
 def downgrade() -> None:

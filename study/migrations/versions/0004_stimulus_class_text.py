@@ -28,4 +28,4 @@ def downgrade() -> None:
     drop_views(op.get_bind())
     with op.batch_alter_table("stimuli", schema=None) as batch_op:
         batch_op.drop_column("class_text")
-    create_views(op.get_bind())
+    create_views(op.get_bind(), design=False)  # participants.design_hash comes in 0005
