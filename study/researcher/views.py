@@ -1,4 +1,5 @@
-"""Researcher pages: log in, the studies with live progress, create, status, preview, export."""
+"""Researcher pages: log in, the studies with live progress and charts, create, status, preview,
+export."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ from flask import (
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
+from analysis.load import AnalysisInputError
 from study import auth, db, export, manifest, progress
+from study.api.images import stimulus_file
+from study.researcher import charts, dashboard_data
 from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusForm
 from study.researcher.status import StatusError, set_status
 from study.researcher.upload import resolve_image_dir, unpack_bundle
-from study.tables import Study
+from study.tables import Stimulus, Study
 
 bp = Blueprint(
     "researcher", __name__, template_folder="templates", static_folder="static",
@@ -193,6 +197,7 @@ def study(slug: str):
         tables=export.TABLES,
         formats=export.FORMATS,
         settings_json=json.dumps(s.settings, indent=2),
+        gallery=dashboard_data.gallery(db.session(), s.id),
     )
 
 
@@ -202,6 +207,64 @@ def study_progress_json(slug: str):
     s = _study_or_404(slug)
     stats = progress.study_progress(db.session(), [s.id])[s.id]
     return jsonify(slug=s.slug, status=s.status, **stats.to_dict())
+
+
+# ---------------------------------------------------------------- charts (SVG)
+
+# An SVG chart is a document of its own: no script at all, the inline styles matplotlib writes,
+# and the stimulus it embeds as a data: image.
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _svg(text: str) -> Response:
+    resp = Response(text, mimetype="image/svg+xml")
+    resp.headers["Content-Security-Policy"] = SVG_POLICY
+    return resp
+
+
+@bp.get("/studies/<slug>/charts/timeline.svg")
+@auth.login_required
+def chart_timeline(slug: str):
+    """Participants started, completed and returned over time."""
+    s = _study_or_404(slug)
+    return _svg(charts.timeline_svg(dashboard_data.timeline_counts(db.session(), s.id)))
+
+
+@bp.get("/studies/<slug>/charts/judgments.svg")
+@auth.login_required
+def chart_judgments(slug: str):
+    """Accuracy and d' by model and guidance (real-or-fake studies)."""
+    s = _study_or_404(slug)
+    if s.task != "realfake":
+        abort(404)
+    title = "Real-or-fake judgments"
+    try:
+        trials, _ = dashboard_data.export_tables(db.session(), s)
+    except AnalysisInputError as exc:
+        return _svg(charts.message_svg(f"The stored answers cannot be analysed: {exc}", title))
+    return _svg(charts.judgment_svg(dashboard_data.judgment_table(trials)))
+
+
+@bp.get("/studies/<slug>/charts/heatmap/<int:stimulus_id>.svg")
+@auth.login_required
+def chart_heatmap(slug: str, stimulus_id: int):
+    """One stimulus of a ClickMe study under its click heat map."""
+    s = _study_or_404(slug)
+    stim = db.session().get(Stimulus, stimulus_id)
+    if s.task != "clickme" or stim is None or stim.study_id != s.id:
+        abort(404)
+    title = f"Click heat map of {stim.stimulus_key}"
+    path = stimulus_file(current_app, stim)
+    if path is None or not path.is_file():
+        return _svg(charts.message_svg("The image file of this stimulus is missing.", title))
+    try:
+        trials, clicks = dashboard_data.export_tables(db.session(), s, stim)
+    except AnalysisInputError as exc:
+        return _svg(charts.message_svg(f"The stored clicks cannot be analysed: {exc}", title))
+    found = dashboard_data.heat_map(trials, clicks, dashboard_data.stimulus_pixels(path))
+    trials_word = "trial" if found.n_trials == 1 else "trials"
+    caption = f"{stim.stimulus_key} ({found.n_trials} {trials_word})"
+    return _svg(charts.heatmap_svg(found.image, found.heat, caption))
 
 
 @bp.post("/studies/<slug>/status")
