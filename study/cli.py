@@ -7,6 +7,7 @@
   export SLUG --out DIR [--format csv|parquet] [--no-pseudonymise]
   simulate SLUG --url http://127.0.0.1:PORT -n N --behaviour accurate|random|observer|clicker|dropout
   backup --out FILE / restore FILE --yes / delete-participant SLUG ...   (study/backup.py, study/privacy.py)
+  prolific check|link|reconcile|approve|bonus ...   (study/platforms/prolific_cli.py)
 
 Bad input ends with a message naming the argument or field and exit code 2, never a traceback.
 """
@@ -222,8 +223,9 @@ def register_commands(group: click.Group) -> None:
     """Add the study commands to `group` (app.cli or the `python -m study` group), with the
     data-protection ones of study/backup.py and study/privacy.py."""
     from study.backup import backup_cmd, restore_cmd
+    from study.platforms.prolific_cli import prolific_group
     from study.privacy import delete_participant_cmd
 
-    for command in (*COMMANDS, backup_cmd, restore_cmd, delete_participant_cmd):
+    for command in (*COMMANDS, backup_cmd, restore_cmd, delete_participant_cmd, prolific_group):
         group.add_command(command)
 

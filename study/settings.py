@@ -126,6 +126,18 @@ class DisplaySettings:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class EndingCodes:
+    """The codes a participant takes back to the platform for the ends other than a completed
+    study, each the code of that type in the platform's study (Prolific: the `completion_codes`
+    entry whose code_type is FAILED_ATTENTION_CHECK, INCOMPATIBLE_DEVICE or NO_CONSENT). Empty:
+    the study's screened_out_code."""
+
+    failed_attention_check: text(64) | None = None
+    incompatible_device: text(64) | None = None
+    no_consent: text(64) | None = None
+
+
+@dataclass(frozen=True, config=_STRICT)
 class StudySettings:
     # Real-or-fake: the image's exposure in ms; None = until the answer (HYPE-infinity mode).
     exposure_ms: _numbers(10, 60_000) | None = 500.0
@@ -149,6 +161,10 @@ class StudySettings:
     redirect_platform: Literal[PLATFORMS] = "prolific"
     mturk_submit_url: Annotated[text(500), AfterValidator(_https)] = MTURK_SUBMIT_URL
     active_window_minutes: _numbers(1, 7 * 24 * 60) = 30.0  # a started participant counts this long
+    # Screen-out: a participant with more catch trials wrong than this is screened out when
+    # finishing (None: never), and gets the failed_attention_check code.
+    max_catch_failures: _ints(0, 1_000) | None = None
+    ending_codes: EndingCodes = field(default_factory=EndingCodes)
 
     @model_validator(mode="after")
     def _within_budget(self) -> StudySettings:

@@ -40,7 +40,16 @@ from study.participation.rules import (
 )
 from study.response_store import Context, NewResponse, Participation, Stored
 from study.settings import StudySettings
-from study.tables import BrowserEvent, Condition, Participant, Stimulus, Study, Trial, utcnow
+from study.tables import (
+    BrowserEvent,
+    Condition,
+    Participant,
+    Response,
+    Stimulus,
+    Study,
+    Trial,
+    utcnow,
+)
 from study.validation import EventIn
 
 
@@ -298,12 +307,19 @@ class DatabaseLedger:
     def progress(self) -> Progress:
         p = self._me(for_update=True)
         study, settings = self._settings(p)
+        failures = 0
+        if settings.max_catch_failures is not None:  # counted only where a study screens out
+            failures = db.session().scalar(
+                select(func.count(Response.id)).join(Trial, Trial.id == Response.trial_id)
+                .where(Response.participant_id == p.id, Trial.kind == "catch",
+                       Response.correct.is_(False))
+            ) or 0
         return Progress(study, settings, p.current_index, p.n_trials, p.platform,
-                        p.external_session_id)
+                        p.external_session_id, failures)
 
-    def mark_completed(self, now: dt.datetime) -> None:
+    def mark_completed(self, now: dt.datetime, status: str = "completed") -> None:
         p = self._me()
-        if p.status != "completed":
-            p.status = "completed"
+        if p.status not in ("completed", "screened_out"):
+            p.status = status
             p.completed_at = p.last_seen_at = now
             db.session().commit()

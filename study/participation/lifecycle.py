@@ -21,6 +21,8 @@ from study.participation.rules import (
     AnswerFields,
     answer_fields,
     completion_redirect,
+    ending_code,
+    finishing_ending,
     judge,
     settings_from_text,
     trial_exposure,
@@ -104,12 +106,14 @@ class Progress:
     n_trials: int
     platform: str
     external_session_id: str | None
+    catch_failures: int = 0  # catch trials answered wrongly
 
 
 @dataclass(frozen=True)
 class Completed:
-    completion_code: str
+    completion_code: str | None
     redirect_url: str | None
+    ending: str = "completed"  # a key of rules.ENDINGS: completed, or why screened out
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,8 @@ class Ledger(Protocol):
 
     def progress(self) -> Progress: ...
 
-    def mark_completed(self, now: dt.datetime) -> None: ...
+    def mark_completed(self, now: dt.datetime, status: str = "completed") -> None:
+        """Record the end: `status` completed or screened_out (once; a repeat changes nothing)."""
 
 
 def next_trial(ledger: Ledger) -> ShownTrial | Finished:
@@ -285,15 +290,18 @@ def record_events(ledger: Ledger, events: list[EventIn], now: dt.datetime) -> in
 
 
 def complete(ledger: Ledger, now: dt.datetime) -> Completed:
-    """Mark the participant completed once every trial is answered; the completion code and
-    where the debrief sends them."""
+    """Mark the participant completed once every trial is answered, or screened out when more
+    catch trials were wrong than the study allows; the code of that ending and where the debrief
+    sends them."""
     p = ledger.progress()
     if p.current_index < p.n_trials:
         left = p.n_trials - p.current_index
         raise ApiError(409, f"{left} of {p.n_trials} trials are not answered yet", None)
-    ledger.mark_completed(now)
-    code = p.study.completion_code
-    return Completed(code, completion_redirect(p.settings, code, p.platform, p.external_session_id))
+    ending = finishing_ending(p.settings, p.catch_failures)
+    ledger.mark_completed(now, "completed" if ending == "completed" else "screened_out")
+    code = ending_code(ending, p.settings, p.study.completion_code, p.study.screened_out_code)
+    url = completion_redirect(p.settings, code, p.platform, p.external_session_id) if code else None
+    return Completed(code, url, ending)
 
 
 def shown_stimulus(ledger: Ledger, trial_id: int) -> TrialStimulus:

@@ -144,5 +144,5 @@ class PreviewLedger:
         return lifecycle.Progress(self.study, self.settings, self.index, len(self.plan),
                                   PREVIEW_PLATFORM, None)
 
-    def mark_completed(self, now: dt.datetime) -> None:
+    def mark_completed(self, now: dt.datetime, status: str = "completed") -> None:
         """Nothing to keep."""

@@ -101,6 +101,52 @@ def completion_redirect(settings: StudySettings, code: str, platform: str,
     return None
 
 
+# How a participant's time in a study ends, and the type of the platform code for it (the
+# code_type of Prolific's study object, `completion_codes`). Every end but "completed" screens
+# the participant out.
+ENDINGS = {
+    "completed": "COMPLETED",
+    "failed_attention_check": "FAILED_ATTENTION_CHECK",
+    "incompatible_device": "INCOMPATIBLE_DEVICE",
+    "no_consent": "NO_CONSENT",
+}
+SCREEN_OUTS = tuple(e for e in ENDINGS if e != "completed")
+
+
+def ending_code(ending: str, settings: StudySettings, completion_code: str,
+                screened_out_code: str | None) -> str | None:
+    """The code a participant takes back to the platform for `ending` (a key of ENDINGS): the
+    study's completion code, or the settings' code for that screen-out (`ending_codes`), else
+    the study's screened_out_code; None when the study has none for it."""
+    if ending not in ENDINGS:
+        raise ValueError(f"ending: must be one of {', '.join(ENDINGS)} (got {ending!r})")
+    if ending == "completed":
+        return completion_code
+    return getattr(settings.ending_codes, ending) or screened_out_code
+
+
+def screen_out_redirect(ending: str, settings: StudySettings, completion_code: str,
+                        screened_out_code: str | None, platform: str,
+                        external_session_id: str | None) -> tuple[str | None, str | None]:
+    """(code, where the participant is sent) for a screen-out `ending` (one of SCREEN_OUTS):
+    what a page that screens a participant out shows and links to."""
+    if ending not in SCREEN_OUTS:
+        raise ValueError(f"ending: must be one of {', '.join(SCREEN_OUTS)} (got {ending!r})")
+    code = ending_code(ending, settings, completion_code, screened_out_code)
+    if code is None:
+        return None, None
+    return code, completion_redirect(settings, code, platform, external_session_id)
+
+
+def finishing_ending(settings: StudySettings, catch_failures: int) -> str:
+    """How a participant who answered every trial ends: screened out for failed attention checks
+    when more catch trials were wrong than the study allows, else completed."""
+    limit = settings.max_catch_failures
+    if limit is not None and catch_failures > limit:
+        return "failed_attention_check"
+    return "completed"
+
+
 def trial_exposure(task: str, kind: str, settings: StudySettings,
                    state: dict[str, Any]) -> float | None:
     """The exposure (ms) to show a real-or-fake trial for; None = until the answer."""

@@ -1,0 +1,1 @@
+"""Recruitment platforms' own APIs, called by the researcher side (never by participant routes)."""
