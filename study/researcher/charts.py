@@ -17,7 +17,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 SERIES_COLOURS = {"started": "#4c72b0", "completed": "#55a868", "returned": "#dd8452"}
-HEAT_ALPHA = 0.55  # the stimulus stays visible under the heat map
+HEAT_ALPHA = 0.6  # the stimulus stays visible under the heat map
 
 
 def to_svg(fig: Figure, title: str) -> str:
@@ -35,11 +35,14 @@ def message_svg(text: str, title: str, size: tuple[float, float] = (6.0, 2.4)) -
     return to_svg(fig, f"{title}: {text}")
 
 
-def cumulative(points: list[tuple[dt.datetime, int]], end: dt.datetime | None = None
-               ) -> tuple[list[dt.datetime], list[int]]:
-    """Running totals of (time, count) points for a step chart: the total after each time,
-    repeated at `end` (when later than the last point) so the line reaches the right edge."""
+def cumulative(points: list[tuple[dt.datetime, int]], start: dt.datetime | None = None,
+               end: dt.datetime | None = None) -> tuple[list[dt.datetime], list[int]]:
+    """Running totals of (time, count) points for a step chart: 0 at `start` (when earlier than
+    the first point), the total after each time, and the last total again at `end` (when later
+    than the last point) so the line spans the chart."""
     times, totals, total = [], [], 0
+    if start is not None and (not points or start < min(points)[0]):
+        times, totals = [start], [0]
     for when, n in sorted(points):
         total += n
         if times and times[-1] == when:
@@ -59,17 +62,15 @@ def timeline_svg(series: dict[str, list[tuple[dt.datetime, int]]]) -> str:
     stamps = [when for points in series.values() for when, _ in points]
     if not stamps:
         return message_svg("No participants yet.", title)
-    end = max(stamps)
+    minute = dt.timedelta(minutes=1)  # the points count the participants of a minute
+    start, end = min(stamps) - minute, max(stamps) + minute
     fig = Figure(figsize=(6.0, 2.8), layout="constrained")
     ax = fig.subplots()
     for name, points in series.items():
-        times, totals = cumulative(points, end)
-        if not times:
-            times, totals = [min(stamps), end], [0, 0]
+        times, totals = cumulative(points, start, end)
         ax.step(times, totals, where="post", label=f"{name} ({totals[-1]})",
                 color=SERIES_COLOURS.get(name), lw=1.8)
-    pad = max((end - min(stamps)) * 0.05, dt.timedelta(minutes=1))
-    ax.set_xlim(min(stamps) - pad, end + pad)
+    ax.set_xlim(start, end)
     ax.set_ylim(bottom=0)
     locator = mdates.AutoDateLocator(maxticks=6)
     ax.xaxis.set_major_locator(locator)

@@ -56,7 +56,9 @@ def test_cumulative_totals_hand_worked():
     points = [(_at(2), 1), (_at(0), 2), (_at(2), 3)]  # out of order, two at minute 2
     assert charts.cumulative(points, end=_at(5)) == ([_at(0), _at(2), _at(5)], [2, 6, 6])
     assert charts.cumulative(points) == ([_at(0), _at(2)], [2, 6])
-    assert charts.cumulative([], end=_at(5)) == ([], [])
+    assert charts.cumulative(points, _at(-1), _at(2)) == ([_at(-1), _at(0), _at(2)], [0, 2, 6])
+    assert charts.cumulative(points, _at(0)) == ([_at(0), _at(2)], [2, 6])
+    assert charts.cumulative([], _at(0), _at(5)) == ([_at(0), _at(5)], [0, 0])
 
 
 def _timeline_study(app, stimuli_dir) -> int:
