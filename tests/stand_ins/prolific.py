@@ -12,6 +12,7 @@ once, `drop_next` processes a call and then closes the connection without an ans
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
@@ -26,8 +27,8 @@ _ids = itertools.count(1)
 
 
 def new_id() -> str:
-    """A 24-hex-digit id, like Prolific's."""
-    return f"{next(_ids):024x}"
+    """A 24-hex-digit id, like Prolific's (unique within the process)."""
+    return hashlib.sha1(str(next(_ids)).encode()).hexdigest()[:24]
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""The reconciliation page in headless Chromium (CSP and CSRF on), against the Prolific stand-in:
+flagged rows, approving the complete submission, and the screenshot for docs/prolific.md."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from prolific_helpers import TOKEN, answer, complete, make_app, make_study, start
+from sqlalchemy import select
+from stand_ins.prolific import serve
+from werkzeug.serving import make_server
+
+from study import db
+from study.auth import create_researcher
+from study.platforms import prolific_records
+from study.tables import Study
+
+CHROMIUM = "/usr/bin/chromium"
+SHOT = Path(__file__).resolve().parents[2] / "docs" / "figures" / "researcher" / "reconciliation.png"
+pytestmark = pytest.mark.browser
+
+
+def test_reconciliation_page_flags_and_approves(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    prolific, stand_in = serve(TOKEN, page_size=3)
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, PROLIFIC_API_TOKEN=TOKEN,
+                   PROLIFIC_API_URL=f"{prolific.url}/api/v1/")
+    make_study(app)
+    client = app.test_client()
+    for pid, n in (("5f3a9c21e4b0a1c2d3e4f501", None), ("5f3a9c21e4b0a1c2d3e4f502", None),
+                   ("5f3a9c21e4b0a1c2d3e4f503", 2), ("5f3a9c21e4b0a1c2d3e4f509", None)):
+        token = start(client, "rf", pid, f"S{pid[-3:]}")
+        answer(client, app, token, n)
+        if n is None:
+            complete(client, token)
+    sid = prolific.add_study("Real or AI-made?", [("DONE01", "COMPLETED")])
+    statuses = {"501": "AWAITING REVIEW", "502": "APPROVED", "503": "APPROVED",
+                "504": "APPROVED", "505": "RETURNED"}
+    subs = {k: prolific.add_submission(sid, f"5f3a9c21e4b0a1c2d3e4f{k}", v) for k, v in statuses.items()}
+    with app.app_context():
+        create_researcher(db.session(), "ada@example.org", "correct horse battery")
+        db.session().commit()
+        prolific_records.link(db.session(), db.session().scalar(select(Study)), sid)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            csp = []
+            page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(url + "/researcher/studies/rf/prolific")  # -> login, then back
+            page.fill("input[name=email]", "ada@example.org")
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_url(url + "/researcher/studies/rf/prolific")
+            assert page.inner_text("#prolific-summary").startswith("6 participant(s): 3 flagged")
+            flagged = page.locator("tr.flagged").evaluate_all("rows => rows.map(r => r.dataset.pid)")
+            assert sorted(pid[-3:] for pid in flagged) == ["503", "504", "509"]
+            SHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOT), full_page=True)
+            page.click("#approve")
+            page.wait_for_selector("text=Approved 1 submission(s).")
+            assert prolific.submissions[subs["501"]]["status"] == "APPROVED"
+            assert page.is_disabled("#approve")  # nothing left awaiting review
+            browser.close()
+    finally:
+        server.shutdown()
+        stand_in.shutdown()
+        stand_in.server_close()
+    assert csp == []
