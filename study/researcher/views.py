@@ -34,6 +34,7 @@ from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusFo
 from study.researcher.status import StatusError, set_status
 from study.researcher.upload import resolve_image_dir, unpack_bundle
 from study.tables import Stimulus, Study
+from study.validation import MAX_ID
 
 bp = Blueprint(
     "researcher", __name__, template_folder="templates", static_folder="static",
@@ -250,7 +251,7 @@ def chart_judgments(slug: str):
 def chart_heatmap(slug: str, stimulus_id: int):
     """One stimulus of a ClickMe study under its click heat map."""
     s = _study_or_404(slug)
-    stim = db.session().get(Stimulus, stimulus_id)
+    stim = db.session().get(Stimulus, stimulus_id) if 1 <= stimulus_id <= MAX_ID else None
     if s.task != "clickme" or stim is None or stim.study_id != s.id:
         abort(404)
     title = f"Click heat map of {stim.stimulus_key}"

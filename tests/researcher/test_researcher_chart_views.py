@@ -37,7 +37,8 @@ def test_unknown_study_task_or_stimulus_is_404(app, logged_in, stimuli_dir):
                  "/researcher/studies/cm/charts/judgments.svg",  # ClickMe has no judgments
                  f"/researcher/studies/rf/charts/heatmap/{rf_stim}.svg",  # nor real-or-fake clicks
                  f"/researcher/studies/cm/charts/heatmap/{rf_stim}.svg",  # another study's image
-                 "/researcher/studies/cm/charts/heatmap/999999.svg"):
+                 "/researcher/studies/cm/charts/heatmap/999999.svg",
+                 "/researcher/studies/cm/charts/heatmap/99999999999999999999.svg"):  # > 32 bits
         assert logged_in.get(path).status_code == 404, path
 
 
