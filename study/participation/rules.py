@@ -138,6 +138,12 @@ def screen_out_redirect(ending: str, settings: StudySettings, completion_code: s
     return code, completion_redirect(settings, code, platform, external_session_id)
 
 
+def screened_out_ending(n_trials: int) -> str:
+    """Why a participant stored as screened_out was screened out: before any trial (no trial
+    list: the device check at the start) or at the end (failed attention checks)."""
+    return "incompatible_device" if n_trials == 0 else "failed_attention_check"
+
+
 def finishing_ending(settings: StudySettings, catch_failures: int) -> str:
     """How a participant who answered every trial ends: screened out for failed attention checks
     when more catch trials were wrong than the study allows, else completed."""

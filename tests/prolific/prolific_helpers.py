@@ -3,8 +3,10 @@ participants run through the JSON API."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import numpy as np
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from study import create_app
@@ -23,8 +25,8 @@ TOKEN = "stand-in-token-0123"
 H = "X-Participant-Token"
 
 
-def make_app(tmp_path: Path, **config: Any) -> Flask:
-    url = f"sqlite:///{tmp_path / 'study.db'}"
+def make_app(tmp_path: Path, database_url: str | None = None, **config: Any) -> Flask:
+    url = database_url or f"sqlite:///{tmp_path / 'study.db'}"
     upgrade(url)  # the migrations, 0006 included, build the tables
     return create_app({
         "TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test-secret-key",
@@ -99,3 +101,20 @@ def complete(client: FlaskClient, token: str) -> dict:
 def status_of(app: Flask, pid: str) -> str:
     with Session(app.extensions["sqlalchemy_engine"]) as s:
         return s.scalar(select(Participant.status).where(Participant.external_id == pid))
+
+
+@contextlib.contextmanager
+def postgres_schema(server_url: str) -> Iterator[str]:
+    """A URL whose connections live in a fresh PostgreSQL schema, dropped afterwards."""
+    schema = f"p_{uuid.uuid4().hex[:12]}"
+    url = server_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

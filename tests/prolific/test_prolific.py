@@ -7,12 +7,21 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from prolific_helpers import TOKEN, answer, complete, make_app, make_study, start, status_of
+from prolific_helpers import (
+    TOKEN,
+    answer,
+    complete,
+    make_app,
+    make_study,
+    postgres_schema,
+    start,
+    status_of,
+)
 from sqlalchemy import select
 from stand_ins.prolific import serve
 
 from study import db
-from study.participation.rules import ending_code, screen_out_redirect
+from study.participation.rules import ending_code, screen_out_redirect, screened_out_ending
 from study.platforms import bonuses, prolific_records
 from study.platforms.prolific import ProlificClient, ProlificError
 from study.settings import StudySettings
@@ -69,6 +78,8 @@ def test_ending_codes_follow_the_settings_then_the_study():
     assert (code, url) == ("DEV01", "https://app.prolific.com/submissions/complete?cc=DEV01")
     with pytest.raises(ValueError, match="ending: must be one of"):
         screen_out_redirect("completed", s, "DONE01", None, "prolific", None)
+    assert (screened_out_ending(0), screened_out_ending(7)) == ("incompatible_device",
+                                                                "failed_attention_check")
 
 
 def test_failing_the_catch_trials_screens_out_with_the_attention_code(app):
@@ -175,6 +186,34 @@ def test_reconciliation_flags_missing_partial_and_unknown(app, env):
         "P_OK": None, "P_BACK": None,
     }
     assert [r.prolific_pid for r in rec.approvable] == ["P_OK"]
+
+
+@pytest.mark.postgres
+def test_screen_out_reconciliation_and_bonus_on_postgresql(postgres_url, env, tmp_path):
+    with postgres_schema(postgres_url) as url:
+        app = make_app(tmp_path, database_url=url)
+        try:
+            make_study(app, settings={"max_catch_failures": 1, "ending_codes": ENDING_CODES})
+            client = app.test_client()
+            token = start(client, "rf", "P_PG", "S_PG")
+            answer(client, app, token, catch_wrong=True)
+            assert complete(client, token)["completion_code"] == "FAIL01"  # 2 wrong > 1 allowed
+            sid = env.add_study("pg", CODES)
+            sub = env.add_submission(sid, "P_PG", "APPROVED", "FAIL01")
+            env.add_submission(sid, "P_PG_NODATA", "AWAITING REVIEW")
+            with app.app_context(), _client(env) as c:
+                s = db.session()
+                prolific_records.link(s, _study(app), sid)
+                rec = prolific_records.reconciliation(s, _study(app), c)
+                assert {r.prolific_pid: r.problem for r in rec.rows} == {
+                    "P_PG": None, "P_PG_NODATA": "awaiting review at Prolific, but no data is stored"}
+                lines = [bonuses.BonusLine(sub, Decimal("0.30"))]
+                for _ in range(2):  # recorded and paid twice over: paid once
+                    bonuses.record_intended(s, _study(app).id, "pg", lines)
+                    bonuses.pay_outstanding(s, _study(app).id, sid, c)
+            assert env.bonuses_paid(sub) == [30]
+        finally:
+            app.extensions["sqlalchemy_engine"].dispose()
 
 
 def test_approve_only_complete_submissions_and_the_page_shows_them(app, env):
