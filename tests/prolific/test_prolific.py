@@ -250,6 +250,25 @@ def test_the_page_shows_a_prolific_error_instead_of_a_traceback(app, env):
     assert web.get("/researcher/studies/nope/prolific").status_code == 404
 
 
+def test_the_commands_link_reconcile_and_approve(app, env):
+    sid = _reconciliation_study(app, env)
+    cli = app.test_cli_runner()
+    with app.app_context():
+        prolific_records.link(db.session(), _study(app), "0" * 24)  # an earlier, wrong link
+    wrong = cli.invoke(args=["prolific", "link", "rf", "--study", "f" * 24])
+    assert wrong.exit_code == 2 and "Prolific has no such study (404)" in wrong.output
+    with app.app_context():
+        assert prolific_records.linked_study_id(db.session(), _study(app).id) == "0" * 24  # kept
+    linked = cli.invoke(args=["prolific", "link", "rf", "--study", sid])
+    assert f"study rf is linked to Prolific study {sid} ('reconciled')" in linked.output
+    rec = cli.invoke(args=["prolific", "reconcile", "rf"])
+    assert rec.exit_code == 1
+    assert "5 participant(s), 3 flagged, 1 approvable" in rec.output
+    assert "P_NODATA\tAPPROVED\t-\t0/0\tpaid at Prolific, but no data is stored" in rec.output
+    assert "approved 1 submission(s)" in cli.invoke(args=["prolific", "approve", "rf"]).output
+    assert "approved 0 submission(s)" in cli.invoke(args=["prolific", "approve", "rf"]).output
+
+
 # ------------------------------------------------------------------ the dry check
 
 
