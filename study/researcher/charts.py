@@ -17,6 +17,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 SERIES_COLOURS = {"started": "#4c72b0", "completed": "#55a868", "returned": "#dd8452"}
+SERIES_WIDTHS = {"started": 4.0}  # wider: a series equal to it (all completed) leaves it visible
 HEAT_ALPHA = 0.6  # the stimulus stays visible under the heat map
 
 
@@ -69,7 +70,7 @@ def timeline_svg(series: dict[str, list[tuple[dt.datetime, int]]]) -> str:
     for name, points in series.items():
         times, totals = cumulative(points, start, end)
         ax.step(times, totals, where="post", label=f"{name} ({totals[-1]})",
-                color=SERIES_COLOURS.get(name), lw=1.8)
+                color=SERIES_COLOURS.get(name), lw=SERIES_WIDTHS.get(name, 1.8))
     ax.set_xlim(start, end)
     ax.set_ylim(bottom=0)
     locator = mdates.AutoDateLocator(maxticks=6)
@@ -140,5 +141,5 @@ def heatmap_svg(image: np.ndarray, heat: np.ndarray | None, caption: str) -> str
     else:
         caption = f"{caption}: no clicks yet"
     ax.set_axis_off()
-    fig.text(0.5, 0.985, caption, ha="center", va="top", fontsize=9)
+    fig.text(0.5, 0.985, caption, ha="center", va="top", fontsize=13)
     return to_svg(fig, f"Click heat map: {caption}")
