@@ -22,8 +22,8 @@ HEAT_ALPHA = 0.6  # the stimulus stays visible under the heat map
 
 
 def to_svg(fig: Figure, title: str) -> str:
-    """The figure as SVG text, with `title` in its metadata and no creation date (the same data
-    gives the same bytes)."""
+    """The figure as SVG text, with `title` as its <title> and metadata, without a creation
+    date."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Title": title, "Date": None})
     return buf.getvalue()
