@@ -119,7 +119,9 @@ class EventsStored(BaseModel):
 
 class Completed(BaseModel):
     model_config = _REPLY
-    completion_code: str
+    completion_code: Annotated[str | None, Field(
+        description="the code for the platform: the completion code, or the screen-out code of a "
+                    "participant screened out at the end; null when the study has none for it")]
     redirect_url: Annotated[str | None, Field(description="the platform's return URL, if any")]
     preview: Literal[True] | None = None
 

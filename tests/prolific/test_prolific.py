@@ -98,6 +98,15 @@ def test_failing_the_catch_trials_screens_out_with_the_attention_code(app):
     assert status_of(app, "P_PASS") == "completed"
 
 
+def test_a_screen_out_without_a_code_sends_nowhere(app):
+    make_study(app, settings={"max_catch_failures": 0}, screened_out_code=None)
+    client = app.test_client()
+    token = start(client, "rf", "P1", "S1")
+    answer(client, app, token, catch_wrong=True)
+    assert complete(client, token) == {"completion_code": None, "redirect_url": None}
+    assert status_of(app, "P1") == "screened_out"
+
+
 def test_without_a_limit_catch_failures_still_complete(app):
     make_study(app)
     client = app.test_client()

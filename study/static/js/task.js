@@ -84,7 +84,7 @@ async function debrief() {
     $("completion-code").textContent = res.data ? res.data.error.message : `error ${res.status}`;
     return;
   }
-  $("completion-code").textContent = res.data.completion_code;
+  $("completion-code").textContent = res.data.completion_code ?? "none: please return the study on your platform";
   if (res.data.redirect_url) {
     const link = $("return-link");
     link.href = res.data.redirect_url;
