@@ -41,13 +41,14 @@ from analysis import map_checks
 from analysis.maps import rowwise_spearman
 from benchmarks.report import ROOT, markdown_table, write_section
 from models.attribution import methods as M
-from models.checkpoint import load_checkpoint, read_checkpoint
+from models.checkpoint import read_checkpoint
 from models.classifiers.backbones import build_classifier
 from models.classifiers.training import accuracy, fit_classifier, random_shift
 from models.cliutil import add_progress_flag
 from models.config import config_from_dict, load_config
 from models.data.marks import find_marks, make_marks
 from models.device import pick_device
+from models.diffusion.store import load_diffusion
 from models.diffusion.training import load_training_data, train
 from models.sample import schedule_of
 
@@ -103,7 +104,7 @@ def train_diffusion(cfg_dict: dict[str, Any], out: Path, device: torch.device, p
     if ckpt.exists() and read_checkpoint(ckpt)["meta"].get("metrics", {}).get("steps") == cfg.training.steps:
         REUSED.add(cfg.name)
     result = train(cfg, out / cfg.name, device=device, resume=True, progress=progress)
-    net, cfg, _meta = load_checkpoint(result.checkpoint, device)
+    net, cfg, _meta = load_diffusion(result.checkpoint, device)
     return net.eval(), schedule_of(cfg), cfg
 
 

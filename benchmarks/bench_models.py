@@ -201,9 +201,9 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(qcfg, tmp, device=dev, progress=False)
-        from models.checkpoint import load_checkpoint
+        from models.diffusion.store import load_diffusion
 
-        model, _, _ = load_checkpoint(result.checkpoint, dev)
+        model, _, _ = load_diffusion(result.checkpoint, dev)
     sched = make_schedule("linear", T)
     x_T = torch.randn(args.n_fd, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5)).to(dev)
     ddpm_x = ddpm_sample(model, x_T, sched, None, generator=torch.Generator().manual_seed(6)).cpu()

@@ -152,10 +152,10 @@ class _Scorer:
 
 
 def _sample_ours(checkpoint: str, scorer: _Scorer, per_class: int, sampler: str, steps: int, seed: int):
-    from models.checkpoint import load_checkpoint
+    from models.diffusion.store import load_diffusion
     from models.sample import generate, schedule_of
 
-    net, cfg, _ = load_checkpoint(checkpoint, "cpu")
+    net, cfg, _ = load_diffusion(checkpoint, "cpu")
     classes = np.repeat(np.arange(len(scorer.classes)), per_class)
     context = scorer.exemplars[torch.as_tensor(classes)]
     start = time.process_time()

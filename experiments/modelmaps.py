@@ -14,8 +14,8 @@ import torch
 
 from models.attribution import methods as M
 from models.attribution.store import write_maps
-from models.checkpoint import load_checkpoint
 from models.classifiers.feedback import FeedbackClassifier
+from models.diffusion.store import load_diffusion
 from models.sample import schedule_of
 
 KNOWN_TRUTH = Path(M.__file__).with_name("known_truth.json")
@@ -67,7 +67,7 @@ def stimulus_maps(out: Path, ids: list[str], images: torch.Tensor, exemplars: to
       classifier for the stimulus's class.
     images, exemplars (N, 1, H, W) in [-1, 1]; class_index (N,) the feedback classifier's class of
     each stimulus. Returns the methods."""
-    net, cfg, _meta = load_checkpoint(diffusion_ckpt, device)
+    net, cfg, _meta = load_diffusion(diffusion_ckpt, device)
     for name, (maps, params) in diffusion_maps(net, schedule_of(cfg), images, exemplars, seed, device).items():
         write_maps(out, name, ids, maps, params, str(diffusion_ckpt))
     for name, maps in classifier_maps(feedback, images, class_index, device).items():

@@ -4,9 +4,9 @@ A checkpoint is a torch.save'd dict:
   format, format_version, kind (a key of the builder registry), arch (the constructor's keyword
   arguments), state_dict, ema_state_dict (or None), config (plain dict), meta (dict: dataset_hash,
   code_version, metrics, split, ...), train_state (optimizer/step/RNG for --resume, or None).
-The diffusion UNet is the format's own kind; other packages add theirs with
-`register_builder(kind, builder)` when they are imported (models.classifiers.store registers the
-classifier kinds). This module imports none of them.
+Each kind is a plug-in that registers itself with `register_builder(kind, builder)` when it is
+imported: models.diffusion.store registers `diffusion` (the UNet), models.classifiers.store the
+classifier kinds. This module imports none of them, so it stays below every network.
 """
 
 from __future__ import annotations
@@ -43,14 +43,6 @@ def register_builder(
     _BUILDERS[kind] = builder
     if parse_config is not None:
         _CONFIG_PARSERS[kind] = parse_config
-
-
-def _ensure_default_builders() -> None:
-    if "diffusion" not in _BUILDERS:
-        from models.config import config_from_dict
-        from models.diffusion.unet import UNet
-
-        register_builder("diffusion", UNet, config_from_dict)
 
 
 def code_version() -> str:
@@ -149,12 +141,12 @@ def config_differences(stored: dict[str, Any], given: dict[str, Any], sections=C
 
 def build_from_checkpoint(payload: dict[str, Any], weights: str = "ema") -> nn.Module:
     """Instantiate the stored network and load its weights ('ema' falls back to 'raw' when none)."""
-    _ensure_default_builders()
     kind = payload["kind"]
     if kind not in _BUILDERS:
         raise CheckpointError(
-            f"checkpoint: unknown kind {kind!r} (registered: {sorted(_BUILDERS)}; classifier kinds "
-            "are registered by importing models.classifiers.store, whose load_classifier loads them)"
+            f"checkpoint: unknown kind {kind!r} (registered: {sorted(_BUILDERS)}; load diffusion models "
+            "with models.diffusion.store.load_diffusion and classifiers with "
+            "models.classifiers.store.load_classifier, which register their kinds)"
         )
     try:
         net = _BUILDERS[kind](**payload["arch"])

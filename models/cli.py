@@ -107,14 +107,14 @@ def _rank() -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
     from models.config import load_config
+    from models.diffusion.store import load_diffusion
     from models.sample import SamplingOptions, run_sampling
 
     if args.config:
         cfg = load_config(args.config)
         for path in args.checkpoints:
-            load_checkpoint(path, "cpu", config=cfg)
+            load_diffusion(path, "cpu", config=cfg)
     options = SamplingOptions(
         n_per_class=args.n_per_class, guidance=args.guidance, sampler=args.sampler, steps=args.steps,
         eta=args.eta, real_per_class=args.real, seed=args.seed, shard=args.shard, batch_size=args.batch_size,

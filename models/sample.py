@@ -26,7 +26,6 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from models.checkpoint import load_checkpoint
 from models.config import Config
 from models.data import ImageDataset, apply_split, load_dataset
 from models.data.class_text import class_text
@@ -34,6 +33,7 @@ from models.data.preprocess import tensor_to_png_array
 from models.device import pick_device
 from models.diffusion.samplers import SAMPLERS, initial_noise
 from models.diffusion.schedule import Schedule, make_schedule, schedule_kwargs
+from models.diffusion.store import load_diffusion
 
 COLUMNS = [
     "stimulus_id", "path", "sha256", "source", "model", "class_label", "class_text", "exemplar_id",
@@ -143,7 +143,7 @@ class Loaded:
 
 
 def _load(path: str, device: torch.device, use_split: str, dataset_root: str | None) -> Loaded:
-    net, cfg, meta = load_checkpoint(path, device)
+    net, cfg, meta = load_diffusion(path, device)
     d = cfg.data
     root = dataset_root or d.root
     data = load_dataset(d.dataset, root, d.size, threshold=d.threshold, max_per_class=d.max_per_class)

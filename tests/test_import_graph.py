@@ -134,3 +134,18 @@ def test_the_walk_finds_cycles_through_function_level_and_package_imports(tmp_pa
     graph = import_graph(tmp_path, ("pkg", "other"))
     assert sorted(cycles(graph)) == [["other.one", "other.two"], ["pkg", "pkg.views"],
                                      ["pkg.backup", "pkg.cli"]]
+
+
+def test_the_checkpoint_registry_imports_none_of_its_plug_ins() -> None:
+    """Checkpoint kinds register themselves (models.diffusion.store, models.classifiers.store);
+    models.checkpoint, the registry, reaches no network package, not even inside a function."""
+    graph = import_graph(ROOT, PACKAGES)
+    reached, todo = set(), ["models.checkpoint"]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    plug_ins = sorted(m for m in reached if m.startswith(("models.diffusion", "models.classifiers")))
+    assert "models.device" in reached  # the walk follows function-level imports
+    assert not plug_ins, f"models.checkpoint reaches {plug_ins}"

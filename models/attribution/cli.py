@@ -149,11 +149,11 @@ def _classifier_maps(args, rows, base, methods, device) -> dict[str, Any]:
 
 
 def _diffusion_setup(args, device):
-    from models.checkpoint import load_checkpoint
     from models.data import apply_split, load_dataset
+    from models.diffusion.store import load_diffusion
     from models.sample import schedule_of
 
-    net, cfg, meta = load_checkpoint(args.checkpoint, device)
+    net, cfg, meta = load_diffusion(args.checkpoint, device)
     d = cfg.data
     data = load_dataset(d.dataset, args.data_root or d.root, d.size, threshold=d.threshold,
                         max_per_class=d.max_per_class)

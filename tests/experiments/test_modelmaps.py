@@ -21,7 +21,7 @@ def fake_methods(monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     out = {name: rng.random((3, 8, 8)).astype(np.float32) for name in modelmaps.METHODS}
     diffusion = [m for m in modelmaps.METHODS if not m.startswith("feedback_")]
-    monkeypatch.setattr(modelmaps, "load_checkpoint", lambda path, device: (None, None, {}))
+    monkeypatch.setattr(modelmaps, "load_diffusion", lambda path, device: (None, None, {}))
     monkeypatch.setattr(modelmaps, "schedule_of", lambda cfg: None)
     monkeypatch.setattr(modelmaps, "diffusion_maps",
                         lambda *a, **k: {m: (out[m], {"n_draws": 1}) for m in diffusion})

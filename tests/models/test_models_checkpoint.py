@@ -1,4 +1,5 @@
-"""Checkpoint round trip, EMA vs raw weights, config mismatch, foreign files, generic kinds."""
+"""Checkpoint round trip, EMA vs raw weights, config mismatch, foreign files, generic kinds, the
+diffusion kind as a plug-in."""
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.config import config_from_dict
+from models.diffusion.store import load_diffusion
 from models.diffusion.unet import UNet
 
 
@@ -24,10 +26,10 @@ def test_round_trip_keeps_weights_ema_config_meta(tmp_path):
     net = UNet(8, 8, (1, 2), 1, "class", n_classes=3)
     ema = UNet(8, 8, (1, 2), 1, "class", n_classes=3)
     path = save_checkpoint(tmp_path / "c.pt", net, _cfg(), {"dataset_hash": "abc", "metrics": {"loss": 0.1}}, ema=ema)
-    loaded, cfg, meta = load_checkpoint(path, "cpu", weights="raw")
+    loaded, cfg, meta = load_diffusion(path, "cpu", weights="raw")
     for k, v in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
-    loaded_ema, _, _ = load_checkpoint(path, "cpu")
+    loaded_ema, _, _ = load_diffusion(path, "cpu")
     for k, v in ema.state_dict().items():
         assert torch.equal(loaded_ema.state_dict()[k], v)
     assert cfg == _cfg() and meta["dataset_hash"] == "abc" and meta["metrics"] == {"loss": 0.1}
@@ -41,9 +43,9 @@ def test_mismatched_config_is_a_clear_error(tmp_path):
     net = UNet(8, 8, (1, 2), 1, "class", n_classes=3)
     path = save_checkpoint(tmp_path / "c.pt", net, _cfg(), {})
     with pytest.raises(CheckpointError, match=r"model\.n_feat: checkpoint 8, config 16"):
-        load_checkpoint(path, "cpu", config=_cfg(n_feat=16))
-    load_checkpoint(path, "cpu", config=_cfg().replace("training", steps=7))  # training may differ
-    load_checkpoint(path, "cpu", config=_cfg().replace("data", root="/moved"))  # so may the data's place
+        load_diffusion(path, "cpu", config=_cfg(n_feat=16))
+    load_diffusion(path, "cpu", config=_cfg().replace("training", steps=7))  # training may differ
+    load_diffusion(path, "cpu", config=_cfg().replace("data", root="/moved"))  # so may the data's place
 
 
 def test_foreign_and_missing_files(tmp_path):
@@ -76,3 +78,28 @@ def test_generic_kind_via_registry(tmp_path):
     torch.save(payload, tmp_path / "u.pt")
     with pytest.raises(CheckpointError, match="unknown kind 'nobody'"):
         load_checkpoint(tmp_path / "u.pt", "cpu")
+
+
+def test_load_diffusion_refuses_another_kind(tmp_path):
+    register_builder("test-tiny", _Tiny)
+    path = save_checkpoint(tmp_path / "k.pt", _Tiny(3), {"kind": "test-tiny"}, {}, kind="test-tiny")
+    with pytest.raises(CheckpointError, match="holds a 'test-tiny', not a diffusion model"):
+        load_diffusion(path, "cpu")
+
+
+def test_the_diffusion_kind_is_known_only_once_its_plug_in_is_imported(tmp_path):
+    """models.checkpoint on its own builds no UNet (it imports no network); importing
+    models.diffusion.store registers the kind."""
+    import subprocess
+    import sys
+
+    path = save_checkpoint(tmp_path / "c.pt", UNet(8, 8, (1, 2), 1, "class", n_classes=3), _cfg(), {})
+    load = f"net, cfg, meta = load_checkpoint({str(path)!r}, 'cpu'); print(type(net).__name__, cfg.name)"
+    alone = subprocess.run([sys.executable, "-c", f"from models.checkpoint import load_checkpoint; {load}"],
+                           capture_output=True, text=True)
+    assert alone.returncode != 0 and "unknown kind 'diffusion'" in alone.stderr
+    assert "models.diffusion.store" in alone.stderr
+    plugged = subprocess.run(
+        [sys.executable, "-c", f"import models.diffusion.store; from models.checkpoint import load_checkpoint; {load}"],
+        capture_output=True, text=True, check=True)
+    assert plugged.stdout.split() == ["UNet", "t"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from models.checkpoint import load_checkpoint
 from models.config import config_from_dict
 from models.diffusion.schedule import make_schedule
+from models.diffusion.store import load_diffusion
 from models.diffusion.training import diffusion_loss, train
 from models.diffusion.unet import UNet
 from models.sample import generate
@@ -109,7 +109,7 @@ def test_training_on_the_device_learns_and_its_checkpoint_loads_on_the_cpu(torch
     assert m["device"].split(":")[0] == torch_device.type
     assert m["amp"] is (torch_device.type == "cuda")  # mixed precision on CUDA only
     assert m["loss_last"] < 0.75 * m["loss_first"], m["loss_history"]
-    net, loaded_cfg, _ = load_checkpoint(result.checkpoint, "cpu")
+    net, loaded_cfg, _ = load_diffusion(result.checkpoint, "cpu")
     assert loaded_cfg == cfg and {p.device.type for p in net.parameters()} == {"cpu"}
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():

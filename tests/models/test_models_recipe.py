@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from models.checkpoint import load_checkpoint
 from models.config import ConfigError, config_from_dict
 from models.diffusion.samplers import SAMPLERS, ddim_sample, dpmpp_2m_sample, get_sampler
 from models.diffusion.schedule import make_schedule, shift_alphabar
+from models.diffusion.store import load_diffusion
 from models.diffusion.training import (
     diffusion_loss,
     ema_decay_at,
@@ -174,7 +174,7 @@ def _cfg(**sections):
 
 def test_a_v_prediction_checkpoint_round_trips_and_samples(tmp_path):
     result = train(_cfg(), tmp_path, device="cpu", progress=False)
-    net, cfg, _ = load_checkpoint(result.checkpoint, "cpu")
+    net, cfg, _ = load_diffusion(result.checkpoint, "cpu")
     assert net.prediction == "v" and cfg.diffusion.snr_shift == 2.0
     x = generate(net, schedule_of(cfg), torch.tensor([0, 1]), [1, 2], w=1.0, sampler="dpmpp_2m", steps=5)
     assert x.shape == (2, 1, 8, 8) and torch.isfinite(x).all()

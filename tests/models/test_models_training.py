@@ -10,8 +10,9 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from models.checkpoint import CheckpointError, read_checkpoint
 from models.config import config_from_dict
+from models.diffusion.store import load_diffusion
 from models.diffusion.training import load_training_data, train
 from models.sample import generate, schedule_of
 
@@ -46,7 +47,7 @@ def test_tiny_model_learns_and_guided_samples_show_their_class(tmp_path):
     train_set, _, _ = load_training_data(cfg)
     clf = LogisticRegression(max_iter=500).fit(train_set.images.flatten(1).numpy(), train_set.labels.numpy())
     assert clf.score(train_set.images.flatten(1).numpy(), train_set.labels.numpy()) > 0.9
-    net, loaded_cfg, _ = load_checkpoint(result.checkpoint, "cpu")
+    net, loaded_cfg, _ = load_diffusion(result.checkpoint, "cpu")
     labels = torch.arange(10).repeat_interleave(10)
     x = generate(net, schedule_of(loaded_cfg), labels, list(range(100)), w=2.0, sampler="ddim", steps=20)
     acc = float((clf.predict(torch.sign(x).flatten(1).numpy()) == labels.numpy()).mean())
