@@ -78,7 +78,9 @@ def link(slug: str):
 @auth.login_required
 def approve(slug: str):
     study = _study_or_404(slug)
-    if ApproveForm().validate_on_submit():
+    if not ApproveForm().validate_on_submit():
+        flash("The form has expired; nothing was approved. Reload the page and try again.")
+    else:
         try:
             with client() as c:
                 result = prolific_records.approve_complete(db.session(), study, c)

@@ -230,6 +230,7 @@ def test_approve_only_complete_submissions_and_the_page_shows_them(app, env):
     web = app.test_client()
     with web.session_transaction() as sess:
         sess["researcher_id"] = 1
+    assert 'href="/researcher/studies/rf/prolific"' in web.get("/researcher/studies/rf").get_data(as_text=True)
     page = web.get("/researcher/studies/rf/prolific")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -276,6 +277,19 @@ def test_the_commands_link_reconcile_and_approve(app, env):
     assert "P_NODATA\tAPPROVED\t-\t0/0\tpaid at Prolific, but no data is stored" in rec.output
     assert "approved 1 submission(s)" in cli.invoke(args=["prolific", "approve", "rf"]).output
     assert "approved 0 submission(s)" in cli.invoke(args=["prolific", "approve", "rf"]).output
+
+
+def test_approving_without_the_form_token_approves_nothing(tmp_path, env):
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    sid = _reconciliation_study(app, env)
+    web = app.test_client()
+    with web.session_transaction() as sess:
+        sess["researcher_id"] = 1
+    res = web.post("/researcher/studies/rf/prolific/approve")
+    assert res.status_code == 400 and "The CSRF token is missing." in res.get_data(as_text=True)
+    assert {s["status"] for s in env.submissions.values() if s["study_id"] == sid} == {
+        "AWAITING REVIEW", "APPROVED", "RETURNED"}
+    app.extensions["sqlalchemy_engine"].dispose()
 
 
 # ------------------------------------------------------------------ the dry check
