@@ -493,7 +493,7 @@ def create_study(
     slug = check_slug(slug or definition.slug or slugify(title or definition.title or "study"))
     if db.scalar(select(Study.id).where(Study.slug == slug)) is not None:
         raise ManifestError([Problem(None, "slug", f"a study called {slug!r} already exists")])
-    definition = _check_roles(rows, definition)
+    definition = check_roles(rows, definition)
     if definition.task == "clickme":
         _check_class_texts(rows)
     check_images(rows, base_dir)
@@ -538,11 +538,12 @@ def create_study(
     return study
 
 
-def _check_roles(rows: list[ManifestRow], definition: StudyDefinition) -> StudyDefinition:
+def check_roles(rows: list[Any], definition: StudyDefinition) -> StudyDefinition:
     """A study needs main stimuli (practice falls back to them). Catch trials need catch rows:
     a settings file or condition that asks for catch trials of a manifest without any is
     refused; without catch rows the default n_catch becomes 0, so the stored settings say what
-    participants get. Returns the definition to store."""
+    participants get. Returns the definition to store. `rows`: manifest rows or stored stimuli
+    (anything with a `role`)."""
     if not any(r.role == "main" for r in rows):
         raise ManifestError([Problem(None, "role", "the manifest has no rows with role main")])
     if any(r.role == "catch" for r in rows):

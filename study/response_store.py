@@ -43,27 +43,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, Text, bindparam, cast, select
+from sqlalchemy import Connection, Select, Text, bindparam, cast, func, select
 from sqlalchemy.exc import DBAPIError
 
 from study import db
 from study.participation.scoring import truth_sql
-from study.tables import Condition, Participant, Response, Stimulus, Study, Trial
+from study.tables import Condition, DesignVersion, Participant, Response, Stimulus, Study, Trial
 from study.validation import ClickIn
 
 
 def _by_token(*columns: Any) -> Select:
-    """SELECT `columns`, then the study's task and the study's and condition's settings as JSON
-    text, of the participant with the token :token."""
+    """SELECT `columns`, then the study's task and the settings (of the participant's design
+    version, else the study's) and condition's settings as JSON text, of the participant with
+    the token :token."""
     return (
         select(
             *columns,
             Study.task,
-            cast(Study.settings, Text).label("settings_json"),
+            func.coalesce(cast(DesignVersion.settings, Text), cast(Study.settings, Text))
+            .label("settings_json"),
             cast(Condition.settings, Text).label("condition_json"),
         )
         .select_from(Participant)
         .join(Study, Study.id == Participant.study_id)
+        .outerjoin(DesignVersion, DesignVersion.hash == Participant.design_hash)
         .outerjoin(Condition, Condition.id == Participant.condition_id)
         .where(Participant.token == bindparam("token"))
     )

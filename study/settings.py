@@ -72,15 +72,22 @@ class StaircaseSettings:
     """Transformed up/down staircase on exposure (ms): `down` correct in a row -> shorter by
     `step_ms`, `up` wrong in a row -> longer; clamped to [min_ms, max_ms]."""
 
-    enabled: Bool = False
+    enabled: Annotated[Bool, Field(description="Adapt the exposure with the staircase (real-or-fake).")] = False
     # The rule's defaults are the shared staircase definition's (analysis.staircase).
-    up: _ints(1, 10) = StaircaseRule.up
-    down: _ints(1, 10) = StaircaseRule.down
-    step_ms: _numbers(1, 1_000) = StaircaseRule.step_ms
-    min_ms: ExposureMs = EXPOSURE_MIN_MS
-    max_ms: ExposureMs = EXPOSURE_MAX_MS
-    start_ms: ExposureMs = StaircaseRule.start_ms
-    n_reversals_threshold: _ints(1, 100) = StaircaseRule.n_reversals_threshold  # last N averaged
+    up: Annotated[_ints(1, 10), Field(description="Wrong answers in a row that make the exposure longer.")] = (
+        StaircaseRule.up)
+    down: Annotated[_ints(1, 10), Field(description="Right answers in a row that make the exposure shorter.")] = (
+        StaircaseRule.down)
+    step_ms: Annotated[_numbers(1, 1_000), Field(description="How much one step changes the exposure, in ms.")] = (
+        StaircaseRule.step_ms)
+    min_ms: Annotated[ExposureMs, Field(description="The shortest exposure the staircase reaches, in ms.")] = (
+        EXPOSURE_MIN_MS)
+    max_ms: Annotated[ExposureMs, Field(description="The longest exposure the staircase reaches, in ms.")] = (
+        EXPOSURE_MAX_MS)
+    start_ms: Annotated[ExposureMs, Field(description="The first trial's exposure, in ms.")] = (
+        StaircaseRule.start_ms)
+    n_reversals_threshold: Annotated[_ints(1, 100), Field(description="The threshold is the mean exposure at this many last reversals.")] = (
+        StaircaseRule.n_reversals_threshold)
 
     @model_validator(mode="after")
     def _ordered(self) -> StaircaseSettings:
@@ -95,9 +102,9 @@ class StaircaseSettings:
 class ConfidenceSettings:
     """An optional confidence rating after each real-or-fake answer, integers min..max."""
 
-    enabled: Bool = False
-    min: _ints(0, 100) = 1
-    max: _ints(1, 100) = 4
+    enabled: Annotated[Bool, Field(description="Ask for a confidence rating after each answer.")] = False
+    min: Annotated[_ints(0, 100), Field(description="The lowest rating.")] = 1
+    max: Annotated[_ints(1, 100), Field(description="The highest rating.")] = 4
 
     @model_validator(mode="before")
     @classmethod
@@ -120,9 +127,9 @@ class DisplaySettings:
     round edges; `pixels` sends the file as stored, enlarged nearest-neighbour by the browser.
     Every image of a condition gets the same rendering, real drawings and samples alike."""
 
-    mode: Literal[DISPLAY_MODES] = "smooth"
-    size: _ints(16, 1024) = 512
-    blur: _numbers(0, 3) = 0.7
+    mode: Annotated[Literal[DISPLAY_MODES], Field(description="smooth: enlarged with bicubic interpolation and a blur, black-and-white images thresholded again; pixels: the stored file, enlarged by the browser.")] = "smooth"
+    size: Annotated[_ints(16, 1024), Field(description="The drawn image's width and height in px (smooth mode).")] = 512
+    blur: Annotated[_numbers(0, 3), Field(description="Gaussian blur in stored pixels before thresholding (smooth mode).")] = 0.7
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -140,27 +147,27 @@ class EndingCodes:
 @dataclass(frozen=True, config=_STRICT)
 class StudySettings:
     # Real-or-fake: the image's exposure in ms; None = until the answer (HYPE-infinity mode).
-    exposure_ms: _numbers(10, 60_000) | None = 500.0
-    fixation_ms: _numbers(0, 10_000) = 500.0
-    mask_ms: _numbers(0, 10_000) = 250.0
+    exposure_ms: Annotated[_numbers(10, 60_000) | None, Field(description="Real-or-fake: how long the image is shown, in ms; empty: until the participant answers.")] = 500.0
+    fixation_ms: Annotated[_numbers(0, 10_000), Field(description="Real-or-fake: the fixation cross before the image, in ms.")] = 500.0
+    mask_ms: Annotated[_numbers(0, 10_000), Field(description="Real-or-fake: the mask after the image, in ms.")] = 250.0
     staircase: StaircaseSettings = field(default_factory=StaircaseSettings)
     confidence: ConfidenceSettings = field(default_factory=ConfidenceSettings)
     # Both tasks: how the stored images are drawn on the participant's screen.
     display: DisplaySettings = field(default_factory=DisplaySettings)
     # ClickMe: bubble radius as a fraction of the image width; points per trial.
-    bubble_radius: _numbers(0.005, 0.5) = 0.06
-    click_budget: _ints(1, 10_000) = 200
-    min_clicks: _ints(0, 10_000) = 5
+    bubble_radius: Annotated[_numbers(0.005, 0.5), Field(description="ClickMe: the radius of a painted bubble, as a fraction of the image width.")] = 0.06
+    click_budget: Annotated[_ints(1, 10_000), Field(description="ClickMe: the points a participant may paint on one image.")] = 200
+    min_clicks: Annotated[_ints(0, 10_000), Field(description="ClickMe: the points needed before a trial can be submitted.")] = 5
     # Both tasks.
-    trials_per_participant: _ints(1, 5_000) = 20
-    n_practice: _ints(0, 100) = 2
-    n_catch: _ints(0, 1_000) = 2
-    practice_feedback: Bool = True
-    feedback_classifier: text(500) | None = None  # checkpoint path of the ClickMe classifier
-    max_participants: _ints(1, 10_000_000) | None = None
-    redirect_platform: Literal[PLATFORMS] = "prolific"
-    mturk_submit_url: Annotated[text(500), AfterValidator(_https)] = MTURK_SUBMIT_URL
-    active_window_minutes: _numbers(1, 7 * 24 * 60) = 30.0  # a started participant counts this long
+    trials_per_participant: Annotated[_ints(1, 5_000), Field(description="Main trials per participant.")] = 20
+    n_practice: Annotated[_ints(0, 100), Field(description="Practice trials before the main ones.")] = 2
+    n_catch: Annotated[_ints(0, 1_000), Field(description="Catch trials (from the manifest's catch rows) among the main ones.")] = 2
+    practice_feedback: Annotated[Bool, Field(description="Tell the participant after each practice trial whether the answer was right.")] = True
+    feedback_classifier: Annotated[text(500) | None, Field(description="ClickMe: checkpoint path of the classifier whose feedback participants see; empty: none.")] = None
+    max_participants: Annotated[_ints(1, 10_000_000) | None, Field(description="Participants who may take part (completed, or started and recently active); empty: no limit.")] = None
+    redirect_platform: Annotated[Literal[PLATFORMS], Field(description="Where the debrief sends a participant: Prolific, MTurk's submit form, or nowhere.")] = "prolific"
+    mturk_submit_url: Annotated[text(500), AfterValidator(_https), Field(description="MTurk: the external-submit URL (an https:// URL).")] = MTURK_SUBMIT_URL
+    active_window_minutes: Annotated[_numbers(1, 7 * 24 * 60), Field(description="A started participant counts as taking part for this many minutes after last being seen.")] = 30.0
     # Screen-out: a participant with more catch trials wrong than this is screened out when
     # finishing (None: never), and gets the failed_attention_check code.
     max_catch_failures: _ints(0, 1_000) | None = None

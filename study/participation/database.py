@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from study import db, response_store
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
+from study.participation import design
 from study.participation.lifecycle import (
     CurrentTrial,
     Finished,
@@ -53,8 +54,14 @@ from study.tables import (
 from study.validation import EventIn
 
 
-def settings_of(study: Study, condition: Condition | None) -> StudySettings:
-    return merged_settings(study.settings, condition.settings if condition is not None else None)
+def settings_of(study: Study, condition: Condition | None,
+                design_hash: str | None = None) -> StudySettings:
+    """The settings a participant is served: those of its design version `design_hash` when
+    one is recorded (an edited study keeps serving earlier participants what they started
+    with), else the study's; the condition's overrides on top."""
+    stored = design.version_settings(db.session(), design_hash)
+    return merged_settings(stored if stored is not None else study.settings,
+                           condition.settings if condition is not None else None)
 
 
 def taking_part(s: Session, study_id: int, since: dt.datetime) -> int:
@@ -125,7 +132,7 @@ def start(slug: str, platform: str, ids: ExternalIds, start_key: str | None,
         external_session_id=ids.session_id, status="started", condition_id=condition_id,
         seed=seed, current_index=0, n_trials=len(plan), start_key=start_key,
         staircase=initial_staircase(settings), user_agent=user_agent, started_at=now,
-        last_seen_at=now,
+        last_seen_at=now, design_hash=design.record_version(s, study),
     )
     try:
         s.add(p)
@@ -210,7 +217,7 @@ class DatabaseLedger:
         s = db.session()
         study = s.get(Study, p.study_id)
         condition = s.get(Condition, p.condition_id) if p.condition_id else None
-        return study, settings_of(study, condition)
+        return study, settings_of(study, condition, p.design_hash)
 
     # next trial
 
@@ -225,9 +232,9 @@ class DatabaseLedger:
             .where(Trial.participant_id == p.id, Trial.index == p.current_index)
         ).one()
         condition = db.session().get(Condition, p.condition_id) if p.condition_id else None
-        return CurrentTrial(study, settings_of(study, condition), trial.id, trial.index, trial.kind,
-                            stimulus, p.n_trials, p.staircase, trial.served_at is not None,
-                            trial.exposure_ms)
+        return CurrentTrial(study, settings_of(study, condition, p.design_hash), trial.id,
+                            trial.index, trial.kind, stimulus, p.n_trials, p.staircase,
+                            trial.served_at is not None, trial.exposure_ms)
 
     def mark_served(self, trial: CurrentTrial, exposure_ms: float | None) -> None:
         s = db.session()

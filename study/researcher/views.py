@@ -25,12 +25,23 @@ from flask import (
 )
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
+from wtforms.fields.choices import SelectChoice
 
 from analysis.load import AnalysisInputError
 from study import auth, db, export, manifest, progress
 from study.api.images import stimulus_file
-from study.researcher import charts, dashboard_data
-from study.researcher.forms import LoginForm, LogoutForm, NewStudyForm, StatusForm
+from study.participation import design
+from study.researcher import builder, charts, dashboard_data
+from study.researcher.forms import (
+    DuplicateForm,
+    EditSettingsForm,
+    LoginForm,
+    LogoutForm,
+    NewStudyForm,
+    StatusForm,
+)
+from study.researcher.settings_form import PREFIX as SETTINGS_PREFIX
+from study.researcher.settings_form import field_values
 from study.researcher.status import StatusError, set_status
 from study.researcher.upload import resolve_image_dir, unpack_bundle
 from study.tables import Stimulus, Study
@@ -125,35 +136,59 @@ def progress_json():
 @bp.route("/studies/new", methods=["GET", "POST"])
 @auth.login_required
 def new_study():
+    """The study builder: stimuli (upload or a stored study's), task and every setting."""
     form = NewStudyForm()
-    errors: list[str] = []
+    form.stimuli_from.choices = [SelectChoice("", "(none: upload a manifest)")] + [
+        SelectChoice(s.slug, f"{s.title} ({s.slug}, {s.task})")
+        for s in db.session().scalars(select(Study).order_by(Study.slug))
+    ]
+    failed = builder.BuilderError({})
     if form.validate_on_submit():
         try:
             study = _create_from_form(form)
+        except builder.BuilderError as exc:
+            failed = exc
         except manifest.ManifestError as exc:
-            errors = [str(p) for p in exc.problems]
+            failed = builder.from_manifest_error(exc, BUILDER_INPUTS)
         else:
             flash(f"Study {study.slug} created with {len(study.stimuli)} stimuli.")
             return redirect(url_for("researcher.study", slug=study.slug))
-    else:
-        errors = [f"{name}: {'; '.join(msgs)}" for name, msgs in form.errors.items()]
+    elif request.method == "POST":
+        failed = builder.BuilderError({k: "; ".join(v) for k, v in form.errors.items()
+                                       if k in BUILDER_INPUTS},
+                                      [f"{k}: {'; '.join(v)}" for k, v in form.errors.items()
+                                       if k not in BUILDER_INPUTS])
     status = 400 if request.method == "POST" else 200
-    return render_template("researcher/new_study.html", form=form, errors=errors), status
+    sent = _sent_settings() if request.method == "POST" else None
+    return render_template(
+        "researcher/new_study.html", form=form, errors=failed.general, field_errors=failed.fields,
+        items=builder.SETTINGS_FORM, values=field_values(builder.SETTINGS_FORM, None, sent),
+    ), status
+
+
+BUILDER_INPUTS = builder.SETTING_NAMES | {
+    "task", "manifest", "stimuli_from", "image_folder", "settings", "title", "slug"}
+
+
+def _sent_settings() -> dict[str, list[str]]:
+    """The generated settings inputs of the posted form."""
+    return {k: request.form.getlist(k) for k in request.form if k.startswith(SETTINGS_PREFIX)}
 
 
 def _create_from_form(form: NewStudyForm) -> Study:
-    raw: dict = {}
-    if (form.settings.data or "").strip():
-        try:
-            raw = json.loads(form.settings.data)
-        except json.JSONDecodeError as exc:
-            raise manifest.ManifestError(
-                [manifest.Problem(None, "settings", f"is not valid JSON ({exc.msg}, line {exc.lineno})")]
-            ) from None
-        if not isinstance(raw, dict):
-            raise manifest.ManifestError([manifest.Problem(None, "settings", "must be a JSON object")])
-    definition = manifest.parse_definition(raw)
+    definition = builder.definition_from_form(form.task.data, form.settings.data or "",
+                                              _sent_settings())
     upload = form.manifest.data
+    if form.stimuli_from.data:
+        if upload:
+            raise builder.BuilderError({"stimuli_from": "upload a manifest or pick a study, not both"})
+        return builder.create_from_study(
+            db.session(), _study_or_404(form.stimuli_from.data), definition,
+            slug=form.slug.data or None, title=form.title.data or None, live=bool(form.live.data),
+            created_by=auth.current_researcher_id(),
+        )
+    if not upload:
+        raise builder.BuilderError({"manifest": "choose a manifest file, or pick a study's stimuli"})
     name = secure_filename(upload.filename or "") or "manifest"
     suffix = Path(name).suffix.lower()
     root = current_app.config["STIMULI_ROOT"]
@@ -182,6 +217,56 @@ def _create_from_form(form: NewStudyForm) -> Study:
             live=bool(form.live.data),
             created_by=auth.current_researcher_id(),
         )
+
+
+@bp.route("/studies/<slug>/settings", methods=["GET", "POST"])
+@auth.login_required
+def edit_study(slug: str):
+    """Edit a study's settings (the generated form): each saved edit is a new design version;
+    participants who started earlier keep being served their version's settings."""
+    s = _study_or_404(slug)
+    form = EditSettingsForm()
+    failed = builder.BuilderError({})
+    if form.validate_on_submit():
+        try:
+            digest = builder.edit_settings(db.session(), s, _sent_settings())
+        except builder.BuilderError as exc:
+            failed = exc
+        else:
+            flash(f"Settings saved as design version {digest[:12]}; participants who started "
+                  "under an earlier version keep its settings.")
+            return redirect(url_for("researcher.edit_study", slug=slug), code=303)
+    elif request.method == "POST":
+        failed = builder.BuilderError({}, [f"{k}: {'; '.join(v)}" for k, v in form.errors.items()])
+    sent = _sent_settings() if request.method == "POST" else None
+    page = render_template(
+        "researcher/edit_study.html", study=s, form=form, duplicate_form=DuplicateForm(),
+        errors=failed.general, field_errors=failed.fields, items=builder.SETTINGS_FORM,
+        values=field_values(builder.SETTINGS_FORM, s.settings, sent),
+        current=design.current_design(db.session(), s)[0],
+        versions=design.versions_of(db.session(), s.id), preview_url=preview_url(s.slug),
+    )
+    return page, 400 if request.method == "POST" else 200
+
+
+@bp.post("/studies/<slug>/duplicate")
+@auth.login_required
+def duplicate_study(slug: str):
+    """A draft copy of the study (same settings and stimuli, no participants)."""
+    s = _study_or_404(slug)
+    form = DuplicateForm()
+    if not form.validate_on_submit():
+        flash("; ".join(f"{k}: {'; '.join(v)}" for k, v in form.errors.items()))
+        return redirect(url_for("researcher.edit_study", slug=slug), code=303)
+    try:
+        copy = builder.duplicate_study(db.session(), s, slug=form.slug.data,
+                                       title=form.title.data or None,
+                                       created_by=auth.current_researcher_id())
+    except manifest.ManifestError as exc:
+        flash("; ".join(str(p) for p in exc.problems))
+        return redirect(url_for("researcher.edit_study", slug=slug), code=303)
+    flash(f"Study {copy.slug} created as a copy of {slug} (draft, no participants).")
+    return redirect(url_for("researcher.edit_study", slug=copy.slug), code=303)
 
 
 @bp.get("/studies/<slug>")
