@@ -132,6 +132,52 @@ class DisplaySettings:
     blur: Annotated[_numbers(0, 3), Field(description="Gaussian blur in stored pixels before thresholding (smooth mode).")] = 0.7
 
 
+def _described(kind: Any, description: str) -> Any:
+    """`kind` with a description, which the JSON Schema (and the researcher's form) shows."""
+    return Annotated[kind, Field(description=description)]
+
+
+VIEWPORT_MAX_PX = 10_000
+
+
+@dataclass(frozen=True, config=_STRICT)
+class DeviceSettings:
+    """Which devices may take part. Phones and tablets are told from the browser's user agent;
+    window and screen sizes are those the browser reports when the participant starts. A
+    participant whose device does not qualify is screened out before any trial, with a page that
+    says what the study needs and the platform's screen-out code.
+
+    The rule is study/participation/devices.py: the server decides, never the page alone."""
+
+    phones: _described(Bool, "Phones may take part (told from the browser's user agent).") = True
+    tablets: _described(Bool, "Tablets may take part (told from the browser's user agent).") = True
+    min_viewport_width: _described(
+        _ints(0, VIEWPORT_MAX_PX),
+        "Smallest browser window width in CSS pixels, as reported at the start; 0: no minimum.",
+    ) = 0
+    min_viewport_height: _described(
+        _ints(0, VIEWPORT_MAX_PX),
+        "Smallest browser window height in CSS pixels, as reported at the start; 0: no minimum.",
+    ) = 0
+    min_screen_width: _described(
+        _ints(0, VIEWPORT_MAX_PX) | None,
+        "Optional screen-size check: smallest screen width in CSS pixels, with the height; the "
+        "screen's longer side is compared with the larger minimum, so turning a device does "
+        "not matter; empty: not checked.",
+    ) = None
+    min_screen_height: _described(
+        _ints(0, VIEWPORT_MAX_PX) | None,
+        "Optional screen-size check: smallest screen height in CSS pixels; empty: not checked.",
+    ) = None
+
+    @model_validator(mode="after")
+    def _screen_pair(self) -> DeviceSettings:
+        if (self.min_screen_width is None) != (self.min_screen_height is None):
+            missing = "min_screen_height" if self.min_screen_height is None else "min_screen_width"
+            raise field_error(missing, "the screen-size check needs both a width and a height")
+        return self
+
+
 @dataclass(frozen=True, config=_STRICT)
 class EndingCodes:
     """The codes a participant takes back to the platform for the ends other than a completed
@@ -154,6 +200,8 @@ class StudySettings:
     confidence: ConfidenceSettings = field(default_factory=ConfidenceSettings)
     # Both tasks: how the stored images are drawn on the participant's screen.
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    # Both tasks: which devices and screen sizes may take part.
+    devices: DeviceSettings = field(default_factory=DeviceSettings)
     # ClickMe: bubble radius as a fraction of the image width; points per trial.
     bubble_radius: Annotated[_numbers(0.005, 0.5), Field(description="ClickMe: the radius of a painted bubble, as a fraction of the image width.")] = 0.06
     click_budget: Annotated[_ints(1, 10_000), Field(description="ClickMe: the points a participant may paint on one image.")] = 200

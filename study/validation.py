@@ -101,6 +101,22 @@ class Event(BaseModel):
         default_factory=dict)
 
 
+Px = Annotated[Int, Field(ge=0, le=100_000)]
+
+
+class Screen(BaseModel):
+    """What the browser reports of its window and screen at the start, in CSS pixels; the
+    server's device rule (study/participation/devices.py) decides with it."""
+
+    model_config = _BODY
+    viewport_width: Annotated[Px, Field(description="window.innerWidth")]
+    viewport_height: Annotated[Px, Field(description="window.innerHeight")]
+    screen_width: Px | None = Field(None, description="screen.width")
+    screen_height: Px | None = Field(None, description="screen.height")
+    touch_points: Annotated[Int, Field(ge=0, le=1_000)] | None = Field(
+        None, description="navigator.maxTouchPoints")
+
+
 class StartRequest(BaseModel):
     model_config = _BODY
     consent: Literal[True]
@@ -115,6 +131,9 @@ class StartRequest(BaseModel):
     start_key: text(START_KEY_CHARS) | None = Field(
         None, description="the browser's key for this start; a retry with the same key (reply "
         "lost) gets the same participant back with 200")
+    screen: Screen | None = Field(
+        None, description="the browser's window and screen; required where the study sets a "
+        "minimum viewport or screen size")
 
 
 class ResponseRequest(BaseModel):
@@ -309,6 +328,17 @@ class EventIn:
     t_ms: float | None
     trial_id: int | None
     detail: dict[str, Any]
+
+
+def parse_screen(body: dict[str, Any]) -> Screen | None:
+    """The `screen` of a StartRequest body (None: not sent)."""
+    value = body.get("screen")
+    if value is None:
+        return None
+    try:
+        return Screen.model_validate(value)
+    except ValidationError as exc:
+        raise body_error(exc, "screen", root=Screen) from None
 
 
 def parse_events(body: dict[str, Any]) -> list[EventIn]:

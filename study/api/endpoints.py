@@ -17,17 +17,25 @@ from sqlalchemy import select
 from study import db
 from study.api import preview
 from study.api.images import send_stimulus, stimulus_file
-from study.errors import ApiError
+from study.errors import ApiError, error_response
 from study.feedback import classifier_path, classify, load_gray
 from study.manifest import shown_class, words_of_label
 from study.participation import database, lifecycle
-from study.participation.database import DatabaseLedger, Started
+from study.participation.database import DatabaseLedger, ScreenedOut, Started
 from study.participation.lifecycle import Answered, Finished, Ledger, ShownTrial
 from study.participation.rules import MAX_ID, PLATFORM_IDS, TOKEN_HEADER, external_ids
 from study.participation.scoring import answer_key
 from study.settings import StudySettings
 from study.tables import Stimulus, Study, utcnow
-from study.validation import get_int, get_str, get_uuid, json_object, parse_clicks, parse_events
+from study.validation import (
+    get_int,
+    get_str,
+    get_uuid,
+    json_object,
+    parse_clicks,
+    parse_events,
+    parse_screen,
+)
 
 
 def participant() -> AbstractContextManager[Ledger]:
@@ -58,11 +66,16 @@ def start(slug: str) -> ResponseReturnValue:
     if preview.requested(body):
         return _reply(_started_json(preview.start(slug)), 201, previewed=True)
     start_key = get_str(body, "start_key", max_len=64)
+    screen = parse_screen(body)
     user_agent = (request.user_agent.string or "")[:500] or None
-    started = database.start(slug, platform, ids, start_key, user_agent, utcnow())
+    started = database.start(slug, platform, ids, start_key, user_agent, utcnow(), screen)
     tokens = dict(session.get("participants") or {})
     tokens[slug] = started.token  # the participant pages find the participant by this cookie
     session["participants"] = tokens
+    if isinstance(started, ScreenedOut):
+        # The study's page (/s/<slug>) then says why, from this cookie.
+        session["screened_out"] = {**(session.get("screened_out") or {}), slug: started.reasons}
+        return error_response(403, " ".join(started.reasons), started.field)
     return _reply(_started_json(started), 201 if started.created else 200)
 
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from study import db
 from study.participation.database import refusal_of, settings_of
+from study.participation.devices import requirements
 from study.participation.preview import PREVIEW_TOKEN
-from study.participation.rules import PLATFORM_IDS
+from study.participation.rules import PLATFORM_IDS, screen_out_redirect
 from study.tables import Condition, Participant, Study, utcnow
 
 bp = Blueprint("participant", __name__)
@@ -61,6 +62,8 @@ def landing(slug: str):
         return _message("Study not found", "There is no study at this address.", 404)
     if not preview:
         mine = _session_participant(study)
+        if mine is not None and mine.status == "screened_out":
+            return _screened_out(study, mine)
         if mine is not None:
             return redirect(url_for("participant.task", slug=slug))
     args = {k: request.args.get(k, "")[:128] for k in URL_PARAMS if request.args.get(k)}
@@ -89,13 +92,16 @@ def landing(slug: str):
                 200,
             )
         ext_key = PLATFORM_IDS[platform][0]
-        earlier = ext_key and db.session().scalar(
-            select(Participant.status).where(
+        before = ext_key and db.session().scalar(
+            select(Participant).where(
                 Participant.study_id == study.id,
                 Participant.platform == platform,
                 Participant.external_id == args[ext_key],
             )
         )
+        earlier = before.status if before else None
+        if earlier == "screened_out":
+            return _screened_out(study, before)
         if earlier:
             # The browser that started (and lost the reply) resumes from this page by its
             # start key; see static/js/resume.js.
@@ -118,7 +124,27 @@ def landing(slug: str):
         study=study,
         start_json=json.dumps(start),
         preview=preview,
+        requirements=requirements(settings_of(study, None).devices),
     )
+
+
+def _screened_out(study: Study, p: Participant):
+    """The page of a participant whose device does not qualify: what the study needs, why this
+    device does not (as the start found it, kept in the session cookie), and the way back to
+    the platform with its screen-out code where it has one."""
+    settings = settings_of(study, None)
+    code, back = screen_out_redirect("incompatible_device", settings, study.completion_code,
+                                     study.screened_out_code, p.platform, p.external_session_id)
+    page = render_template(
+        "participant/screened_out.html",
+        study=study,
+        requirements=requirements(settings.devices),
+        reasons=(session.get("screened_out") or {}).get(study.slug, ()),
+        platform=p.platform,
+        code=code,
+        redirect_url=back,
+    )
+    return page, 403
 
 
 @bp.get("/s/<slug>/task")
@@ -133,7 +159,7 @@ def task(slug: str):
         condition_id = session["preview"].get("condition_id")
     else:
         p = _session_participant(study)
-        if p is None:
+        if p is None or p.status == "screened_out":
             return redirect(url_for("participant.landing", slug=slug))
         token = p.token
         condition_id = p.condition_id

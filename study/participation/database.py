@@ -21,6 +21,7 @@ from study import db, response_store
 from study.assignment import StimulusRef, build_trial_plan, choose_condition
 from study.errors import ApiError
 from study.participation import design
+from study.participation.devices import Shortfall, device_class, shortfalls
 from study.participation.lifecycle import (
     CurrentTrial,
     Finished,
@@ -51,7 +52,7 @@ from study.tables import (
     Trial,
     utcnow,
 )
-from study.validation import EventIn
+from study.validation import EventIn, Screen
 
 
 def settings_of(study: Study, condition: Condition | None,
@@ -102,11 +103,23 @@ class Started:
     created: bool
 
 
+@dataclass(frozen=True)
+class ScreenedOut:
+    """A participant whose device does not meet the study's requirements, stored with the status
+    `screened_out`, no trials and no answers; `reasons` say why, `field` what told (the
+    User-Agent header or the browser's screen report)."""
+
+    token: str
+    reasons: tuple[str, ...]
+    field: str
+
+
 def start(slug: str, platform: str, ids: ExternalIds, start_key: str | None,
-          user_agent: str | None, now: dt.datetime) -> Started:
-    """A new participant: refusals first, then condition, seed and the whole trial list, in one
-    transaction. The same browser's retry (same start key, not finished) resumes; anyone else
-    with the same external id is refused (409)."""
+          user_agent: str | None, now: dt.datetime,
+          screen: Screen | None = None) -> Started | ScreenedOut:
+    """A new participant: refusals first, then the device check (devices.py), then condition,
+    seed and the whole trial list, in one transaction. The same browser's retry (same start key,
+    not finished) resumes; anyone else with the same external id is refused (409)."""
     s = db.session()
     # The study row is locked (PostgreSQL) until this start commits, so that simultaneous starts
     # see each other: conditions stay balanced and a full study is not overfilled.
@@ -119,6 +132,10 @@ def start(slug: str, platform: str, ids: ExternalIds, start_key: str | None,
         if existing is not None:
             return _resumed(s, existing, start_key, platform)
     base = merged_settings(study.settings, None)
+    device = device_class(user_agent, screen.touch_points if screen is not None else None)
+    by_device = shortfalls(base.devices, device, screen)
+    if by_device:
+        return _screened_out(s, study.id, platform, ids, start_key, user_agent, now, by_device)
     condition_id = choose_condition(s, study.id, now, base.active_window_minutes)
     condition = s.get(Condition, condition_id) if condition_id is not None else None
     settings = settings_of(study, condition)
@@ -150,6 +167,30 @@ def start(slug: str, platform: str, ids: ExternalIds, start_key: str | None,
         return _resumed(s, existing, start_key, platform)
     return Started(p.token, p.public_id, condition.name if condition is not None else None,
                    p.n_trials, p.current_index, created=True)
+
+
+def _screened_out(s: Session, study_id: int, platform: str, ids: ExternalIds,
+                  start_key: str | None, user_agent: str | None, now: dt.datetime,
+                  by_device: list[Shortfall]) -> ScreenedOut:
+    """Store the participant as screened out (the researcher counts them; a platform id cannot
+    start again); the same id screened out or started at the same moment is refused (409)."""
+    p = Participant(
+        study_id=study_id, token=secrets.token_urlsafe(32), public_id=str(uuid.uuid4()),
+        platform=platform, external_id=ids.id, external_study_id=ids.study_id,
+        external_session_id=ids.session_id, status="screened_out", condition_id=None, seed=0,
+        current_index=0, n_trials=0, start_key=start_key, staircase={}, user_agent=user_agent,
+        started_at=now, last_seen_at=now,
+    )
+    try:
+        s.add(p)
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        existing = _existing(s, study_id, platform, ids.id) if ids.id is not None else None
+        if existing is None:
+            raise
+        return _resumed(s, existing, start_key, platform)  # refuses: it is not a started one
+    return ScreenedOut(p.token, tuple(f.reason for f in by_device), by_device[0].field)
 
 
 def plan_of(s: Session, study_id: int, settings: StudySettings, seed: int) -> list:
@@ -210,6 +251,8 @@ class DatabaseLedger:
         p = db.session().scalar(stmt)
         if p is None:
             raise ApiError(401, "unknown participant token", TOKEN_HEADER)
+        if p.status == "screened_out" and p.n_trials == 0:  # by the device check at the start
+            raise ApiError(403, "this participant was screened out of the study", TOKEN_HEADER)
         self._participant = p
         return p
 

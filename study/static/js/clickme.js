@@ -1,5 +1,6 @@
-// ClickMe trial: paint the parts of the image that matter. A click places a bubble, a drag
-// paints a stroke of bubbles; points are (x, y) in [0, 1] image coordinates with t in ms since
+// ClickMe trial: paint the parts of the image that matter. A click or tap places a bubble, a drag
+// (mouse, pen or finger: pointer events; the canvas takes no scroll gestures, study.css) paints
+// a stroke of bubbles; points are (x, y) in [0, 1] image coordinates with t in ms since
 // the image appeared. Budget counter, undo, submit after the minimum, keyboard control and
 // optional live feedback from a classifier that sees only the revealed pixels.
 
@@ -16,7 +17,9 @@ function el(tag, className, text) {
 
 export async function runClickMe(stage, trial, img, { token, practice }) {
   const s = trial.settings;
-  const size = Math.max(200, Math.min(512, window.innerWidth - 40, window.innerHeight - 220));
+  // The page's own width (a phone's 360-430 px less the margins) bounds the canvas.
+  const room = document.documentElement.clientWidth - 32;
+  const size = Math.max(200, Math.min(512, room, window.innerHeight - 220));
   const dpr = window.devicePixelRatio || 1;
 
   stage.replaceChildren();
@@ -33,9 +36,12 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
   canvas.setAttribute("aria-label", "image to paint on; arrow keys move, space paints");
   const bar = el("div", "cm-bar");
   const count = el("span", "cm-count");
-  const undo = el("button", "cm-undo", "Undo (Z)");
+  // The key of each button in a hint that touch screens hide (study.css).
+  const undo = el("button", "cm-undo", "Undo");
+  undo.append(el("span", "key-hint", " (Z)"));
   undo.type = "button";
-  const submit = el("button", "cm-submit primary", "Submit (Enter)");
+  const submit = el("button", "cm-submit primary", "Submit");
+  submit.append(el("span", "key-hint", " (Enter)"));
   submit.type = "button";
   bar.append(count, undo, submit);
   const feedback = el("p", "cm-feedback");
@@ -120,7 +126,7 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
   }
 
   canvas.addEventListener("pointerdown", (e) => {
-    if (e.button !== 0) return;
+    if (e.button !== 0 || !e.isPrimary) return; // a second finger neither paints nor scrolls
     e.preventDefault();
     canvas.setPointerCapture(e.pointerId);
     drawing = true;
@@ -128,7 +134,7 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
     if (add(p.x, p.y, true)) draw();
   });
   canvas.addEventListener("pointermove", (e) => {
-    if (!drawing) return;
+    if (!drawing || !e.isPrimary) return;
     const p = where(e);
     const last = points[points.length - 1];
     // Space the points of a drag by half a bubble radius so a stroke paints a continuous band.

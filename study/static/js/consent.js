@@ -1,4 +1,5 @@
-// The consent page: "I agree" starts the participant through the API, then opens the task.
+// The consent page: "I agree" starts the participant through the API (with the browser's
+// window and screen size for the study's device check), then opens the task.
 
 import { api, startKey, untilAnswered } from "./api.js";
 
@@ -15,7 +16,19 @@ function say(text) {
 
 button.addEventListener("click", async () => {
   button.disabled = true;
-  const body = { ...JSON.parse(root.dataset.start), consent: true, start_key: startKey(slug, true) };
+  const body = {
+    ...JSON.parse(root.dataset.start),
+    consent: true,
+    start_key: startKey(slug, true),
+    // The server's device rule decides with this report and the user agent.
+    screen: {
+      viewport_width: Math.round(window.innerWidth),
+      viewport_height: Math.round(window.innerHeight),
+      screen_width: Math.round(window.screen.width),
+      screen_height: Math.round(window.screen.height),
+      touch_points: navigator.maxTouchPoints || 0,
+    },
+  };
   if (preview) body.preview = true;
   const res = await untilAnswered(
     () => api(`/studies/${encodeURIComponent(slug)}/participants`, { method: "POST", body }),
@@ -23,6 +36,11 @@ button.addEventListener("click", async () => {
   );
   if (res.status === 201 || res.status === 200) {
     window.location.assign(`/s/${encodeURIComponent(slug)}/task${preview ? "?preview=1" : ""}`);
+    return;
+  }
+  if (res.status === 403 && !preview) {
+    // Screened out by the device check: the study's page says why and where to go back to.
+    window.location.assign(`/s/${encodeURIComponent(slug)}`);
     return;
   }
   say(res.data && res.data.error ? res.data.error.message : `Could not start (${res.status}).`);

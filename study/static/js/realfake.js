@@ -6,6 +6,14 @@ import { nextFrame, waitFrames } from "./frames.js";
 
 const KEYS = { f: "real", j: "fake" };
 
+// A key's name after a button's label, which touch screens hide (study.css).
+function hint(text) {
+  const span = document.createElement("span");
+  span.className = "key-hint";
+  span.textContent = text;
+  return span;
+}
+
 function maskCanvas(size) {
   const c = document.createElement("canvas");
   const cells = 16;
@@ -50,11 +58,13 @@ function build(stage, img, size, pixelated) {
   const real = document.createElement("button");
   real.type = "button";
   real.dataset.answer = "real";
-  real.textContent = "Real (F)";
+  real.textContent = "Real";
+  real.append(hint(" (F)"));
   const fake = document.createElement("button");
   fake.type = "button";
   fake.dataset.answer = "fake";
-  fake.textContent = "AI-generated (J)";
+  fake.textContent = "AI-generated";
+  fake.append(hint(" (J)"));
   answer.append(q, real, fake);
   stage.append(screen, answer);
   return { fixation, mask, answer };
@@ -65,7 +75,8 @@ function askConfidence(stage, lo, hi) {
     const box = document.createElement("div");
     box.className = "rf-confidence";
     const p = document.createElement("p");
-    p.textContent = `How sure are you? (${lo} = guessing, ${hi} = certain; keys ${lo}-${hi})`;
+    p.textContent = `How sure are you? (${lo} = guessing, ${hi} = certain`;
+    p.append(hint(`; keys ${lo}-${hi}`), ")");
     box.append(p);
     const done = (v) => {
       window.removeEventListener("keydown", onKey);
@@ -91,7 +102,7 @@ function askConfidence(stage, lo, hi) {
 
 export async function runRealFake(stage, trial, img) {
   const s = trial.settings;
-  const size = Math.min(384, window.innerWidth - 40);
+  const size = Math.min(384, document.documentElement.clientWidth - 32);
   const { fixation, mask, answer } = build(stage, img, size, s.pixelated);
 
   const t_fix = await nextFrame();
