@@ -28,9 +28,10 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from study.export_views import clicks_from, events_from, trials_from
+from study.participation import design
 from study.settings import StudySettings
 from study.tables import (
     BrowserEvent,
@@ -331,8 +332,9 @@ def staircase_settings(study: Study) -> dict[str, Any]:
 
 
 def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The JSON data dictionary: every column of every table, its type and meaning, and the
-    staircase settings of the study and its conditions."""
+    """The JSON data dictionary: every column of every table, its type and meaning, the
+    staircase settings of the study and its conditions, and the settings of each design version
+    its participants started under."""
     return {
         "study": study.slug,
         "title": study.title,
@@ -350,6 +352,7 @@ def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[
             for table, cols in COLUMNS.items()
         },
         **staircase_settings(study),
+        "design_versions": design.study_versions(object_session(study), study.id),
     }
 
 

@@ -82,3 +82,12 @@ def versions_of(s: Session, study_id: int) -> list[tuple[str, int]]:
         .order_by(func.min(Participant.started_at))
     ).all()
     return [(digest, n) for digest, n, _ in rows]
+
+
+def study_versions(s: Session, study_id: int) -> dict[str, dict[str, Any]]:
+    """The design versions the study's participants started under, oldest first: hash ->
+    {"participants": how many, "settings": the version's settings} (the data dictionary's)."""
+    counts = versions_of(s, study_id)
+    stored = dict(s.execute(select(DesignVersion.hash, DesignVersion.settings)
+                            .where(DesignVersion.hash.in_([h for h, _ in counts]))).all())
+    return {h: {"participants": n, "settings": stored[h]} for h, n in counts if h in stored}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from test_api import answer_body, current, finish_all, post, start
 
 from study import db
-from study.export import iter_batches
+from study.export import data_dictionary, iter_batches
 from study.participation.design import canonical_json, current_design, design_hash
 from study.researcher.builder import edit_settings
 from study.settings import StudySettings
@@ -100,7 +100,12 @@ def test_an_edit_is_a_new_version_and_earlier_participants_keep_theirs(
                     for batch in iter_batches(s, study, "trials", "k", pseudonymise=False)
                     for r in batch}
         public = dict(s.execute(select(Participant.token, Participant.public_id)).all())
+        dictionary = data_dictionary(study, pseudonymise=False, fmt="csv")["design_versions"]
     assert exported == {(public[a], first), (public[b], second)}
+    assert list(dictionary) == [first, second]
+    assert [v["participants"] for v in dictionary.values()] == [1, 1]
+    assert dictionary[first]["settings"]["exposure_ms"] == 50
+    assert dictionary[second]["settings"]["exposure_ms"] == 300
     with engine.connect() as conn:
         viewed = set(conn.execute(text(
             "SELECT DISTINCT participant, design_hash FROM export_trials WHERE study = :s"),
