@@ -28,6 +28,7 @@ from pydantic_core import PydanticUndefined
 
 PREFIX = "settings."
 KINDS = ("checkbox", "integer", "number", "choice", "text", "json")
+MULTILINE_ABOVE = 1_000  # characters: a text field allowing more is a text area
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class SettingField:
     @property
     def input_id(self) -> str:
         return "setting-" + self.name.replace(".", "-").replace("_", "-")
+
+    @property
+    def multiline(self) -> bool:
+        """A text longer than a line (e.g. a participant text) gets a text area."""
+        return self.kind == "text" and (self.max_length or 0) > MULTILINE_ABOVE
 
     @property
     def default_text(self) -> str:

@@ -52,6 +52,7 @@ def test_kinds_bounds_choices_and_defaults_come_from_the_declarations() -> None:
     assert by_name["redirect_platform"].choices == ("prolific", "mturk", "none")
     assert by_name["practice_feedback"].kind == "checkbox"
     assert by_name["mturk_submit_url"].max_length == 500
+    assert not by_name["mturk_submit_url"].multiline
     assert "until the participant answers" in by_name["exposure_ms"].help
     defaults = StudySettings().to_dict()
     assert by_name["display.size"].default == defaults["display"]["size"]
@@ -70,6 +71,7 @@ class _Future:
     limit: Annotated[float, Field(gt=0.5, lt=2)] | None = None
     inner: _Inner = dataclasses.field(default_factory=_Inner)
     tags: list[str] = dataclasses.field(default_factory=list)
+    letter: Annotated[str, Field(max_length=5_000)] | None = None
 
 
 def test_a_new_setting_appears_without_form_code() -> None:
@@ -77,7 +79,8 @@ def test_a_new_setting_appears_without_form_code() -> None:
     (group,) = [g for g in form if isinstance(g, SettingGroup)]
     assert (group.name, group.help) == ("inner", "A nested block. More text.")
     by_name = {f.name: f for f in all_fields(form)}
-    assert set(by_name) == {"colour", "limit", "inner.level", "tags"}
+    assert set(by_name) == {"colour", "limit", "inner.level", "tags", "letter"}
+    assert by_name["letter"].multiline and not by_name["colour"].multiline
     assert (by_name["colour"].kind, by_name["colour"].choices) == ("choice", ("red", "blue"))
     limit = by_name["limit"]
     assert (limit.kind, limit.optional, limit.minimum, limit.maximum) == ("number", True, 0.5, 2)
