@@ -7,6 +7,8 @@
   participant's state lives.
 - `database`: starting a stored participant, and the database's ledger (every answer stored
   once, study/response_store.py).
+- `design`: design versions: the hash of a study's settings and stimulus set that each
+  participant records at the start, whose stored settings keep serving that participant.
 - `preview`: starting a researcher's preview, and its ledger (state in a plain dict that the
   API keeps in the signed session cookie; nothing stored).
 
