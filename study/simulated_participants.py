@@ -216,7 +216,10 @@ class _Participant:
 
     def _start(self) -> dict[str, Any] | None:
         tag = f"sim{self.cfg.seed}-{self.i}-{uuid.uuid4().hex[:8]}"
-        body: dict[str, Any] = {"platform": self.cfg.platform, "consent": True}
+        # A desktop browser's report, for studies with a window or screen minimum (devices).
+        screen = {"viewport_width": 1280, "viewport_height": 800, "screen_width": 1920,
+                  "screen_height": 1080, "touch_points": 0}
+        body: dict[str, Any] = {"platform": self.cfg.platform, "consent": True, "screen": screen}
         if self.cfg.platform == "prolific":
             body.update(PROLIFIC_PID=tag, STUDY_ID="sim-study", SESSION_ID=f"sess-{tag}")
         elif self.cfg.platform == "mturk":

@@ -65,6 +65,19 @@ def test_accurate_participants_finish_and_every_response_is_stored_once(app, sti
     assert wrong == 0  # accurate really is accurate: the truth table matched every image
 
 
+def test_simulated_participants_pass_a_window_minimum(app, stimuli_dir):
+    """They report a desktop browser's window and screen, as the consent page does."""
+    create_demo_study(app, stimuli_dir(2, 2), trials_per_participant=2,
+                      devices={"phones": False, "min_viewport_width": 1024,
+                               "min_screen_width": 1280, "min_screen_height": 720})
+    sid, truth = _truth(app, "demo")
+    with LiveServer(app) as live:
+        cfg = simulated_participants.SimulationConfig(behaviour="accurate", n=2, concurrency=2, seed=1)
+        result = simulated_participants.run_simulation(live.url, "demo", cfg, truth)
+    assert result.errors == 0, result.error_messages
+    assert _counts(app, sid)[3] == {"completed": 2}
+
+
 def test_observer_gives_back_its_dprime(app, stimuli_dir):
     create_demo_study(app, stimuli_dir(4, 4), trials_per_participant=40)
     sid, truth = _truth(app, "demo")
