@@ -116,3 +116,24 @@ def _one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+DOCS_FIGURES = ROOT / "docs" / "figures"
+DOCS_FIGURES_ENV = "DP_DOCS_FIGURES"
+
+
+@pytest.fixture
+def docs_figure(tmp_path: Path):
+    """`docs_figure("researcher/builder.png")` -> where a test writes a documentation screenshot:
+    docs/figures/<name> when DP_DOCS_FIGURES=1 (how the docs' pictures are remade, see
+    docs/contributing.md), else a file under the test's tmp_path, so that a plain test run takes
+    the same screenshot but leaves the checkout unchanged (screenshots hold times and random
+    stimuli, so they differ on every run)."""
+
+    def path(name: str) -> Path:
+        base = DOCS_FIGURES if os.environ.get(DOCS_FIGURES_ENV) == "1" else tmp_path / "figures"
+        out = base / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+
+    return path

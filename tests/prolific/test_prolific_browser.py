@@ -18,11 +18,10 @@ from study.platforms import prolific_records
 from study.tables import Study
 
 CHROMIUM = "/usr/bin/chromium"
-SHOT = Path(__file__).resolve().parents[2] / "docs" / "figures" / "researcher" / "reconciliation.png"
 pytestmark = pytest.mark.browser
 
 
-def test_reconciliation_page_flags_and_approves(tmp_path):
+def test_reconciliation_page_flags_and_approves(tmp_path, docs_figure):
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed")
@@ -63,8 +62,7 @@ def test_reconciliation_page_flags_and_approves(tmp_path):
             assert page.inner_text("#prolific-summary").startswith("6 participant(s): 3 flagged")
             flagged = page.locator("tr.flagged").evaluate_all("rows => rows.map(r => r.dataset.pid)")
             assert sorted(pid[-3:] for pid in flagged) == ["503", "504", "509"]
-            SHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOT), full_page=True)
+            page.screenshot(path=str(docs_figure("researcher/reconciliation.png")), full_page=True)
             page.click("#approve")
             page.wait_for_selector("text=Approved 1 submission(s).")
             assert prolific.submissions[subs["501"]]["status"] == "APPROVED"

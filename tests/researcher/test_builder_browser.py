@@ -1,6 +1,6 @@
 """The study builder in headless Chromium (CSP on): a study made with the builder form (an
 out-of-range setting first, shown next to its field), a participant run through it, and the
-participant's design hash found in the export. Writes docs/figures/researcher/builder.png."""
+participant's design hash found in the export. Takes docs/figures/researcher/builder.png (written there with DP_DOCS_FIGURES=1)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from study.migrate import upgrade
 from study.tables import Study
 
 CHROMIUM = "/usr/bin/chromium"
-FIGURE = Path(__file__).resolve().parents[2] / "docs" / "figures" / "researcher" / "builder.png"
 pytestmark = pytest.mark.browser
 
 
@@ -72,7 +71,7 @@ def _participant(browser, url: str) -> str:
     raise AssertionError("the participant never reached the debrief")
 
 
-def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path) -> None:
+def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path, docs_figure) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed")
@@ -108,8 +107,7 @@ def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path) -> None:
             playwright.expect(field.locator(".field-error")).to_have_text("must be >= 10, got 5")
             field.scroll_into_view_if_needed()
             page.evaluate("window.scrollBy(0, -120)")
-            FIGURE.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(FIGURE))
+            page.screenshot(path=str(docs_figure("researcher/builder.png")))
 
             _fill_builder(page, bundle, exposure="100")
             page.wait_for_url(url + "/researcher/studies/built")

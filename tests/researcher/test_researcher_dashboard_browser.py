@@ -1,6 +1,6 @@
 """The study page's charts in headless Chromium (CSP on), filled by simulated participants over
 HTTP: heat maps paged through, charts redrawn while a study runs, and the screenshots of
-docs/researchers.md (docs/figures/researcher/dashboard*.png)."""
+docs/researchers.md (docs/figures/researcher/dashboard*.png, written there with DP_DOCS_FIGURES=1)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from study.auth import create_researcher
 from study.tables import Stimulus, Study
 
 CHROMIUM = "/usr/bin/chromium"
-FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures" / "researcher"
 pytestmark = pytest.mark.browser
 
 SHAPES = {  # ClickMe stimuli: white ink on black, 64 px, each with its class in words
@@ -78,7 +77,7 @@ def _loaded(page, selector: str) -> None:
         arg=selector, timeout=15000)
 
 
-def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path):
+def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path, docs_figure):
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed")
@@ -97,7 +96,6 @@ def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
-    FIGURES.mkdir(parents=True, exist_ok=True)
     try:
         _simulate(app, url, "shapes-clickme", behaviour="clicker", n=5, seed=3,
                   clicks_per_trial=30)
@@ -119,7 +117,7 @@ def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path):
             assert page.inner_text("#heatmap-caption") == "1 of 3: shape-ring"
             assert page.locator("#gallery li").count() == 3
             page.locator("h2").evaluate("h => h.scrollIntoView()")
-            page.screenshot(path=str(FIGURES / "dashboard.png"))
+            page.screenshot(path=str(docs_figure("researcher/dashboard.png")))
             page.click("#heatmap-next")
             page.click("#heatmap-next")
             assert page.inner_text("#heatmap-caption") == "3 of 3: shape-corner"
@@ -132,7 +130,7 @@ def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path):
             for selector in ("#chart-timeline", "#chart-judgments"):
                 _loaded(page, selector)
             page.locator("h2").evaluate("h => h.scrollIntoView()")
-            page.screenshot(path=str(FIGURES / "dashboard-realfake.png"))
+            page.screenshot(path=str(docs_figure("researcher/dashboard-realfake.png")))
             first_src = page.get_attribute("#chart-judgments", "src")
             _simulate(app, url, "digits-rf", behaviour="observer", n=2, dprime=1.5, seed=5)
             # the page's poll sees 8 participants and fetches each chart again

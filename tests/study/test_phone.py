@@ -1,7 +1,7 @@
 """The participant pages on phones, in Chromium's phone emulation (touch, 360-430 px wide):
 every visible control lies on the screen (ClickMe and real-or-fake), a finger drag paints a ClickMe stroke without
 scrolling the page, and a phone on a study that allows no phones is screened out with a clear
-page and nothing stored but the screen-out. Makes docs/figures/study/phone-clickme.png."""
+page and nothing stored but the screen-out. Takes docs/figures/study/phone-clickme.png (written there with DP_DOCS_FIGURES=1)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from study.tables import Participant, Response, Trial
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
-FIGURE = Path(__file__).resolve().parents[2] / "docs" / "figures" / "study" / "phone-clickme.png"
 ANDROID_PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                  "Chrome/124.0.0.0 Mobile Safari/537.36")
 
@@ -117,7 +116,7 @@ def assert_on_screen(page, where: str) -> None:
 
 
 @pytest.mark.parametrize("width", [360, 430, 390])
-def test_clickme_on_a_phone(server, manifest, browser, width: int) -> None:
+def test_clickme_on_a_phone(server, manifest, browser, width: int, docs_figure) -> None:
     base, app, _ = server
     slug = manifest_study(app, manifest, {
         "task": "clickme", "title": "Which parts matter?", "completion_code": "C0DE42",
@@ -146,8 +145,7 @@ def test_clickme_on_a_phone(server, manifest, browser, width: int) -> None:
         assert page.evaluate("window.scrollY") == scrolled  # painting did not scroll the page
         assert_on_screen(page, "ClickMe trial after painting")
         if width == 390:
-            FIGURE.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(FIGURE), scale="css")
+            page.screenshot(path=str(docs_figure("study/phone-clickme.png")), scale="css")
         page.locator(".cm-submit").tap()
         page.locator("#debrief-done").wait_for(state="visible")
         assert page.locator("#completion-code").inner_text() == "C0DE42"
