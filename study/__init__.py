@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response
 from flask.sessions import SecureCookieSessionInterface
 
-from study import db, errors
+from study import db, errors, i18n
 from study.config import PROJECT_ROOT, build_config
 
 
@@ -29,6 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = CachedSerializerSessionInterface()
     db.init_app(app)
     errors.register(app)
+    i18n.init_app(app)
     app.after_request(_security_headers)
 
     from study import blueprints

@@ -178,6 +178,28 @@ class DeviceSettings:
         return self
 
 
+LANGUAGES = ("en", "de")  # those with a catalog in study/translations (study/i18n.py)
+CONSENT_MAX_CHARS = 20_000
+INSTRUCTIONS_MAX_CHARS = 10_000
+
+
+@dataclass(frozen=True, config=_STRICT)
+class TextSettings:
+    """The researcher's own participant texts, shown instead of the built-in ones (which are in
+    the study's language). Plain text: shown as written, line breaks kept, never read as HTML."""
+
+    consent: _described(
+        text(CONSENT_MAX_CHARS) | None,
+        "Consent text shown above the agree button (plain text, line breaks kept); empty: the "
+        "built-in text in the study's language.",
+    ) = None
+    instructions: _described(
+        text(INSTRUCTIONS_MAX_CHARS) | None,
+        "Task instructions shown before the first trial (plain text, line breaks kept); empty: "
+        "the built-in instructions of the study's task in its language.",
+    ) = None
+
+
 @dataclass(frozen=True, config=_STRICT)
 class EndingCodes:
     """The codes a participant takes back to the platform for the ends other than a completed
@@ -220,6 +242,12 @@ class StudySettings:
     # finishing (None: never), and gets the failed_attention_check code.
     max_catch_failures: _ints(0, 1_000) | None = None
     ending_codes: EndingCodes = field(default_factory=EndingCodes)
+    # Participant pages: their language and the researcher's own consent and instructions.
+    language: _described(
+        Literal[LANGUAGES],
+        "The language of the participant pages: en (English) or de (German).",
+    ) = "en"
+    texts: TextSettings = field(default_factory=TextSettings)
 
     @model_validator(mode="after")
     def _within_budget(self) -> StudySettings:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
-from study import db
+from study import db, i18n
 from study.participation.database import refusal_of, settings_of
 from study.participation.devices import requirements
 from study.participation.preview import PREVIEW_TOKEN
@@ -19,6 +20,13 @@ from study.tables import Condition, Participant, Study, utcnow
 bp = Blueprint("participant", __name__)
 
 URL_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId", "hitId")
+
+
+@bp.context_processor
+def _language() -> dict[str, str]:
+    """The page's language (`<html lang>`) and its scripts' texts (`<body data-strings>`)."""
+    language = i18n.current()
+    return {"page_language": language, "ui_strings": i18n.js_strings(language)}
 
 
 @bp.get("/healthz")
@@ -59,7 +67,9 @@ def landing(slug: str):
     study = db.session().scalar(select(Study).where(Study.slug == slug))
     preview = _preview_wanted()
     if study is None or (study.status == "draft" and not preview):
-        return _message("Study not found", "There is no study at this address.", 404)
+        return _message(_("Study not found"), _("There is no study at this address."), 404)
+    settings = settings_of(study, None)
+    i18n.use(settings.language)
     if not preview:
         mine = _session_participant(study)
         if mine is not None and mine.status == "screened_out":
@@ -71,24 +81,25 @@ def landing(slug: str):
     if not preview:
         why = refusal_of(db.session(), study, utcnow())
         if why is not None:
-            status, _ = why
+            status = why[0]
             if study.status in ("paused", "closed"):
                 return _message(
-                    f"This study is {study.status}",
-                    "It is not accepting participants at the moment. Please return it on "
-                    "your platform; thank you for your interest.",
+                    _("This study is paused") if study.status == "paused"
+                    else _("This study is closed"),
+                    _("It is not accepting participants at the moment. Please return it on "
+                      "your platform; thank you for your interest."),
                     410,
                 )
             return _message(
-                "This study is full",
-                "All places have been taken. Please return it on your platform; thank you "
-                "for your interest.",
+                _("This study is full"),
+                _("All places have been taken. Please return it on your platform; thank you "
+                  "for your interest."),
                 status,
             )
         if platform == "mturk" and args.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
             return _message(
-                "Please accept the HIT first",
-                "This is a preview of the task. Accept the HIT on MTurk to take part.",
+                _("Please accept the HIT first"),
+                _("This is a preview of the task. Accept the HIT on MTurk to take part."),
                 200,
             )
         ext_key = PLATFORM_IDS[platform][0]
@@ -111,10 +122,10 @@ def landing(slug: str):
                 else None
             )
             return _message(
-                "You have already taken part",
-                "Our records show that you have already started this study, and each person "
-                "may take part only once. If you believe this is a mistake, please contact "
-                "the researchers through your platform.",
+                _("You have already taken part"),
+                _("Our records show that you have already started this study, and each person "
+                  "may take part only once. If you believe this is a mistake, please contact "
+                  "the researchers through your platform."),
                 409,
                 resume,
             )
@@ -124,7 +135,8 @@ def landing(slug: str):
         study=study,
         start_json=json.dumps(start),
         preview=preview,
-        requirements=requirements(settings_of(study, None).devices),
+        requirements=requirements(settings.devices),
+        consent_text=settings.texts.consent or study.consent_text,
     )
 
 
@@ -133,6 +145,7 @@ def _screened_out(study: Study, p: Participant):
     device does not (as the start found it, kept in the session cookie), and the way back to
     the platform with its screen-out code where it has one."""
     settings = settings_of(study, None)
+    i18n.use(settings.language)
     code, back = screen_out_redirect("incompatible_device", settings, study.completion_code,
                                      study.screened_out_code, p.platform, p.external_session_id)
     page = render_template(
@@ -152,7 +165,7 @@ def task(slug: str):
     """The task page; the browser resumes at the participant's current trial."""
     study = db.session().scalar(select(Study).where(Study.slug == slug))
     if study is None:
-        return _message("Study not found", "There is no study at this address.", 404)
+        return _message(_("Study not found"), _("There is no study at this address."), 404)
     preview = _preview_wanted() and (session.get("preview") or {}).get("slug") == slug
     if preview:
         token = PREVIEW_TOKEN
@@ -165,6 +178,7 @@ def task(slug: str):
         condition_id = p.condition_id
     condition = db.session().get(Condition, condition_id) if condition_id else None
     settings = settings_of(study, condition)
+    i18n.use(settings.language)
     return render_template(
         "participant/task.html",
         study=study,
@@ -172,4 +186,5 @@ def task(slug: str):
         preview=preview,
         redirect_platform=settings.redirect_platform,
         n_practice=settings.n_practice,
+        instructions_text=settings.texts.instructions or study.instructions_text,
     )

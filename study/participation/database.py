@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import force_locale
 from sqlalchemy import Connection, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -133,7 +134,8 @@ def start(slug: str, platform: str, ids: ExternalIds, start_key: str | None,
             return _resumed(s, existing, start_key, platform)
     base = merged_settings(study.settings, None)
     device = device_class(user_agent, screen.touch_points if screen is not None else None)
-    by_device = shortfalls(base.devices, device, screen)
+    with force_locale(base.language):  # the screened-out page shows these reasons
+        by_device = shortfalls(base.devices, device, screen)
     if by_device:
         return _screened_out(s, study.id, platform, ids, start_key, user_agent, now, by_device)
     condition_id = choose_condition(s, study.id, now, base.active_window_minutes)

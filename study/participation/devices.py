@@ -4,7 +4,8 @@ The device class (phone, tablet, desktop) is told from the user agent on the ser
 browser's own report (`Screen`: window and screen size, touch points) is used only for what the
 user agent cannot say: the window and screen sizes, and an iPad that presents itself as a Mac.
 A client report can make a device count as a tablet, never as a desktop, so a participant cannot
-talk their way past a phone or tablet ban. Pure functions, no database, no request.
+talk their way past a phone or tablet ban. Pure functions, no database, no request; the
+sentences for the participant are in the current Flask-Babel locale (English outside a request).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from flask_babel import gettext as _
 
 from study.errors import ApiError
 from study.settings import DeviceSettings
@@ -45,33 +48,33 @@ def device_class(user_agent: str | None, touch_points: int | None = None) -> Dev
 
 def _class_requirement(d: DeviceSettings) -> str | None:
     if not d.phones and not d.tablets:
-        return "a desktop or laptop computer (not a phone or tablet)"
+        return _("a desktop or laptop computer (not a phone or tablet)")
     if not d.phones:
-        return "a computer or tablet (not a phone)"
+        return _("a computer or tablet (not a phone)")
     if not d.tablets:
-        return "a computer or phone (not a tablet)"
+        return _("a computer or phone (not a tablet)")
     return None
 
 
 def _size(width: int, height: int) -> str:
-    return f"{width} × {height} pixels"
+    return _("%(width)d × %(height)d pixels", width=width, height=height)
 
 
 def _viewport_requirement(d: DeviceSettings) -> str | None:
     w, h = d.min_viewport_width, d.min_viewport_height
     if w and h:
-        return f"a browser window of at least {_size(w, h)}"
+        return _("a browser window of at least %(size)s", size=_size(w, h))
     if w:
-        return f"a browser window at least {w} pixels wide"
+        return _("a browser window at least %(width)d pixels wide", width=w)
     if h:
-        return f"a browser window at least {h} pixels high"
+        return _("a browser window at least %(height)d pixels high", height=h)
     return None
 
 
 def _screen_requirement(d: DeviceSettings) -> str | None:
     if d.min_screen_width is None or d.min_screen_height is None:
         return None
-    return f"a screen of at least {_size(d.min_screen_width, d.min_screen_height)}"
+    return _("a screen of at least %(size)s", size=_size(d.min_screen_width, d.min_screen_height))
 
 
 def requirements(d: DeviceSettings) -> list[str]:
@@ -99,8 +102,11 @@ def shortfalls(d: DeviceSettings, device: Device, screen: Screen | None) -> list
     with a size minimum needs the `screen` report (ApiError 400 naming it)."""
     out = []
     if (device == "phone" and not d.phones) or (device == "tablet" and not d.tablets):
+        need = _class_requirement(d)
         out.append(Shortfall("User-Agent",
-                             f"This study needs {_class_requirement(d)}; this device is a {device}."))
+                             _("This study needs %(need)s; this device is a phone.", need=need)
+                             if device == "phone" else
+                             _("This study needs %(need)s; this device is a tablet.", need=need)))
     if not needs_screen(d):
         return out
     if screen is None:
@@ -109,8 +115,8 @@ def shortfalls(d: DeviceSettings, device: Device, screen: Screen | None) -> list
     if vw < d.min_viewport_width or vh < d.min_viewport_height:
         out.append(Shortfall("screen.viewport_width" if vw < d.min_viewport_width
                              else "screen.viewport_height",
-                             f"This study needs {_viewport_requirement(d)}; this window is "
-                             f"{_size(vw, vh)}."))
+                             _("This study needs %(need)s; this window is %(size)s.",
+                               need=_viewport_requirement(d), size=_size(vw, vh))))
     if d.min_screen_width is not None and d.min_screen_height is not None:
         sw, sh = screen.screen_width, screen.screen_height
         if sw is None or sh is None:
@@ -118,6 +124,7 @@ def shortfalls(d: DeviceSettings, device: Device, screen: Screen | None) -> list
                            "screen.screen_width")
         need = sorted((d.min_screen_width, d.min_screen_height))
         if sorted((sw, sh))[0] < need[0] or max(sw, sh) < need[1]:
-            out.append(Shortfall("screen.screen_width", f"This study needs "
-                                 f"{_screen_requirement(d)}; this screen is {_size(sw, sh)}."))
+            out.append(Shortfall("screen.screen_width",
+                                 _("This study needs %(need)s; this screen is %(size)s.",
+                                   need=_screen_requirement(d), size=_size(sw, sh))))
     return out

@@ -5,6 +5,7 @@
 // optional live feedback from a classifier that sees only the revealed pixels.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 
 const KEY_STEP = 0.03;
 
@@ -24,7 +25,7 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
 
   stage.replaceChildren();
   // The class in words (class_text); without one the page names no class.
-  const prompt = el("p", "cm-prompt", "Paint over the parts of the drawing that tell you what it is");
+  const prompt = el("p", "cm-prompt", t("Paint over the parts of the drawing that tell you what it is"));
   if (trial.class_text) prompt.append(": ", el("strong", "cm-label", trial.class_text));
   else prompt.append(".");
   const canvas = el("canvas", s.pixelated ? "cm-canvas pixelated" : "cm-canvas");
@@ -33,14 +34,14 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
   canvas.style.width = `${size}px`;
   canvas.style.height = `${size}px`;
   canvas.tabIndex = 0;
-  canvas.setAttribute("aria-label", "image to paint on; arrow keys move, space paints");
+  canvas.setAttribute("aria-label", t("image to paint on; arrow keys move, space paints"));
   const bar = el("div", "cm-bar");
   const count = el("span", "cm-count");
   // The key of each button in a hint that touch screens hide (study.css).
-  const undo = el("button", "cm-undo", "Undo");
+  const undo = el("button", "cm-undo", t("Undo"));
   undo.append(el("span", "key-hint", " (Z)"));
   undo.type = "button";
-  const submit = el("button", "cm-submit primary", "Submit");
+  const submit = el("button", "cm-submit primary", t("Submit"));
   submit.append(el("span", "key-hint", " (Enter)"));
   submit.type = "button";
   bar.append(count, undo, submit);
@@ -76,8 +77,8 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
       ctx.stroke();
     }
     const left = s.click_budget - points.length;
-    count.textContent = `${points.length} placed, ${left} left` +
-      (points.length < s.min_clicks ? ` (at least ${s.min_clicks} needed)` : "");
+    count.textContent = t("{placed} placed, {left} left", { placed: points.length, left }) +
+      (points.length < s.min_clicks ? t(" (at least {min} needed)", { min: s.min_clicks }) : "");
     submit.disabled = points.length < s.min_clicks;
     undo.disabled = points.length === 0;
   }
@@ -110,8 +111,15 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
       if (pending !== mine || !res.ok) return;
       const { class_text: said, probability, correct } = res.data;
       const pct = `(${Math.round(probability * 100)}%)`;
-      if (correct) feedback.textContent = said ? `The computer recognises it: ${said} ${pct}` : `The computer recognises it ${pct}`;
-      else feedback.textContent = said ? `The computer thinks it is: ${said} ${pct}` : `The computer thinks it is something else ${pct}`;
+      if (correct) {
+        feedback.textContent = said
+          ? t("The computer recognises it: {label} {pct}", { label: said, pct })
+          : t("The computer recognises it {pct}", { pct });
+      } else {
+        feedback.textContent = said
+          ? t("The computer thinks it is: {label} {pct}", { label: said, pct })
+          : t("The computer thinks it is something else {pct}", { pct });
+      }
       feedback.classList.toggle("good", correct);
       feedback.hidden = false;
     } catch {
@@ -201,7 +209,7 @@ export async function runClickMe(stage, trial, img, { token, practice }) {
   );
   const out = await result;
   if (practice) {
-    feedback.textContent = `Well done: you painted ${out.clicks.length} points.`;
+    feedback.textContent = t("Well done: you painted {n} points.", { n: out.clicks.length });
     feedback.hidden = false;
   }
   return out;

@@ -2,6 +2,7 @@
 // window and screen size for the study's device check), then opens the task.
 
 import { api, startKey, untilAnswered } from "./api.js";
+import { t } from "./i18n.js";
 
 const root = document.getElementById("consent");
 const button = document.getElementById("agree");
@@ -32,7 +33,7 @@ button.addEventListener("click", async () => {
   if (preview) body.preview = true;
   const res = await untilAnswered(
     () => api(`/studies/${encodeURIComponent(slug)}/participants`, { method: "POST", body }),
-    (waiting) => say(waiting ? "Connecting to the server…" : ""),
+    (waiting) => say(waiting ? t("Connecting to the server…") : ""),
   );
   if (res.status === 201 || res.status === 200) {
     window.location.assign(`/s/${encodeURIComponent(slug)}/task${preview ? "?preview=1" : ""}`);
@@ -43,5 +44,7 @@ button.addEventListener("click", async () => {
     window.location.assign(`/s/${encodeURIComponent(slug)}`);
     return;
   }
-  say(res.data && res.data.error ? res.data.error.message : `Could not start (${res.status}).`);
+  // The API's message is English: the participant reads it after a sentence in their language.
+  const detail = res.data && res.data.error ? res.data.error.message : `HTTP ${res.status}`;
+  say(t("Could not start ({detail}).", { detail }));
 });

@@ -3,6 +3,7 @@
 // the image appeared (its requestAnimationFrame timestamp) to the key press (performance.now()).
 
 import { nextFrame, waitFrames } from "./frames.js";
+import { t } from "./i18n.js";
 
 const KEYS = { f: "real", j: "fake" };
 
@@ -54,16 +55,16 @@ function build(stage, img, size, pixelated) {
   answer.className = "rf-answer";
   answer.hidden = true;
   const q = document.createElement("p");
-  q.textContent = "Was the image a real drawing or AI-generated?";
+  q.textContent = t("Was the image a real drawing or AI-generated?");
   const real = document.createElement("button");
   real.type = "button";
   real.dataset.answer = "real";
-  real.textContent = "Real";
+  real.textContent = t("Real");
   real.append(hint(" (F)"));
   const fake = document.createElement("button");
   fake.type = "button";
   fake.dataset.answer = "fake";
-  fake.textContent = "AI-generated";
+  fake.textContent = t("AI-generated");
   fake.append(hint(" (J)"));
   answer.append(q, real, fake);
   stage.append(screen, answer);
@@ -75,8 +76,8 @@ function askConfidence(stage, lo, hi) {
     const box = document.createElement("div");
     box.className = "rf-confidence";
     const p = document.createElement("p");
-    p.textContent = `How sure are you? (${lo} = guessing, ${hi} = certain`;
-    p.append(hint(`; keys ${lo}-${hi}`), ")");
+    p.textContent = t("How sure are you? ({lo} = guessing, {hi} = certain", { lo, hi });
+    p.append(hint(t("; keys {lo}-{hi}", { lo, hi })), ")");
     box.append(p);
     const done = (v) => {
       window.removeEventListener("keydown", onKey);

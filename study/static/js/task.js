@@ -7,6 +7,7 @@ import { captureEvents } from "./events.js";
 import { Outbox } from "./queue.js";
 import { runClickMe } from "./clickme.js";
 import { runRealFake } from "./realfake.js";
+import { t } from "./i18n.js";
 
 const app = document.getElementById("app");
 const { slug, token, task } = app.dataset;
@@ -68,8 +69,12 @@ async function loadImage(trial) {
 
 function practiceFeedback(trial, answer) {
   if (!trial.answer_key) return null;
-  const truth = trial.answer_key === "fake" ? "AI-generated" : "a real drawing";
-  return answer === trial.answer_key ? `Correct: it was ${truth}.` : `Not quite: it was ${truth}.`;
+  const right = answer === trial.answer_key;
+  const title = right ? t("Correct") : t("Not quite");
+  if (trial.answer_key === "fake") {
+    return { title, text: right ? t("Correct: it was AI-generated.") : t("Not quite: it was AI-generated.") };
+  }
+  return { title, text: right ? t("Correct: it was a real drawing.") : t("Not quite: it was a real drawing.") };
 }
 
 async function debrief() {
@@ -84,11 +89,12 @@ async function debrief() {
     $("completion-code").textContent = res.data ? res.data.error.message : `error ${res.status}`;
     return;
   }
-  $("completion-code").textContent = res.data.completion_code ?? "none: please return the study on your platform";
+  $("completion-code").textContent =
+    res.data.completion_code ?? t("none: please return the study on your platform");
   if (res.data.redirect_url) {
     const link = $("return-link");
     link.href = res.data.redirect_url;
-    link.textContent = app.dataset.platform === "mturk" ? "Submit the HIT on MTurk" : "Return to Prolific";
+    link.textContent = app.dataset.platform === "mturk" ? t("Submit the HIT on MTurk") : t("Return to Prolific");
     link.hidden = false;
   }
 }
@@ -110,11 +116,16 @@ async function main() {
     const trial = next.trial;
     currentTrialId = trial.id;
     if (previousKind === "practice" && trial.kind !== "practice") {
-      await interlude("Practice is over", "The real trials start now; you will no longer be told whether you were right.");
+      await interlude(
+        t("Practice is over"),
+        t("The real trials start now; you will no longer be told whether you were right."),
+      );
     }
     previousKind = trial.kind;
     $("progress").textContent =
-      trial.kind === "practice" ? `Practice ${trial.index + 1}` : `Trial ${trial.index + 1} of ${trial.n_trials}`;
+      trial.kind === "practice"
+        ? t("Practice {n}", { n: trial.index + 1 })
+        : t("Trial {n} of {total}", { n: trial.index + 1, total: trial.n_trials });
     const img = await loadImage(trial);
     show("stage");
     const stage = $("stage");
@@ -129,7 +140,7 @@ async function main() {
     outbox.add("/participant/responses", { ...result, trial_id: trial.id, client_sent_at: Date.now() }, token);
     const sending = outbox.drain();
     const said = practice ? practiceFeedback(trial, result.answer) : null;
-    if (said) await interlude(said.startsWith("Correct") ? "Correct" : "Not quite", said);
+    if (said) await interlude(said.title, said.text);
     await sending;
     next = await fetchTrial();
     if (next.done) break;
@@ -145,7 +156,7 @@ main().then(
   (err) => {
     app.dataset.state = "error";
     console.error(err);
-    netNotice.textContent = `Something went wrong: ${err.message}. Please reload the page.`;
+    netNotice.textContent = t("Something went wrong: {message}. Please reload the page.", { message: err.message });
     netNotice.hidden = false;
   },
 );
