@@ -241,42 +241,77 @@ def server(app: Flask) -> Iterator[str]:
     thread.join(5)
 
 
-@pytest.mark.browser
-def test_german_study_in_chromium(app: Flask, server: str) -> None:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def _page(browser) -> tuple[object, list[str]]:
+    """A desktop-sized page and the problems it meets: script errors, CSP refusals, failed
+    requests (the favicon aside)."""
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text)
+            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    page.on("response", lambda res: problems.append(f"{res.status} {res.url}")
+            if res.status >= 400 and not res.url.endswith("/favicon.ico") else None)
+    return page, problems
+
+
+@pytest.mark.browser
+def test_german_realfake_study_in_chromium(app: Flask, server: str, browser) -> None:
     slug = build_study(app, n_main=1, n_practice=1, n_catch=0, settings={
         "language": "de", "exposure_ms": None, "devices": {"phones": False}})
     with Session(app.extensions["sqlalchemy_engine"]) as s:
         s.execute(update(Study).where(Study.slug == slug)
                   .values(title="Echte Zeichnung oder KI-generiert?"))
         s.commit()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.set_default_timeout(15_000)
-        problems: list[str] = []  # script errors, CSP refusals, failed requests (no favicon)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-        page.on("response", lambda res: problems.append(f"{res.status} {res.url}")
-                if res.status >= 400 and not res.url.endswith("/favicon.ico") else None)
-        page.goto(f"{server}/s/{slug}?PROLIFIC_PID=CHR1&SESSION_ID=SE")
-        assert page.locator("#agree").inner_text() == "Ich stimme zu und möchte teilnehmen"
-        FIGURE.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(FIGURE))
-        page.locator("#agree").click()
-        page.wait_for_url(f"**/s/{slug}/task")
-        page.locator("#begin").click()
-        assert page.locator("#progress").inner_text() == "Übung 1"
-        page.locator('button[data-answer="real"]').wait_for(state="visible")
-        assert page.locator('button[data-answer="fake"]').inner_text().startswith("KI-generiert")
-        page.locator('button[data-answer="real"]').click()
-        assert page.locator("#interlude-title").inner_text() in {"Richtig", "Nicht ganz"}
-        assert page.locator("#interlude-text").inner_text().endswith("eine echte Zeichnung.") or \
-            page.locator("#interlude-text").inner_text().endswith("KI-generiert.")
-        browser.close()
+    page, problems = _page(browser)
+    page.goto(f"{server}/s/{slug}?PROLIFIC_PID=CHR1&SESSION_ID=SE")
+    assert page.locator("#agree").inner_text() == "Ich stimme zu und möchte teilnehmen"
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(FIGURE))
+    page.locator("#agree").click()
+    page.wait_for_url(f"**/s/{slug}/task")
+    page.locator("#begin").click()
+    assert page.locator("#progress").inner_text() == "Übung 1"
+    page.locator('button[data-answer="real"]').wait_for(state="visible")
+    assert page.locator('button[data-answer="fake"]').inner_text().startswith("KI-generiert")
+    page.locator('button[data-answer="real"]').click()
+    assert page.locator("#interlude-title").inner_text() in {"Richtig", "Nicht ganz"}
+    said = page.locator("#interlude-text").inner_text()
+    assert said.endswith("eine echte Zeichnung.") or said.endswith("KI-generiert."), said
+    page.close()
+    assert problems == []
+
+
+@pytest.mark.browser
+def test_german_clickme_study_in_chromium(app: Flask, server: str, browser) -> None:
+    slug = build_study(app, task="clickme", n_main=1, n_practice=0, n_catch=0,
+                       settings={"language": "de", "min_clicks": 2, "click_budget": 40})
+    page, problems = _page(browser)
+    page.goto(f"{server}/s/{slug}?PROLIFIC_PID=CHR2&SESSION_ID=SE")
+    page.locator("#agree").click()
+    page.wait_for_url(f"**/s/{slug}/task")
+    page.locator("#begin").click()
+    count = page.locator(".cm-count")
+    count.wait_for(state="visible")
+    assert count.inner_text() == "0 gesetzt, 40 übrig (mindestens 2 nötig)"
+    assert page.locator(".cm-undo").inner_text().startswith("Rückgängig")
+    assert page.locator(".cm-submit").inner_text().startswith("Absenden")
+    assert page.locator(".cm-prompt").inner_text().startswith("Übermalen Sie die Teile")
+    page.locator(".cm-canvas").click()
+    assert count.inner_text() == "1 gesetzt, 39 übrig (mindestens 2 nötig)"
+    assert page.locator("#progress").inner_text() == "Durchgang 1 von 1"
+    page.close()
     assert problems == []
