@@ -170,14 +170,18 @@ def task(slug: str):
     if preview:
         token = PREVIEW_TOKEN
         condition_id = session["preview"].get("condition_id")
+        design_hash = None
     else:
         p = _session_participant(study)
         if p is None or p.status == "screened_out":
             return redirect(url_for("participant.landing", slug=slug))
         token = p.token
         condition_id = p.condition_id
+        design_hash = p.design_hash
     condition = db.session().get(Condition, condition_id) if condition_id else None
-    settings = settings_of(study, condition)
+    # The participant's design version: an edit of a live study (its language, its texts)
+    # leaves the pages of those who started before it as they were.
+    settings = settings_of(study, condition, design_hash)
     i18n.use(settings.language)
     return render_template(
         "participant/task.html",

@@ -20,7 +20,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from study_helpers import build_study
 from werkzeug.serving import make_server
@@ -229,6 +229,21 @@ def test_the_researchers_texts_replace_the_built_in_ones_escaped(app: Flask) -> 
     assert _start(client, slug, "TX1") == 201
     task = client.get(f"/s/{slug}/task").text
     assert "Malen Sie &lt;i&gt;frei&lt;/i&gt;." in task and "Sie sehen Zeichnungen" not in task
+
+
+def test_an_edit_leaves_the_language_of_those_who_started_before_it(app: Flask) -> None:
+    slug = build_study(app, n_main=2, n_practice=1, n_catch=0, settings={"language": "de"})
+    before = app.test_client()
+    assert _start(before, slug, "ED1") == 201
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        study = s.scalar(select(Study).where(Study.slug == slug))
+        study.settings = {**study.settings, "language": "en"}
+        s.commit()
+    assert '<html lang="de">' in before.get(f"/s/{slug}/task").text
+    after = app.test_client()
+    assert '<html lang="en">' in after.get(f"/s/{slug}?PROLIFIC_PID=ED2&SESSION_ID=SE").text
+    assert _start(after, slug, "ED2") == 201
+    assert '<html lang="en">' in after.get(f"/s/{slug}/task").text
 
 
 @pytest.fixture(scope="module")
