@@ -86,7 +86,8 @@ async function debrief() {
   $("debrief-wait").hidden = true;
   $("debrief-done").hidden = false;
   if (!res.ok) {
-    $("completion-code").textContent = res.data ? res.data.error.message : `error ${res.status}`;
+    const detail = res.data ? res.data.error.message : `HTTP ${res.status}`;
+    $("completion-code").textContent = t("Your answers could not be saved ({detail}). Please reload the page.", { detail });
     return;
   }
   $("completion-code").textContent =
