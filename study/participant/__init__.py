@@ -182,7 +182,8 @@ def task(slug: str):
     # The participant's design version: an edit of a live study (its language, its texts)
     # leaves the pages of those who started before it as they were.
     settings = settings_of(study, condition, design_hash)
-    i18n.use(settings.language)
+    # The study's language, as on the consent page (which comes before the condition).
+    i18n.use(settings_of(study, None, design_hash).language)
     return render_template(
         "participant/task.html",
         study=study,

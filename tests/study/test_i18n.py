@@ -28,7 +28,7 @@ from werkzeug.serving import make_server
 from study import create_app, i18n
 from study.migrate import upgrade
 from study.settings import CONSENT_MAX_CHARS, SettingsError, StudySettings
-from study.tables import Study
+from study.tables import Condition, Study
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "study" / "translations" / "de" / "LC_MESSAGES" / "messages.po"
@@ -208,6 +208,20 @@ def test_refusals_are_in_the_studys_language(app: Flask, german) -> None:
     assert _start(app.test_client(), full, "FULL1") == 201
     page = app.test_client().get(f"/s/{full}?PROLIFIC_PID=FULL2&SESSION_ID=SE")
     assert "Diese Studie ist voll" in page.text and _english_on(page.text, german) == []
+
+
+def test_a_conditions_language_does_not_change_the_studys(app: Flask) -> None:
+    slug = build_study(app, n_main=2, n_practice=1, n_catch=0, conditions=("A",),
+                       settings={"language": "de"})
+    with Session(app.extensions["sqlalchemy_engine"]) as s:
+        study = s.scalar(select(Study).where(Study.slug == slug))
+        s.scalar(select(Condition).where(Condition.study_id == study.id)).settings = {
+            "language": "en", "texts": {"instructions": "Nur für Bedingung A."}}
+        s.commit()
+    client = app.test_client()
+    assert _start(client, slug, "CO1") == 201
+    page = client.get(f"/s/{slug}/task").text
+    assert '<html lang="de">' in page and "Nur für Bedingung A." in page
 
 
 def test_an_english_study_stays_english(app: Flask, german) -> None:
