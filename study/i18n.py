@@ -2,8 +2,9 @@
 Flask-Babel for templates and Python messages, and the same catalogs for the texts the browser
 writes (study/static/js), which the page receives as JSON in `<body data-strings>`.
 
-A participant view calls `use(language)` with its study's `language` setting; every other page
-(the researcher's, the API) stays in English. The JavaScript calls `t("English text", {n: 1})`:
+A participant view calls `use(language)` with its study's `language` setting; the researcher's
+pages and the API's messages stay in English (apart from a device screen-out's reasons, which
+the start writes in the study's language for the screened-out page). The JavaScript calls `t("English text", {n: 1})`:
 the English text is the key and the fallback, `{name}` a placeholder. The keys sent to a page
 are read from the JS files themselves with Babel's JavaScript extractor (once per process), so
 a string added to the JS needs no list kept by hand here.
@@ -25,7 +26,7 @@ from study.settings import LANGUAGES
 DEFAULT = "en"
 TRANSLATIONS = Path(__file__).parent / "translations"
 JS_DIR = Path(__file__).parent / "static" / "js"
-# The name of the lookup function in study/static/js/i18n.js (and babel.cfg's keywords).
+# The lookup function of study/static/js/i18n.js (`pybabel extract -k t`, docs/contributing.md).
 JS_KEYWORD = "t"
 
 
