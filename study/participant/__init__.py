@@ -14,7 +14,7 @@ from study import db, i18n
 from study.participation.database import refusal_of, settings_of
 from study.participation.devices import requirements
 from study.participation.preview import PREVIEW_TOKEN
-from study.participation.rules import PLATFORM_IDS, screen_out_redirect
+from study.participation.rules import PLATFORM_IDS, screen_out_redirect, screened_out_ending
 from study.tables import Condition, Participant, Study, utcnow
 
 bp = Blueprint("participant", __name__)
@@ -141,18 +141,23 @@ def landing(slug: str):
 
 
 def _screened_out(study: Study, p: Participant):
-    """The page of a participant whose device does not qualify: what the study needs, why this
-    device does not (as the start found it, kept in the session cookie), and the way back to
-    the platform with its screen-out code where it has one."""
-    settings = settings_of(study, None)
+    """The page of a participant stored as screened out, with the way back to the platform and
+    the screen-out code of their ending where it has one. Screened out at the start (the device
+    did not qualify): what the study needs and why this device does not (as the start found it,
+    kept in the session cookie). Screened out at the end (failed attention checks): that the
+    study has ended for them."""
+    settings = settings_of(study, None, p.design_hash)
     i18n.use(settings.language)
-    code, back = screen_out_redirect("incompatible_device", settings, study.completion_code,
+    ending = screened_out_ending(p.n_trials)
+    code, back = screen_out_redirect(ending, settings, study.completion_code,
                                      study.screened_out_code, p.platform, p.external_session_id)
+    device = ending == "incompatible_device"
     page = render_template(
         "participant/screened_out.html",
         study=study,
-        requirements=requirements(settings.devices),
-        reasons=(session.get("screened_out") or {}).get(study.slug, ()),
+        ending=ending,
+        requirements=requirements(settings.devices) if device else (),
+        reasons=(session.get("screened_out") or {}).get(study.slug, ()) if device else (),
         platform=p.platform,
         code=code,
         redirect_url=back,

@@ -92,6 +92,13 @@ def test_failing_the_catch_trials_screens_out_with_the_attention_code(app):
                    "redirect_url": "https://app.prolific.com/submissions/complete?cc=FAIL01"}
     assert status_of(app, "P_FAIL") == "screened_out"
     assert complete(client, failing)["completion_code"] == "FAIL01"  # a repeat says the same
+    # Following the study link again shows the end of the study with the attention code, not
+    # the device page with the device code.
+    again = client.get("/s/rf?PROLIFIC_PID=P_FAIL&STUDY_ID=st1&SESSION_ID=S_FAIL")
+    page = again.get_data(as_text=True)
+    assert again.status_code == 403 and "This study has ended for you" in page
+    assert "FAIL01" in page and "cc=FAIL01" in page
+    assert "this device" not in page and "DEV01" not in page
     passing = start(client, "rf", "P_PASS", "S_PASS")
     answer(client, app, passing)
     assert complete(client, passing)["redirect_url"].endswith("cc=DONE01")

@@ -2,7 +2,7 @@
 string found in the sources (templates, Python, the scripts' t(...) calls), the committed .mo is
 the compiled .po, German pages show no English text of the catalog, the researcher's consent and
 instructions replace the built-in ones (escaped), and the scripts write German in Chromium.
-Makes docs/figures/study/consent-de.png."""
+Takes docs/figures/study/consent-de.png (written there with DP_DOCS_FIGURES=1)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ from study.tables import Condition, Study
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "study" / "translations" / "de" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
-FIGURE = ROOT / "docs" / "figures" / "study" / "consent-de.png"
 CHROMIUM = "/usr/bin/chromium"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
@@ -298,7 +297,7 @@ def _page(browser) -> tuple[object, list[str]]:
 
 
 @pytest.mark.browser
-def test_german_realfake_study_in_chromium(app: Flask, server: str, browser) -> None:
+def test_german_realfake_study_in_chromium(app: Flask, server: str, browser, docs_figure) -> None:
     slug = build_study(app, n_main=1, n_practice=1, n_catch=0, settings={
         "language": "de", "exposure_ms": None, "devices": {"phones": False}})
     with Session(app.extensions["sqlalchemy_engine"]) as s:
@@ -308,8 +307,7 @@ def test_german_realfake_study_in_chromium(app: Flask, server: str, browser) -> 
     page, problems = _page(browser)
     page.goto(f"{server}/s/{slug}?PROLIFIC_PID=CHR1&SESSION_ID=SE")
     assert page.locator("#agree").inner_text() == "Ich stimme zu und möchte teilnehmen"
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(FIGURE))
+    page.screenshot(path=str(docs_figure("study/consent-de.png")))
     page.locator("#agree").click()
     page.wait_for_url(f"**/s/{slug}/task")
     page.locator("#begin").click()
