@@ -23,6 +23,7 @@ OMNIGLOT_CANDIDATES = (
     Path("/work/shared/data/omniglot"),
 )
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEVICE_MARKER = (
     "device: takes the torch_device fixture, so it runs on the device --device names (cpu unless "
     "told); `make gpu-check` runs these with --device cuda"
@@ -137,3 +138,17 @@ def docs_figure(tmp_path: Path):
         return out
 
     return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's headless chromium through Playwright (never a downloaded browser), one per test
+    module; the test skips clearly where it is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -22,23 +22,8 @@ from study.migrate import upgrade
 from study.tables import BrowserEvent, Click, Participant, Response, Trial
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture

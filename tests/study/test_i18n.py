@@ -33,7 +33,6 @@ from study.tables import Condition, Study
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "study" / "translations" / "de" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
-CHROMIUM = "/usr/bin/chromium"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
@@ -268,18 +267,6 @@ def server(app: Flask) -> Iterator[str]:
     srv.shutdown()
     thread.join(5)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def _page(browser) -> tuple[object, list[str]]:

@@ -21,7 +21,6 @@ from study.migrate import upgrade
 from study.tables import Participant, Response, Trial
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
 ANDROID_PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                  "Chrome/124.0.0.0 Mobile Safari/537.36")
@@ -42,20 +41,6 @@ OFFSCREEN_JS = """() => {
   return out;
 }"""
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
