@@ -192,13 +192,29 @@ async def submit(people: list[tuple[Conn, str, list[int]]], seed: int, rate: flo
 # ---------------------------------------------------------------- set-up: database, study, server
 
 
-def _make_study(database_url: str, work: Path, trials: int, sim_trials: int) -> str:
+def _make_study(database_url: str, work: Path, trials: int, sim_trials: int, code: Path = ROOT) -> str:
     """A fresh schema and two live real-or-fake studies over 20 stimuli: `bench` (`trials` per
     participant, for the asyncio client) and `bench-sim` (`sim_trials`, for study.simulated_participants);
-    returns `bench`."""
-    make_study(database_url, work, trials, slug="bench", n_stimuli=20)
-    make_study(database_url, work, sim_trials, slug="bench-sim", n_stimuli=20)
+    returns `bench`. Made by the checkout `code`'s own migrations and study builder."""
+    make_study_with(code, database_url, work, trials, slug="bench")
+    make_study_with(code, database_url, work, sim_trials, slug="bench-sim")
     return "bench"
+
+
+def make_study_with(code: Path, database_url: str, work: Path, trials: int, slug: str) -> str:
+    """`benchmarks.servers.make_study` (20 stimuli) as the checkout `code` has it: in a before/after
+    comparison each code migrates its own database and stores the settings it knows (a later
+    code's settings carry fields an earlier one refuses)."""
+    if code == ROOT:
+        return make_study(database_url, work, trials, slug=slug, n_stimuli=20)
+    script = ("import sys; from pathlib import Path; from benchmarks.servers import make_study; "
+              "print(make_study(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), slug=sys.argv[4], n_stimuli=20))")
+    out = subprocess.run([sys.executable, "-c", script, database_url, str(work), str(trials), slug],
+                         cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"study set-up with {code} failed: {out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
 
 
 def _trial_ids(database_url: str, slug: str, tokens: list[str]) -> dict[str, list[int]]:
@@ -316,7 +332,7 @@ def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT) -> di
             server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
             url, drop = _pg_database(server)
         try:
-            slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials)
+            slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials, code)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(code)}
             workers, threads = concurrency(url, args)
@@ -566,7 +582,7 @@ def in_process_cpu(backend: str, args: argparse.Namespace, code: Path) -> dict[s
             server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
             url, drop = _pg_database(server)
         try:
-            slug = make_study(url, work, args.trials, slug="bench", n_stimuli=20)
+            slug = make_study_with(code, url, work, args.trials, slug="bench")
             env = {**os.environ, "PYTHONPATH": str(code), "STUDY_INSTANCE_PATH": str(work / "instance")}
             out = subprocess.run(
                 [sys.executable, "-c", _IN_PROCESS, url, slug, str(args.participants), str(args.participants),

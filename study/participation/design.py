@@ -64,12 +64,27 @@ def record_version(s: Session, study: Study) -> str:
     return digest
 
 
+# Version rows never change and a hash names its content (settings and stimuli), so a
+# version's settings are kept per process: an answer reads no design_versions row. Bounded.
+_KEPT: dict[str, dict[str, Any]] = {}
+_KEPT_MAX = 1024
+
+
 def version_settings(s: Session, digest: str | None) -> dict[str, Any] | None:
-    """The stored settings of design version `digest` (None: no version recorded)."""
+    """The stored settings of design version `digest` (None: no version recorded). The dict
+    is shared between requests: read it, never change it."""
     if digest is None:
         return None
+    kept = _KEPT.get(digest)
+    if kept is not None:
+        return kept
     version = s.get(DesignVersion, digest)
-    return version.settings if version is not None else None
+    if version is None:
+        return None
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    _KEPT[digest] = version.settings
+    return version.settings
 
 
 def versions_of(s: Session, study_id: int) -> list[tuple[str, int]]:
