@@ -6,6 +6,8 @@ ClickMe players whose clicks are drawn from a known importance map.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -31,9 +33,16 @@ def stimuli(n_real: int, n_fake: int, models: tuple[str, ...] = ("ddpm", "cfgdm"
     return pd.DataFrame(rows)
 
 
+# Every simulated participant started under one design version. The study's export has this
+# column beside the documented ones analysis reads (analysis.load ignores it).
+SIM_DESIGN_HASH = hashlib.sha256(b"simulated study design").hexdigest()
+TRIAL_EXPORT_COLUMNS = (*TRIAL_COLUMNS, "design_hash")
+
+
 def _trial_frame(n: int, task: str) -> dict[str, object]:
     return {"study": "sim", "task": task, "participant_status": "completed", "sampler": "ddim",
-            "steps": 50.0, "seed": 0.0, "received_at": "2026-01-01T00:00:00Z"}
+            "steps": 50.0, "seed": 0.0, "received_at": "2026-01-01T00:00:00Z",
+            "design_hash": SIM_DESIGN_HASH}
 
 
 def realfake_trials(
@@ -72,7 +81,7 @@ def realfake_trials(
     df["exposure_ms"] = exposure_ms
     df["n_clicks"] = 0
     df["client_uuid"] = pd.Series(np.char.add("u", np.arange(n).astype(str)))
-    return df[list(TRIAL_COLUMNS)]
+    return df[list(TRIAL_EXPORT_COLUMNS)]
 
 
 def sample_clicks(
@@ -146,7 +155,7 @@ def clickme_export(
         "t_ms": np.tile(np.arange(clicks_per_trial) * 100.0, n),
         "stroke": 0,
     })
-    return trials[list(TRIAL_COLUMNS)], clicks[list(CLICK_COLUMNS)]
+    return trials[list(TRIAL_EXPORT_COLUMNS)], clicks[list(CLICK_COLUMNS)]
 
 
 def empty_events() -> pd.DataFrame:
