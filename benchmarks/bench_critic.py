@@ -33,16 +33,18 @@ SIZE = 28
 
 
 def _one_seed(args: tuple) -> dict:
-    data_root, seed, episodes, affine = args
+    data_root, seed, episodes, affine, within = args
     torch.set_num_threads(1)
     from models.classifiers.omniglot_runs import load_one_shot_runs
     from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
     from models.data import load_dataset
 
     data = load_dataset("omniglot", data_root, SIZE)
-    recipe = CriticRecipe(affine=affine) if episodes is None else CriticRecipe(episodes=episodes, affine=affine)
+    recipe = CriticRecipe(affine=affine, within_alphabet=within)
+    if episodes is not None:
+        recipe = dataclasses.replace(recipe, episodes=episodes)
     start = time.process_time()
-    net = train_critic(data.images, data.labels, recipe, seed=seed, device="cpu")
+    net = train_critic(data.images, data.labels, recipe, class_names=data.class_names, seed=seed, device="cpu")
     train_cpu = time.process_time() - start
     runs = load_one_shot_runs(Path(data_root) / "all_runs.zip", SIZE)
     per_run = [1.0 - one_shot_accuracy(net, [task], device="cpu") for task in runs]
@@ -54,9 +56,10 @@ def run(args: argparse.Namespace) -> dict:
     """Train and score every seed; each finished seed is written to `args.out` at once, so an
     interrupted run keeps the seeds it finished."""
     wall = time.time()
-    jobs = [(args.data, seed, args.episodes, not args.no_affine) for seed in args.seeds]
+    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet) for seed in args.seeds]
     summary = {"results": [], "wall_s": 0.0,
-               "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine}}
+               "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine,
+                        "within_alphabet": args.within_alphabet}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
@@ -78,7 +81,8 @@ def report(summary: dict) -> str:
     a = summary["args"]
     seeds = " ".join(str(s) for s in a["seeds"])
     command = (f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
-               + (" --no-affine" if a.get("no_affine") else ""))
+               + (" --no-affine" if a.get("no_affine") else "")
+               + (f" --within-alphabet {a['within_alphabet']:g}" if a.get("within_alphabet") else ""))
     rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
     lines = [
         "### One-shot critic on the 20 Omniglot runs, over seeds",
@@ -88,7 +92,8 @@ def report(summary: dict) -> str:
         f"({res[0]['n_classes']} characters, {res[0]['n_images']} drawings) at {SIZE} px. Recipe "
         f"(models.classifiers.protonet.CriticRecipe): {recipe['episodes']} episodes of {recipe['n_way']}-way "
         f"1-shot with {recipe['n_query']} queries per class, Adam at {recipe['lr']:g} halved every quarter, "
-        f"rotations as new classes: {recipe['rotations']}, random affine distortions: {recipe['affine']}.",
+        f"rotations as new classes: {recipe['rotations']}, random affine distortions: {recipe['affine']}, "
+        f"episodes within one alphabet: {recipe.get('within_alphabet', 0.0):.0%}.",
         "",
         markdown_table(["seed", "error on the 20 runs", "training CPU-min"], rows),
         "",
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=None, help="training episodes (default: the recipe's)")
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
     p.add_argument("--no-affine", action="store_true", help="train without the random affine distortions")
+    p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
+                   help="fraction of training episodes drawn from one alphabet, as the test runs are (0-1)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
     add_replay_options(p)
     args = p.parse_args(argv)

@@ -42,12 +42,15 @@ def prototype_logits(
 
 
 def _episode(
-    by_class: list[torch.Tensor], n_way: int, n_shot: int, n_query: int, gen: torch.Generator
+    by_class: list[torch.Tensor], n_way: int, n_shot: int, n_query: int, gen: torch.Generator,
+    classes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample an episode: indices and episode labels of n_shot support + n_query queries per class."""
-    classes = torch.randperm(len(by_class), generator=gen)[:n_way]
+    """Sample an episode: indices and episode labels of n_shot support + n_query queries per class,
+    of n_way classes drawn from `classes` (positions in by_class; default: all of them)."""
+    pool = torch.arange(len(by_class)) if classes is None else classes
+    picked = pool[torch.randperm(len(pool), generator=gen)[:n_way]]
     s_idx, s_lab, q_idx, q_lab = [], [], [], []
-    for j, c in enumerate(classes.tolist()):
+    for j, c in enumerate(picked.tolist()):
         members = by_class[c]
         pick = members[torch.randperm(len(members), generator=gen)[: n_shot + n_query]]
         s_idx.append(pick[:n_shot])
@@ -55,6 +58,17 @@ def _episode(
         s_lab += [j] * n_shot
         q_lab += [j] * n_query
     return torch.cat(s_idx), torch.tensor(s_lab), torch.cat(q_idx), torch.tensor(q_lab)
+
+
+def _group_pools(kept: list[int], groups: torch.Tensor | None, n_way: int) -> list[torch.Tensor]:
+    """For within-group episodes: per group (e.g. an alphabet) with at least n_way usable classes,
+    the positions in `kept` (the usable class labels) of its classes."""
+    if groups is None:
+        return []
+    members: dict[int, list[int]] = {}
+    for pos, label in enumerate(kept):
+        members.setdefault(int(groups[label]), []).append(pos)
+    return [torch.tensor(m) for _, m in sorted(members.items()) if len(m) >= n_way]
 
 
 def train_protonet(
@@ -70,21 +84,38 @@ def train_protonet(
     device: torch.device | str | None = None,
     seed: int = 0,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    groups: torch.Tensor | None = None,
+    within_group: float = 0.0,
     progress: bool = False,
 ) -> ProtoNet:
     """Train a ProtoNet episodically on the classes of (images (N, C, H, W), labels (N,)); only
-    classes with at least n_shot + n_query images take part. Learning rate halves every quarter."""
+    classes with at least n_shot + n_query images take part. Learning rate halves every quarter.
+
+    `groups` (n_classes,) names a group per class label (e.g. its alphabet); a fraction
+    `within_group` of the episodes then draws all its classes from one group (with at least n_way
+    usable classes, picked in proportion to its size), as the within-alphabet test runs of Lake
+    et al. (2015) do: harder negatives than classes from mixed alphabets."""
     from models.device import pick_device
 
     check_images(images, labels)
     device = pick_device(device)
-    by_class = [torch.nonzero(labels == c).flatten() for c in labels.unique()]
+    if not 0.0 <= within_group <= 1.0:
+        raise ValueError(f"within_group: a fraction in [0, 1], got {within_group}")
+    if within_group > 0 and (groups is None or len(groups) <= int(labels.max())):
+        raise ValueError("groups: within_group > 0 needs a group for every class label")
+    present = [int(c) for c in labels.unique()]
+    by_class = [torch.nonzero(labels == c).flatten() for c in present]
+    kept = [c for c, m in zip(present, by_class, strict=True) if len(m) >= n_shot + n_query]
     by_class = [m for m in by_class if len(m) >= n_shot + n_query]
     if len(by_class) < 2:
         raise ValueError(
             f"labels: need at least 2 classes with {n_shot + n_query} images each, got {len(by_class)}"
         )
     n_way = min(n_way, len(by_class))
+    pools = _group_pools(kept, groups, n_way) if within_group > 0 else []
+    if within_group > 0 and not pools:
+        raise ValueError(f"groups: no group has {n_way} classes with {n_shot + n_query} images each")
+    pool_sizes = torch.tensor([len(p) for p in pools], dtype=torch.float)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = ProtoNet(images.shape[1], hidden).to(device).train()
@@ -93,7 +124,10 @@ def train_protonet(
     bar = tqdm(range(episodes), desc="protonet", unit="episode", disable=not progress, dynamic_ncols=True)
     running = None
     for episode in bar:
-        s_idx, s_lab, q_idx, q_lab = _episode(by_class, n_way, n_shot, n_query, gen)
+        pool = None
+        if pools and float(torch.rand((), generator=gen)) < within_group:
+            pool = pools[int(torch.multinomial(pool_sizes, 1, generator=gen))]
+        s_idx, s_lab, q_idx, q_lab = _episode(by_class, n_way, n_shot, n_query, gen, pool)
         x = images[torch.cat([s_idx, q_idx])]
         if augment is not None:
             x = augment(x, gen)
@@ -125,6 +159,14 @@ class CriticRecipe:
     rotations: bool = True
     affine: bool = True
     lr: float = 1e-3
+    within_alphabet: float = 0.0  # fraction of episodes drawn from one alphabet (needs class names)
+
+
+def alphabet_groups(class_names: list[str]) -> torch.Tensor:
+    """(n_classes,) int64: one group per alphabet, the part of `Alphabet/character` before the
+    slash (a name without one is its own alphabet), numbered in order of first appearance."""
+    ids: dict[str, int] = {}
+    return torch.tensor([ids.setdefault(name.split("/")[0], len(ids)) for name in class_names], dtype=torch.long)
 
 
 def train_critic(
@@ -132,16 +174,29 @@ def train_critic(
     labels: torch.Tensor,
     recipe: CriticRecipe = CriticRecipe(),
     *,
+    class_names: list[str] | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> ProtoNet:
-    """The one-shot critic: a ProtoNet trained on (images (N, 1, H, W), labels (N,)) by `recipe`."""
+    """The one-shot critic: a ProtoNet trained on (images (N, 1, H, W), labels (N,)) by `recipe`.
+    `class_names` (one per label, `Alphabet/character`) is needed for within-alphabet episodes;
+    a rotated class belongs to the rotated alphabet (its own group)."""
+    groups = None
+    if recipe.within_alphabet > 0:
+        if class_names is None or len(class_names) <= int(labels.max()):
+            raise ValueError("class_names: within-alphabet episodes need a name for every class label")
+        groups = alphabet_groups(class_names)
     if recipe.rotations:
+        n_classes = int(labels.max()) + 1
         images, labels = rotation_classes(images, labels)
+        if groups is not None:
+            n_groups = int(groups.max()) + 1
+            groups = torch.cat([groups[:n_classes] + k * n_groups for k in range(4)])
     augment = random_affine if recipe.affine else None
     return train_protonet(images, labels, n_way=recipe.n_way, n_query=recipe.n_query, episodes=recipe.episodes,
-                          lr=recipe.lr, device=device, seed=seed, augment=augment, progress=progress)
+                          lr=recipe.lr, device=device, seed=seed, augment=augment, groups=groups,
+                          within_group=recipe.within_alphabet, progress=progress)
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from models.classifiers import protonet
 from models.classifiers.omniglot_runs import HUMAN_ERROR, load_one_shot_runs
 from models.classifiers.protonet import (
     ProtoNet,
@@ -58,6 +59,43 @@ def test_critic_beats_chance_widely_on_held_out_digit_classes():
     tasks = one_shot_tasks(held.images, held.labels, n_way=5, n_tasks=60, seed=1)
     accuracy = one_shot_accuracy(net, tasks, device="cpu")
     assert accuracy > 0.5  # chance 0.2
+
+
+def test_alphabet_groups_number_alphabets_in_order_of_appearance():
+    names = ["Greek/character01", "Greek/character02", "Latin/character01", "loose", "Greek/character03"]
+    assert protonet.alphabet_groups(names).tolist() == [0, 0, 1, 2, 0]
+
+
+def test_within_group_episodes_draw_every_class_from_one_group():
+    gen = torch.Generator().manual_seed(0)
+    by_class = [torch.arange(3 * c, 3 * c + 3) for c in range(12)]  # 12 classes, 3 images each
+    groups = torch.tensor([0] * 5 + [1] * 4 + [2] * 3)
+    kept = list(range(12))
+    pools = protonet._group_pools(kept, groups, n_way=4)
+    assert [p.tolist() for p in pools] == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]  # group 2 is too small
+    for _ in range(20):
+        pool = pools[int(torch.randint(2, (), generator=gen))]
+        s_idx, s_lab, q_idx, _ = protonet._episode(by_class, 4, 1, 2, gen, pool)
+        classes = {int(i) // 3 for i in torch.cat([s_idx, q_idx])}
+        assert len(classes) == 4 and len({int(groups[c]) for c in classes}) == 1
+        assert s_lab.tolist() == [0, 1, 2, 3]
+
+
+def test_within_group_training_refuses_what_it_cannot_use():
+    images, labels = torch.randn(24, 1, 8, 8), torch.arange(24) % 4
+    with pytest.raises(ValueError, match="within_group"):
+        train_protonet(images, labels, n_way=2, n_query=2, episodes=1, within_group=1.5)
+    with pytest.raises(ValueError, match="groups"):
+        train_protonet(images, labels, n_way=2, n_query=2, episodes=1, within_group=0.5)
+    with pytest.raises(ValueError, match="no group has 3 classes"):
+        train_protonet(images, labels, n_way=3, n_query=2, episodes=1, within_group=0.5,
+                       groups=torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match="class_names"):
+        protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=1, within_alphabet=0.5))
+    net = protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=2, n_way=2, n_query=2,
+                                                                      within_alphabet=0.5, affine=False),
+                                class_names=["A/1", "A/2", "B/1", "B/2"], device="cpu")
+    assert isinstance(net, ProtoNet)
 
 
 def test_rotation_classes_quadruple_the_classes():
