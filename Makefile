@@ -1,4 +1,6 @@
 PY ?= .venv/bin/python
+# Test processes (pytest-xdist); a module's tests stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast bench gpu-check lint
 
@@ -9,7 +11,7 @@ demo: setup
 	$(PY) -m experiments demo
 
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast:
 	$(PY) -m pytest -m "not slow and not browser"

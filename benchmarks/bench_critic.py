@@ -29,37 +29,38 @@ import torch  # noqa: E402
 
 from benchmarks.report import ROOT, add_replay_options, markdown_table, run_or_replay  # noqa: E402
 
-SIZE = 28
+SIZE = 28  # px, as the cpu profile's models
 
 
 def _one_seed(args: tuple) -> dict:
-    data_root, seed, episodes, affine, within = args
+    data_root, seed, episodes, affine, within, size = args
     torch.set_num_threads(1)
     from models.classifiers.omniglot_runs import load_one_shot_runs
     from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
     from models.data import load_dataset
 
-    data = load_dataset("omniglot", data_root, SIZE)
+    data = load_dataset("omniglot", data_root, size)
     recipe = CriticRecipe(affine=affine, within_alphabet=within)
     if episodes is not None:
         recipe = dataclasses.replace(recipe, episodes=episodes)
     start = time.process_time()
     net = train_critic(data.images, data.labels, recipe, class_names=data.class_names, seed=seed, device="cpu")
     train_cpu = time.process_time() - start
-    runs = load_one_shot_runs(Path(data_root) / "all_runs.zip", SIZE)
+    runs = load_one_shot_runs(Path(data_root) / "all_runs.zip", size)
     per_run = [1.0 - one_shot_accuracy(net, [task], device="cpu") for task in runs]
     return {"seed": seed, "error": statistics.fmean(per_run), "per_run": per_run, "train_cpu_s": train_cpu,
-            "recipe": dataclasses.asdict(recipe), "n_classes": len(data.class_names), "n_images": len(data)}
+            "recipe": dataclasses.asdict(recipe), "size": size, "n_classes": len(data.class_names), "n_images": len(data)}
 
 
 def run(args: argparse.Namespace) -> dict:
     """Train and score every seed; each finished seed is written to `args.out` at once, so an
     interrupted run keeps the seeds it finished."""
     wall = time.time()
-    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet) for seed in args.seeds]
+    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet, args.size)
+            for seed in args.seeds]
     summary = {"results": [], "wall_s": 0.0,
                "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine,
-                        "within_alphabet": args.within_alphabet}}
+                        "within_alphabet": args.within_alphabet, "size": args.size}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
@@ -82,14 +83,15 @@ def report(summary: dict) -> str:
     seeds = " ".join(str(s) for s in a["seeds"])
     command = (f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
                + (" --no-affine" if a.get("no_affine") else "")
-               + (f" --within-alphabet {a['within_alphabet']:g}" if a.get("within_alphabet") else ""))
+               + (f" --within-alphabet {a['within_alphabet']:g}" if a.get("within_alphabet") else "")
+               + (f" --size {a['size']}" if a.get("size", SIZE) != SIZE else ""))
     rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
     lines = [
         "### One-shot critic on the 20 Omniglot runs, over seeds",
         "",
         f"Command: `{command}` ({summary['wall_s'] / 60:.0f} min wall, {platform.machine()}, one torch thread "
         f"per seed, {a['jobs']} at once). Training data: the minimal background splits "
-        f"({res[0]['n_classes']} characters, {res[0]['n_images']} drawings) at {SIZE} px. Recipe "
+        f"({res[0]['n_classes']} characters, {res[0]['n_images']} drawings) at {res[0].get('size', SIZE)} px. Recipe "
         f"(models.classifiers.protonet.CriticRecipe): {recipe['episodes']} episodes of {recipe['n_way']}-way "
         f"1-shot with {recipe['n_query']} queries per class, Adam at {recipe['lr']:g} halved every quarter, "
         f"rotations as new classes: {recipe['rotations']}, random affine distortions: {recipe['affine']}, "
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=None, help="training episodes (default: the recipe's)")
     p.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
     p.add_argument("--no-affine", action="store_true", help="train without the random affine distortions")
+    p.add_argument("--size", type=int, default=SIZE, help="image size in px of training and test drawings")
     p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
                    help="fraction of training episodes drawn from one alphabet, as the test runs are (0-1)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")

@@ -9,6 +9,10 @@ from pathlib import Path
 # Torch's OpenMP threads spin while they wait; on a shared 2-core machine that made training
 # 3-8x slower (BENCHMARKS.md, experiments). Set before any test imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist the test processes already share the cores, so a second torch thread in a
+# process (or in the subprocesses it starts) only waits for a core: one thread each.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
@@ -56,6 +60,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "torch_device" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.device)
+
+
+# Test modules that share session fixtures, so pytest-xdist must run them in one process: the
+# pipeline tests and the demo share one cache of tiny trained models (tests/experiments/conftest.py).
+SHARED_WORKER = {
+    "tests/experiments/test_demo.py": "tiny trained models",
+    "tests/experiments/test_pipelines.py": "tiny trained models",
+}
+
+
+def worker_scope(nodeid: str) -> str:
+    """The unit of work a pytest-xdist worker takes whole: the test's module (its module-scoped
+    fixtures, a trained model or a browser, are then made once), or the group of modules that
+    share session fixtures (SHARED_WORKER)."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_WORKER.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`make test` runs two workers (pytest-xdist); they take work by `worker_scope`."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

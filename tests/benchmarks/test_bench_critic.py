@@ -12,3 +12,14 @@ def test_report_gives_mean_and_sd_over_seeds_with_the_recipe():
     assert "**Mean 10.0% (SD 2.0 points) over 3 seeds**" in text
     assert "| 1 | 12.0% | 2.0 |" in text
     assert "4.5% errors" in text and "100 episodes of 20-way" in text
+
+
+def test_report_names_the_within_alphabet_share_and_the_size_it_ran_with():
+    recipe = {"episodes": 100, "n_way": 20, "n_query": 5, "rotations": True, "affine": False, "lr": 1e-3,
+              "within_alphabet": 0.5}
+    res = [{"seed": 0, "error": 0.1, "train_cpu_s": 60.0, "recipe": recipe, "size": 56, "n_classes": 242,
+            "n_images": 4840}]
+    args = {"seeds": [0], "episodes": None, "jobs": 1, "no_affine": True, "within_alphabet": 0.5, "size": 56}
+    text = bench_critic.report({"results": res, "wall_s": 60.0, "args": args})
+    assert "`python -m benchmarks critic --seeds 0 --no-affine --within-alphabet 0.5 --size 56`" in text
+    assert "at 56 px" in text and "episodes within one alphabet: 50%" in text

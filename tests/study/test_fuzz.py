@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from study_helpers import build_study
 
 from study import create_app
@@ -18,6 +19,9 @@ from study.migrate import upgrade
 
 H = "X-Participant-Token"
 schema = schemathesis.openapi.from_dict(document())
+# One test per operation, each with its own test id (schema.parametrize() gives every operation
+# the same id, and pytest-xdist then runs only one of them).
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,16 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, 
     app.extensions["sqlalchemy_engine"].dispose()
 
 
-@schema.parametrize()
+def test_every_operation_is_fuzzed():
+    assert len(OPERATIONS) == len([op for path in document()["paths"].values() for op in path]) >= 9
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case: schemathesis.Case, fuzz_app: tuple[Flask, str, str]) -> None:
+@given(data=st.data())
+def test_no_server_errors(operation, data: st.DataObject, fuzz_app: tuple[Flask, str, str]) -> None:
     app, token, _ = fuzz_app
+    case: schemathesis.Case = data.draw(operation.as_strategy())
     for headers in ({H: token}, {}):
         res = case.call(app=app, headers=headers)
         assert res.status_code < 500, (res.status_code, res.text[:300])
