@@ -178,7 +178,7 @@ def plan_jobs(
     jobs: list[Job] = []
     notes: list[str] = []
     for m in models:
-        classes = m.data.class_names[:max_classes] if max_classes else m.data.class_names
+        classes = m.data.class_names if max_classes is None else m.data.class_names[:max_classes]
         if m.cfg.model.context == "none":
             classes = [UNCONDITIONAL]  # n_per_class unconditional samples in all
         exemplars = m.meta["split"]["exemplars"]
@@ -200,7 +200,7 @@ def plan_jobs(
                     ))
     if real_per_class and models:
         m = models[0]
-        classes = m.data.class_names[:max_classes] if max_classes else m.data.class_names
+        classes = m.data.class_names if max_classes is None else m.data.class_names[:max_classes]
         exemplars = set(m.meta["split"]["exemplars"].values())
         rng = np.random.default_rng(seed)
         for label, cls in enumerate(m.data.class_names):
@@ -286,6 +286,10 @@ class SamplingOptions:
             raise SampleError("--eta: must be >= 0")
         if self.use_split not in SPLITS:
             raise SampleError(f"--split: must be one of {', '.join(SPLITS)}, got {self.use_split!r}")
+        if self.steps is not None and self.steps < 1:
+            raise SampleError(f"--steps: must be >= 1, got {self.steps}")
+        if self.max_classes is not None and self.max_classes < 1:
+            raise SampleError(f"--max-classes: must be >= 1, got {self.max_classes}")
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def sampler_plan(m: Loaded, options: SamplingOptions) -> SamplerPlan:
     config. DDPM always runs all T steps, so T is what the manifest records for it."""
     sc = m.cfg.sampling
     sampler = options.sampler or sc.sampler
-    steps = options.steps or sc.steps
+    steps = sc.steps if options.steps is None else options.steps
     T = m.cfg.diffusion.T
     if sampler != "ddpm" and not 1 <= steps <= T:
         raise SampleError(f"--steps: must be in 1..{T} for {m.path}")

@@ -104,6 +104,13 @@ def test_sampler_plan_records_all_T_steps_for_ddpm_and_refuses_steps_beyond_T():
         sampler_plan(m, SamplingOptions(n_per_class=1, steps=21))
 
 
+@pytest.mark.parametrize(("kwargs", "field"), [({"steps": 0}, "--steps"), ({"max_classes": 0}, "--max-classes"),
+                                              ({"max_classes": -3}, "--max-classes")])
+def test_steps_and_max_classes_below_one_are_refused_not_read_as_the_default(kwargs, field):
+    with pytest.raises(SampleError, match=f"^{field}: must be >= 1"):
+        SamplingOptions(n_per_class=1, **kwargs)
+
+
 def test_shards_cover_every_job_exactly_once_in_order():
     jobs = [_real_job(f"real-{k}") for k in range(7)]
     shards = [shard_jobs(jobs, (i, 3)) for i in range(3)]
