@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from study import db
 from study.cli_errors import InputError
+from study.validation import PLATFORMS
 
 
 def _db_errors(fn):
@@ -172,7 +173,7 @@ def export_cmd(slug: str, out_dir: Path, fmt: str, raw_ids: bool, batch_size: in
 @click.option("--dprime", type=float, default=1.5, show_default=True, help="observer's d'")
 @click.option("--criterion", type=float, default=0.0, show_default=True, help="observer's c")
 @click.option("--dropout-rate", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--platform", type=click.Choice(["prolific", "mturk", "direct"]), default="prolific")
+@click.option("--platform", type=click.Choice(PLATFORMS), default="prolific")
 @click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="seconds to wait for the server's /healthz (a server that is still starting)")
 @with_appcontext

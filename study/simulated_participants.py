@@ -42,6 +42,7 @@ import httpx
 import numpy as np
 
 from study.participation import scoring
+from study.validation import PLATFORMS
 
 BEHAVIOURS = ("accurate", "random", "observer", "clicker", "dropout")
 _SHA_IN_URL = re.compile(r"([0-9a-f]{64})")
@@ -83,8 +84,8 @@ class SimulationConfig:
             raise ValueError("dropout_rate: must lie within [0, 1]")
         if not math.isfinite(self.dprime) or not math.isfinite(self.criterion):
             raise ValueError("dprime/criterion: must be finite numbers")
-        if self.platform not in ("prolific", "mturk", "direct"):
-            raise ValueError("platform: must be prolific, mturk or direct")
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform: must be one of {', '.join(PLATFORMS)}")
 
 
 @dataclass

@@ -23,11 +23,12 @@ from study.manifest import shown_class, words_of_label
 from study.participation import database, lifecycle
 from study.participation.database import DatabaseLedger, ScreenedOut, Started
 from study.participation.lifecycle import Answered, Finished, Ledger, ShownTrial
-from study.participation.rules import MAX_ID, PLATFORM_IDS, TOKEN_HEADER, external_ids
+from study.participation.rules import PLATFORM_IDS, TOKEN_HEADER, external_ids
 from study.participation.scoring import answer_key
 from study.settings import StudySettings
 from study.tables import Stimulus, Study, utcnow
 from study.validation import (
+    MAX_ID,
     get_int,
     get_str,
     get_uuid,

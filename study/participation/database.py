@@ -32,7 +32,6 @@ from study.participation.lifecycle import (
     TrialStimulus,
 )
 from study.participation.rules import (
-    MAX_ID,
     PLATFORM_IDS,
     TOKEN_HEADER,
     ExternalIds,
@@ -53,7 +52,7 @@ from study.tables import (
     Trial,
     utcnow,
 )
-from study.validation import EventIn, Screen
+from study.validation import MAX_ID, EventIn, Screen
 
 
 def settings_of(study: Study, condition: Condition | None,

@@ -27,7 +27,6 @@ PLATFORM_IDS = {
     "mturk": ("workerId", "hitId", "assignmentId"),
     "direct": (None, None, None),
 }
-MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 CLOSED_STATUSES = ("paused", "closed")
 
