@@ -66,6 +66,8 @@ class CriticsSection(BaseModel):
     protonet_query: Count
     protonet_rotations: Bool = False
     protonet_affine: Bool = False
+    # share of the critic's episodes drawn from one alphabet (needs `Alphabet/character` classes)
+    protonet_within_alphabet: Annotated[Float, Field(ge=0, le=1)] = 0.0
     simclr_epochs: Count
     n_way: _at_least(2)
 
@@ -168,6 +170,9 @@ def _validate(raw: dict[str, Any]) -> None:
         ProfileFile.model_validate(raw)
     except ValidationError as exc:
         raise ProfileError(one_line(exc, ProfileFile, top="profile", mapping="a table")) from None
+    dataset = raw["data"].get("dataset", "digits")
+    if raw["critics"].get("protonet_within_alphabet", 0.0) > 0 and dataset != "omniglot":
+        raise ProfileError(f"critics.protonet_within_alphabet: needs alphabets (omniglot), not {dataset}")
 
 
 def _model_configs(raw: dict[str, Any], data_root: str | None) -> tuple[Config, ...]:

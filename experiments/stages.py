@@ -200,8 +200,10 @@ def train_critics(profile: Profile, train_set: ImageDataset, cache: Path, seed: 
     log.info("critics: ProtoNet %d episodes (%d-way), SimCLR %d epochs on %d training images",
              c["protonet_episodes"], c["protonet_way"], c["simclr_epochs"], len(train_set))
     recipe = CriticRecipe(episodes=c["protonet_episodes"], n_way=c["protonet_way"], n_query=c["protonet_query"],
-                          rotations=c.get("protonet_rotations", False), affine=c.get("protonet_affine", False))
-    proto = train_critic(train_set.images, train_set.labels, recipe, device=device, seed=seed)
+                          rotations=c.get("protonet_rotations", False), affine=c.get("protonet_affine", False),
+                          within_alphabet=c.get("protonet_within_alphabet", 0.0))
+    proto = train_critic(train_set.images, train_set.labels, recipe, class_names=train_set.class_names,
+                         device=device, seed=seed)
     simclr = train_simclr(train_set.images, epochs=c["simclr_epochs"], device=device, seed=seed)
     meta = {"train_hash": train_set.content_hash(), "seed": seed}
     save_classifier(proto_path, proto, {"kind": "protonet", "size": train_set.size, **c}, meta)

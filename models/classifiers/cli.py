@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-way", type=int, default=20, help="protonet classes per episode")
     p.add_argument("--n-query", type=int, default=5, help="protonet queries per class and episode")
     p.add_argument("--rotations", action="store_true", help="protonet: rotations by 90 deg make new classes")
+    p.add_argument("--affine", action="store_true", help="protonet: a random affine distortion of every episode image")
+    p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
+                   help="protonet: share of episodes drawn from one alphabet (Omniglot), 0-1")
     p.add_argument("--eval-runs", type=Path, default=None, help="protonet: all_runs.zip to score on")
     p.add_argument("--fake-manifest", type=Path, default=None, help="realfake: stimulus manifest of samples")
     p.add_argument("--model", default=None, help="realfake: use only this model's samples")
@@ -147,15 +150,14 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         config.update(kind="nway_classifier", arch=arch, n_classes=len(data.class_names),
                       class_names=data.class_names, label_column="class_label")
     elif args.kind == "protonet":
-        images, labels = data.images, data.labels
-        if args.rotations:
-            from models.classifiers.training import rotation_classes
-
-            images, labels = rotation_classes(images, labels)
-        net = protonet.train_protonet(images, labels, n_way=args.n_way, n_query=args.n_query,
-                                      episodes=args.episodes, lr=args.lr or 1e-3, **common)
+        if not 0.0 <= args.within_alphabet <= 1.0:
+            raise CliError(f"--within-alphabet: a share in [0, 1], got {args.within_alphabet}")
+        recipe = protonet.CriticRecipe(episodes=args.episodes, n_way=args.n_way, n_query=args.n_query,
+                                       rotations=args.rotations, affine=args.affine, lr=args.lr or 1e-3,
+                                       within_alphabet=args.within_alphabet)
+        net = protonet.train_critic(data.images, data.labels, recipe, class_names=data.class_names, **common)
         config.update(kind="protonet", episodes=args.episodes, n_way=args.n_way, n_query=args.n_query,
-                      rotations=args.rotations)
+                      rotations=args.rotations, affine=args.affine, within_alphabet=args.within_alphabet)
         if args.eval_runs is not None:
             from models.classifiers.omniglot_runs import HUMAN_ERROR, load_one_shot_runs
 

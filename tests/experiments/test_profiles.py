@@ -50,6 +50,8 @@ def test_seed_and_overrides_reach_every_model() -> None:
     ("study.colour=1", "study.colour: unknown field"),
     ("facade.test_fraction=1.0", "facade.test_fraction: must be < 1"),
     ("sampling.steps=true", "sampling.steps: expected an integer"),
+    ("critics.protonet_within_alphabet=1.5", "critics.protonet_within_alphabet"),
+    ("critics.protonet_within_alphabet=0.5", "critics.protonet_within_alphabet: needs alphabets"),
 ])
 def test_bad_values_name_their_field(override: str, field: str) -> None:
     with pytest.raises(ProfileError, match=field.replace(".", r"\.")):
@@ -76,23 +78,25 @@ def test_cpu_profile_is_28_px_omniglot_with_the_literature_critic(tmp_path, monk
 
     from experiments import stages
 
-    p = load_profile("cpu", data_root=str(tmp_path))
+    p = load_profile("cpu", data_root=str(tmp_path), overrides=["critics.protonet_within_alphabet=1.0"])
     assert {m.data.size for m in p.models} == {28} and p.device == "cpu"
     assert all(m.data.dataset == "omniglot" for m in p.models)
     seen = {}
 
     def spy(images, labels, recipe, **kwargs):
-        seen["recipe"] = recipe
+        seen["recipe"], seen["class_names"] = recipe, kwargs.get("class_names")
         raise RuntimeError("stop after the recipe")
 
     monkeypatch.setattr(stages, "train_critic", spy)
     data = type("D", (), {"images": torch.zeros(2, 1, 4, 4), "labels": torch.tensor([0, 1]),
+                          "class_names": ["Greek/character01", "Greek/character02"],
                           "content_hash": lambda self: "x", "size": 4, "__len__": lambda self: 2})()
     with pytest.raises(RuntimeError, match="stop"):
         stages.train_critics(p, data, tmp_path, 0, torch.device("cpu"), logging.getLogger("t"))
     c = p.section("critics")
     assert seen["recipe"].rotations and seen["recipe"].affine
     assert seen["recipe"].episodes == c["protonet_episodes"] and seen["recipe"].n_way == c["protonet_way"]
+    assert seen["recipe"].within_alphabet == 1.0 and seen["class_names"] == data.class_names
 
 
 def test_models_train_in_parallel_workers_on_a_cpu_and_are_reused(tmp_path) -> None:
