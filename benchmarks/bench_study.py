@@ -421,6 +421,14 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def _yardstick_text(args: argparse.Namespace) -> str:
+    ms = getattr(args, "yardstick_ms", None)
+    if ms is None:
+        return ""
+    return (f"; the cores' speed (cpu_yardstick): the app's `GET /healthz` takes {ms:.3f} ms of CPU in one "
+            f"process through WSGI")
+
+
 def render(results: list[dict[str, object]], command: str, args: argparse.Namespace) -> str:
     from benchmarks.report import markdown_table
 
@@ -451,7 +459,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         f"Command: `{command}`",
         "",
         f"Machine: {os.cpu_count()} CPU cores shared by the server, PostgreSQL, the load generator and the "
-        f"other work on the machine (1-minute load average {load:.1f} at the end of the run); gunicorn gthread "
+        f"other work on the machine (1-minute load average {load:.1f} at the end of the run{_yardstick_text(args)}); gunicorn gthread "
         f"{servers}; {args.participants} participants at once, "
         f"{args.trials} responses each per load model ({args.participants * args.trials} submissions). Back to back: "
         f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
@@ -519,6 +527,45 @@ def checkout(rev: str) -> Iterator[Path]:
             raise SystemExit(f"--compare: git archive {rev!r} failed: {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         yield Path(tmp)
+
+
+# The app's CPU for one `GET /healthz` in one process through WSGI (best of 5 x 2,000 calls): the
+# route hardly changes, so this measures the cores; runs on faster or slower cores can be told apart.
+_YARDSTICK = r"""
+import io, sys, time
+from study import create_app
+from study.migrate import upgrade
+url = sys.argv[1]
+upgrade(url)
+app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": sys.argv[2]})
+status = []
+def environ():
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+            "wsgi.run_once": False, "wsgi.version": (1, 0)}
+best = float("inf")
+for _ in range(5):
+    c0 = time.process_time()
+    for _ in range(2000):
+        b"".join(app.wsgi_app(environ(), lambda s, h, e=None: status.append(s)))
+    best = min(best, 1000 * (time.process_time() - c0) / 2000)
+assert all(s.startswith("200") for s in status), set(status)
+print(best)
+"""
+
+
+def cpu_yardstick(code: Path = ROOT) -> float:
+    """CPU ms of one `GET /healthz` of the app in checkout `code`, in one process through WSGI on a
+    fresh SQLite database (_YARDSTICK): how fast the cores were when a run's figures were made."""
+    with tempfile.TemporaryDirectory(prefix="dp-bench-yardstick-") as tmp:
+        env = {**os.environ, "PYTHONPATH": str(code), "STUDY_INSTANCE_PATH": str(Path(tmp) / "instance")}
+        out = subprocess.run([sys.executable, "-c", _YARDSTICK, f"sqlite:///{Path(tmp) / 'y.db'}", str(Path(tmp) / "store")],
+                             cwd=code, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"yardstick run failed: {out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 # Run with the checkout under test first on sys.path: the app's CPU per submission through WSGI
@@ -769,6 +816,8 @@ def main(argv: list[str]) -> int:
 
             write_section("study-ab", text)
         return 0
+    args.yardstick_ms = cpu_yardstick()
+    print(f"[study bench] yardstick: GET /healthz takes {args.yardstick_ms:.3f} CPU ms in one process", flush=True)
     results = []
     for backend in backends:
         print(f"[study bench] {backend}: starting", flush=True)

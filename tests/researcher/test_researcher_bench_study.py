@@ -49,3 +49,16 @@ def test_the_load_client_counts_calls_and_errors(app):
     assert (phase.ok, phase.errors, len(phase.latencies_ms)) == (12, 0, 12)
     assert status == 400 and b"error" in body  # a real JSON error read back over keep-alive
     assert isinstance(Phase("x").row()["per_s"], float)
+
+
+def test_the_yardstick_times_the_apps_healthz_in_one_process():
+    import argparse
+    import math
+
+    from benchmarks import bench_study
+
+    ms = bench_study.cpu_yardstick()
+    assert math.isfinite(ms) and 0 < ms < 1000  # the script itself asserts every call answered 200
+    text = bench_study._yardstick_text(argparse.Namespace(yardstick_ms=ms))
+    assert f"takes {ms:.3f} ms of CPU" in text
+    assert bench_study._yardstick_text(argparse.Namespace()) == ""
