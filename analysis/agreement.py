@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from analysis import realfake
 from analysis.stats import percentile_ci, resample_weights
 
 
@@ -165,7 +166,7 @@ def human_vs_classifier(
         columns={"answer": "clf_answer"})
     t = trials[["participant", "stimulus_id", "source", "answer", "correct"]]
     m = t.merge(preds, on="stimulus_id", how="inner")
-    m["clf_correct"] = ((m["clf_answer"] == "fake") == (m["source"] == "model")).astype(float)
+    m["clf_correct"] = realfake.is_right(m["clf_answer"], m["source"]).astype(float)
     per_stim = (m.groupby(["classifier", "stimulus_id", "source"], sort=True)
                 .agg(n_trials=("correct", "size"), human_accuracy=("correct", "mean"),
                      classifier_correct=("clf_correct", "first"))

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import splu
 from scipy.special import ndtri
 from scipy.stats import norm
 
-from analysis import staircase
+from analysis import realfake, staircase
 from analysis.stats import resample_weights
 
 COUNTS = ("hits", "n_signal", "false_alarms", "n_noise")
@@ -105,8 +105,8 @@ class _Trials:
 
 
 def _trials(rt: pd.DataFrame, by: list[str], noise_by: list[str], n_p: int, n_s: int) -> _Trials:
-    signal = (rt["source"] == "model").to_numpy()
-    yes = (rt["answer"] == "fake").to_numpy().astype(float)
+    signal = realfake.is_fake(rt["source"])
+    yes = realfake.says_fake(rt["answer"]).astype(float)
     p, s = rt["_p"].to_numpy(), rt["_s"].to_numpy()
     if by and set(by) <= set(noise_by):  # the reals carry every key: a group may hold only reals
         codes, keys = _group_codes(rt, by)
@@ -418,7 +418,7 @@ def sdt_table(
     s, su = pd.factorize(trials["stimulus_id"])
     rt["_p"], rt["_s"] = p, s
     if noise_by is None:
-        reals = rt.loc[rt["source"] != "model"]
+        reals = rt.loc[~realfake.is_fake(rt["source"])]
         noise_by = [c for c in by if len(reals) and (reals[c].astype(str).str.len() > 0).all()
                     and reals[c].notna().all()]
     t = _trials(rt, by, list(noise_by), len(pu), len(su))

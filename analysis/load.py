@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from analysis import realfake
 from analysis.staircase import StaircaseRule
 
 if TYPE_CHECKING:
@@ -267,9 +268,9 @@ def check_export(trials: pd.DataFrame, clicks: pd.DataFrame, events: pd.DataFram
                 f"trials{where}: {what} {', '.join(map(str, first))} repeats on rows that "
                 f"differ ({_rows(clash, t.index)}); the study stores one response per trial, "
                 "so these are two answers to one trial: remove the wrong rows")
-    judged = ((t["task"] == "realfake") & t["answer"].isin(["real", "fake"])
+    judged = ((t["task"] == "realfake") & t["answer"].isin(realfake.ANSWERS)
               & t["correct"].notna())
-    right = (t["answer"] == "fake") == (t["source"] == "model")
+    right = realfake.is_right(t["answer"], t["source"])
     wrong = judged & (t["correct"] != right.astype(float))
     if wrong.any():
         raise AnalysisInputError(

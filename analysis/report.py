@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import agreement, alignment, figures, generalization, judgments, maps, qc
+from analysis import agreement, alignment, figures, generalization, judgments, maps, qc, realfake
 from analysis.load import (
     AnalysisInputError,
     Export,
@@ -226,7 +226,7 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions,
     w.table("judgments_by_model", by_model, "Per model (fakes of the model vs all reals)")
     w.figure("judgments", figures.judgment_figure(by_model, ["model"]),
              "d' and HYPE-infinity error rate per model (data: judgments_by_model.csv)")
-    fakes = rt.loc[rt["source"] == "model"]
+    fakes = rt.loc[realfake.is_fake(rt["source"])]
     if fakes["guidance"].notna().any():
         t = judgments.sdt_table(rt, ["model", "guidance"], resample=both, n_boot=opt.n_boot,
                                 seed=opt.seed)
@@ -269,7 +269,7 @@ def _judgment_sections(w: _Writer, trials: pd.DataFrame, opt: ReportOptions,
             "source"].nunique() > 1:
         # scipy's default L-BFGS-B tolerances: estimates within ~1e-3 of the tight fit, in a
         # fraction of its time (far below the standard errors)
-        sub = sub.assign(model=sub["model"].where(sub["source"] == "model", "real"))
+        sub = sub.assign(model=sub["model"].where(realfake.is_fake(sub["source"]), "real"))
         res = judgments.mixed_logit(sub, ["model"], minim_opts={}, reference={"model": "real"})
         w.text(f"Mixed-effects logistic model of correct ~ model (reals as the base level) "
                f"with crossed random "
