@@ -86,7 +86,8 @@ def test_config_file_gives_defaults_and_flags_win(capsys, tmp_path):
         (["nway", "--data", "mnist", "--out", "x.pt"], "data.dataset"),
         (["protonet", "--size", "8", "--within-alphabet", "1.5", "--out", "x.pt"], "--within-alphabet"),
         # the digits' classes have no alphabets to draw an episode from
-        (["protonet", "--size", "8", "--within-alphabet", "0.5", "--episodes", "2", "--out", "x.pt"], "groups"),
+        (["protonet", "--size", "8", "--within-alphabet", "0.5", "--episodes", "2", "--out", "x.pt"],
+         "--within-alphabet: no alphabet of digits"),
     ],
 )
 def test_errors_name_the_option(capsys, argv, field):
