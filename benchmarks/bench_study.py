@@ -209,11 +209,17 @@ def make_study_with(code: Path, database_url: str, work: Path, trials: int, slug
         return make_study(database_url, work, trials, slug=slug, n_stimuli=20)
     script = ("import sys; from pathlib import Path; from benchmarks.servers import make_study; "
               "print(make_study(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), slug=sys.argv[4], n_stimuli=20))")
-    out = subprocess.run([sys.executable, "-c", script, database_url, str(work), str(trials), slug],
-                         cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True,
+    return run_in_checkout(code, script, [database_url, str(work), str(trials), slug], f"study set-up with {code}")
+
+
+def run_in_checkout(code: Path, script: str, argv: list[str], what: str, **env: str) -> str:
+    """Run `script` (python -c) with checkout `code` first on sys.path and `env` added to the
+    environment; its last line of output. RuntimeError with the end of its stderr if it fails."""
+    out = subprocess.run([sys.executable, "-c", script, *argv], cwd=code,
+                         env={**os.environ, **env, "PYTHONPATH": str(code)}, capture_output=True, text=True,
                          check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"study set-up with {code} failed: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed: {out.stderr[-2000:]}")
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -560,12 +566,9 @@ def cpu_yardstick(code: Path = ROOT) -> float:
     """CPU ms of one `GET /healthz` of the app in checkout `code`, in one process through WSGI on a
     fresh SQLite database (_YARDSTICK): how fast the cores were when a run's figures were made."""
     with tempfile.TemporaryDirectory(prefix="dp-bench-yardstick-") as tmp:
-        env = {**os.environ, "PYTHONPATH": str(code), "STUDY_INSTANCE_PATH": str(Path(tmp) / "instance")}
-        out = subprocess.run([sys.executable, "-c", _YARDSTICK, f"sqlite:///{Path(tmp) / 'y.db'}", str(Path(tmp) / "store")],
-                             cwd=code, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"yardstick run failed: {out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+        work = Path(tmp)
+        return float(run_in_checkout(code, _YARDSTICK, [f"sqlite:///{work / 'y.db'}", str(work / "store")],
+                                     "yardstick run", STUDY_INSTANCE_PATH=str(work / "instance")))
 
 
 # Run with the checkout under test first on sys.path: the app's CPU per submission through WSGI
@@ -630,18 +633,13 @@ def in_process_cpu(backend: str, args: argparse.Namespace, code: Path) -> dict[s
             url, drop = _pg_database(server)
         try:
             slug = make_study_with(code, url, work, args.trials, slug="bench")
-            env = {**os.environ, "PYTHONPATH": str(code), "STUDY_INSTANCE_PATH": str(work / "instance")}
-            out = subprocess.run(
-                [sys.executable, "-c", _IN_PROCESS, url, slug, str(args.participants), str(args.participants),
-                 str(work / "store")],
-                cwd=code, env=env, capture_output=True, text=True, check=False,
-            )
+            last = run_in_checkout(code, _IN_PROCESS, [url, slug, str(args.participants), str(args.participants),
+                                                       str(work / "store")],
+                                   "in-process run", STUDY_INSTANCE_PATH=str(work / "instance"))
         finally:
             if drop is not None:
                 drop()
-    if out.returncode != 0:
-        raise RuntimeError(f"in-process run failed: {out.stderr[-2000:]}")
-    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    measured = json.loads(last)
     return {"wsgi_cpu_ms": measured["cpu_ms"], "calls": measured["calls"]}
 
 
