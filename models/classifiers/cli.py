@@ -153,10 +153,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         if not 0.0 <= args.within_alphabet <= 1.0:
             raise CliError(f"--within-alphabet: a share in [0, 1], got {args.within_alphabet}")
         if args.within_alphabet > 0:
-            largest = int(protonet.alphabet_groups(data.class_names).bincount().max())
-            if largest < min(args.n_way, len(data.class_names)):
-                raise CliError(f"--within-alphabet: no alphabet of {data.name} has {args.n_way} classes "
-                               f"(largest {largest}); class names need the form Alphabet/character")
+            try:
+                protonet.check_alphabets(data.class_names, args.n_way, data.name)
+            except ValueError as exc:
+                raise CliError(f"--within-alphabet: {exc}") from None
         recipe = protonet.CriticRecipe(episodes=args.episodes, n_way=args.n_way, n_query=args.n_query,
                                        rotations=args.rotations, affine=args.affine, lr=args.lr or 1e-3,
                                        within_alphabet=args.within_alphabet)

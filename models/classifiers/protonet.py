@@ -169,6 +169,15 @@ def alphabet_groups(class_names: list[str]) -> torch.Tensor:
     return torch.tensor([ids.setdefault(name.split("/")[0], len(ids)) for name in class_names], dtype=torch.long)
 
 
+def check_alphabets(class_names: list[str], n_way: int, data_name: str = "the data") -> None:
+    """Within-alphabet episodes need an alphabet of n_way classes (of all the classes, when there
+    are fewer): ValueError otherwise."""
+    largest = int(alphabet_groups(class_names).bincount().max())
+    if largest < min(n_way, len(class_names)):
+        raise ValueError(f"no alphabet of {data_name} has {n_way} classes (largest {largest}); class names "
+                         "need the form Alphabet/character")
+
+
 def train_critic(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -186,6 +195,10 @@ def train_critic(
     if recipe.within_alphabet > 0:
         if class_names is None or len(class_names) <= int(labels.max()):
             raise ValueError("class_names: within-alphabet episodes need a name for every class label")
+        try:
+            check_alphabets(class_names, recipe.n_way)
+        except ValueError as exc:
+            raise ValueError(f"within_alphabet: {exc}") from None
         groups = alphabet_groups(class_names)
     if recipe.rotations:
         n_classes = int(labels.max()) + 1

@@ -92,6 +92,9 @@ def test_within_group_training_refuses_what_it_cannot_use():
                        groups=torch.tensor([0, 0, 1, 1]))
     with pytest.raises(ValueError, match="class_names"):
         protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=1, within_alphabet=0.5))
+    with pytest.raises(ValueError, match=r"^within_alphabet: no alphabet of the data has 3 classes \(largest 2\)"):
+        protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=1, n_way=3, within_alphabet=0.5),
+                              class_names=["A/1", "A/2", "B/1", "B/2"])
     net = protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=2, n_way=2, n_query=2,
                                                                       within_alphabet=0.5, affine=False),
                                 class_names=["A/1", "A/2", "B/1", "B/2"], device="cpu")
