@@ -807,7 +807,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.step or args.ddp_worker:
+    if args.ddp_worker:  # its result is written: skip gloo's abort-prone finalization
+        from models.diffusion.ddp import exit_rank
+
+        exit_rank(child_main(args))
+    if args.step:
         return child_main(args)
     if args.from_json:
         results = json.loads(args.from_json.read_text())

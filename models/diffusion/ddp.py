@@ -6,6 +6,7 @@ one process."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,28 @@ class DistState:
             tdist.destroy_process_group()
 
 
+def exit_rank(rc: int) -> None:
+    """End a rank's process with `rc` without the interpreter's finalization. gloo's threads can
+    still be joinable when Python tears down, even after destroy_process_group, and the process
+    then aborts ("terminate called without an active exception", exit -6) after its work is done
+    and saved, which torchrun reports as a failed rank. Output is flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing left to keep
+            pass
+    os._exit(rc)
+
+
+def launched_ranks() -> int:
+    """WORLD_SIZE of a torchrun-style launch (1 without one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(device: str | torch.device | None = None) -> DistState:
     """Join the process group torchrun describes (env RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR).
     Each rank uses cuda:LOCAL_RANK when CUDA is present and not overridden to cpu, else cpu."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_ranks()
     if world <= 1:
         return DistState(False, 0, 1, None)
     rank = int(os.environ["RANK"])

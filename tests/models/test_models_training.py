@@ -112,3 +112,29 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     rngs = payload["train_state"]["rng"]
     assert len(rngs) == 2 and not torch.equal(rngs[0], rngs[1])  # each rank drew its own batches
     assert proc.stdout.count("checkpoint:") == 1  # only rank 0 reports and writes
+
+
+def test_exit_rank_flushes_output_and_skips_finalization():
+    """A finished rank leaves with its code and its printed lines, without atexit/finalization
+    (where gloo's threads can abort the process)."""
+    script = (
+        "import atexit, sys\n"
+        "from models.diffusion.ddp import exit_rank\n"
+        "atexit.register(lambda: print('finalized'))\n"
+        "print('saved', end='')\n"
+        "sys.stderr.write('note')\n"
+        "exit_rank(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 3
+    assert proc.stdout == "saved" and proc.stderr == "note"
+
+
+def test_launched_ranks_reads_world_size(monkeypatch):
+    from models.diffusion.ddp import launched_ranks
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert launched_ranks() == 1
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert launched_ranks() == 4
