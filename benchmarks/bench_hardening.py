@@ -1,10 +1,11 @@
 """Hardening of the live study at full size: load with faults, and bad input against a live server.
 
     python -m benchmarks hardening [--participants 1000] [--trials 5] [--backends sqlite,postgres]
-                                   [--fuzz-examples 20] [--workers 2] [--threads 16] [--no-write]
+                                   [--fuzz-examples 20] [--workers 2] [--threads 16]
+                                   [--server granian|gunicorn] [--no-write]
 
 1. Load and faults (benchmarks/hardening_load.py): N participants at once do whole studies through
-   gunicorn on 127.0.0.1; once all have started, faults hit the run -- SQLite: kill -9 of a
+   the server (study.serving) on 127.0.0.1; once all have started, faults hit the run -- SQLite: kill -9 of a
    worker, a 5 s write lock held by another connection, a 35 s one (beyond the app's 30 s busy
    timeout: writes fail until it goes), a restart of the whole server;
    PostgreSQL (a private cluster made with pg_createcluster, so a restart disturbs nobody): kill -9
@@ -31,13 +32,14 @@ from benchmarks.hardening_input import error_body_problem, fuzz
 from benchmarks.hardening_load import LoadConfig, LoadReport, run_load
 from benchmarks.servers import (
     DEFAULT_PG,
-    Gunicorn,
+    AppServer,
     PgCluster,
     make_study,
     pg_database,
     server_env,
     why_no_pg_cluster,
 )
+from study.serving import DEFAULT_SERVER, SERVERS
 
 NASTY = [
     ("deeply nested arrays", b"[" * 100_000, "application/json"),
@@ -57,8 +59,9 @@ NASTY_PATHS = ["/api/v1/participant/responses", "/api/v1/participant/events", "/
                "/api/v1/participant/classify", "/api/v1/studies/fuzz/participants"]
 
 
-def run_bad_input(work: Path, examples: int, workers: int, threads: int) -> dict[str, object]:
-    """Schemathesis and the nasty bodies against a live gunicorn on a fresh SQLite study."""
+def run_bad_input(work: Path, examples: int, workers: int, threads: int,
+                  server: str = DEFAULT_SERVER) -> dict[str, object]:
+    """Schemathesis and the nasty bodies against a live server on a fresh SQLite study."""
     import httpx
 
 
@@ -66,8 +69,8 @@ def run_bad_input(work: Path, examples: int, workers: int, threads: int) -> dict
     make_study(url, work, trials=200, task="clickme", slug="fuzz")
     env = server_env(url, work)
     t0 = time.perf_counter()
-    with Gunicorn(env, workers, threads, work / "gunicorn-fuzz.log") as server:
-        base = f"http://127.0.0.1:{server.port}"
+    with AppServer(env, workers, threads, work / "server-fuzz.log", server=server) as served:
+        base = f"http://127.0.0.1:{served.port}"
         with httpx.Client(base_url=base, timeout=60) as c:
             tokens = [c.post("/api/v1/studies/fuzz/participants", json={"consent": True}).json()["token"]
                       for _ in range(2)]
@@ -118,7 +121,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[LoadReport | No
         if backend == "sqlite":
             cfg = LoadConfig(participants=args.participants, trials=args.trials, task="clickme",
                              faults=("kill_worker", "sqlite_lock", "sqlite_lock_long", "restart"), lock_s=5.0,
-                             workers=args.workers, threads=args.threads, seed=args.seed)
+                             workers=args.workers, threads=args.threads, seed=args.seed, server=args.server)
             return run_load(cfg, f"sqlite:///{work / 'load.db'}", work), ""
         why = why_no_pg_cluster()
         if why is None:
@@ -127,7 +130,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[LoadReport | No
                 try:
                     cfg = LoadConfig(participants=args.participants, trials=args.trials, task="realfake",
                                      faults=("kill_worker", "pg_restart", "restart"),
-                                     workers=args.workers, threads=args.threads, seed=args.seed)
+                                     workers=args.workers, threads=args.threads, seed=args.seed, server=args.server)
                     return run_load(cfg, url, work, pg=pg), "private cluster (pg_createcluster)"
                 finally:
                     drop()
@@ -136,7 +139,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[LoadReport | No
         try:
             cfg = LoadConfig(participants=args.participants, trials=args.trials, task="realfake",
                              faults=("kill_worker", "restart"), workers=args.workers, threads=args.threads,
-                             seed=args.seed)
+                             seed=args.seed, server=args.server)
             return run_load(cfg, url, work), f"no PostgreSQL restart: {why}"
         finally:
             drop()
@@ -163,8 +166,8 @@ def render(reports: list[tuple[LoadReport, str]], bad: dict[str, object] | None,
     lines = [
         f"Command: `{command}`",
         "",
-        f"Machine: {os.cpu_count()} CPU cores shared by gunicorn (`-k gthread -w {args.workers} --threads "
-        f"{args.threads}`), the database, the load generator and other work (1-minute load average "
+        f"Machine: {os.cpu_count()} CPU cores shared by {args.server} ({args.workers} worker processes x "
+        f"{args.threads} threads), the database, the load generator and other work (1-minute load average "
         f"{load:.1f} at the end). Each participant does {args.trials} trials over one keep-alive connection; "
         "faults are injected after every participant has started, at even shares of the answers, and "
         "each client retries network errors and 5xx with exponential backoff and the same client UUID. "
@@ -207,6 +210,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fuzz-examples", type=int, default=20, help="schemathesis examples per operation and mode")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER, help="HTTP server (study.serving)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
@@ -226,7 +230,7 @@ def main(argv: list[str]) -> int:
     if args.fuzz_examples:
         print("[hardening] bad input against a live server", flush=True)
         with tempfile.TemporaryDirectory(prefix="dp-hard-fuzz-") as tmp:
-            bad = run_bad_input(Path(tmp), args.fuzz_examples, args.workers, args.threads)
+            bad = run_bad_input(Path(tmp), args.fuzz_examples, args.workers, args.threads, args.server)
         print(json.dumps({k: v for k, v in bad.items() if "failures" not in k}, default=str), flush=True)
     text = render(reports, bad, command, args)
     print(text)

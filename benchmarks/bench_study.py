@@ -1,10 +1,11 @@
-"""Study platform under load: gunicorn + SQLite (WAL) and + PostgreSQL, many participants at once.
+"""Study platform under load: the served app + SQLite (WAL) and + PostgreSQL, many participants at once.
 
     python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 32]
-                               [--paced-rate 300] [--backends sqlite,postgres] [--profile] [--no-write]
+                               [--paced-rate 300] [--backends sqlite,postgres] [--server granian|gunicorn]
+                               [--profile] [--no-write]
 
 For each database: a fresh database at the newest schema, a live real-or-fake study made from a
-generated manifest, gunicorn (gthread workers) on 127.0.0.1. Then, on the same server:
+generated manifest, the server (study.serving: granian by default) on 127.0.0.1. Then, on the same server:
   1. N participants start through the API (POST /api/v1/studies/SLUG/participants);
   2. baseline: N concurrent clients call the no-op GET /healthz, as many calls as submissions;
   3. submissions: the N participants at once each POST their T responses in order
@@ -18,7 +19,8 @@ responses lost (confirmed but not stored) and duplicated (stored twice).
 `--compare REV` measures before and after in one run: the server from git revision REV (a
 `git archive` in a temporary folder) and from the working tree, in alternating rounds, each on a
 fresh database, plus each code's CPU per submission in one process through WSGI; the ratios go
-to section study-ab of BENCHMARKS.md.
+to section study-ab of BENCHMARKS.md. `--compare-servers` measures the two servers the app ships
+with (gunicorn the baseline, granian) on the same code in alternating rounds: section study-servers.
 
 The load generator is a small asyncio HTTP/1.1 keep-alive client (one connection per simulated
 participant) so that the client costs as little CPU as possible on the same 2 cores.
@@ -48,17 +50,18 @@ from pathlib import Path
 
 import numpy as np
 
-# The HTTP client, the gunicorn runner, the PostgreSQL database helper and the CPU accounting
+# The HTTP client, the server runner, the PostgreSQL database helper and the CPU accounting
 # are shared with the hardening benchmark (benchmarks/servers.py).
 from benchmarks.servers import (  # noqa: F401  (Conn and _proc_stat are part of this module's API)
+    AppServer,
     Conn,
-    Gunicorn,
     cpu_snapshot,
     make_study,
 )
 from benchmarks.servers import free_port as _free_port  # noqa: F401
 from benchmarks.servers import pg_database as _pg_database
 from benchmarks.servers import proc_stat as _proc_stat  # noqa: F401
+from study.serving import DEFAULT_SERVER, SERVERS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://dp:dp@127.0.0.1:5432/dp_test"
@@ -290,7 +293,7 @@ def find_py_spy() -> str | None:
 
 
 class Profiler:
-    """py-spy sampling the gunicorn master and its workers while a phase runs."""
+    """py-spy sampling the server's master and its workers while a phase runs."""
 
     def __init__(self, exe: str, pid: int, out: Path) -> None:
         self.out = out
@@ -327,8 +330,11 @@ def summarise_profile(raw: str) -> list[tuple[str, float]]:
     return [(name, counts[name] / total) for name in sorted(counts, key=counts.get, reverse=True)] if total else []
 
 
-def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT) -> dict[str, object]:
-    """One full run on `backend` with the server's code from the checkout `code`."""
+def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT,
+                server: str | None = None) -> dict[str, object]:
+    """One full run on `backend` with the app's code from the checkout `code`, served by `server`
+    (else --server)."""
+    server = server or args.server
     with tempfile.TemporaryDirectory(prefix=f"dp-bench-{backend}-") as tmp:
         work = Path(tmp)
         drop = None
@@ -342,7 +348,7 @@ def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT) -> di
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
                    "PYTHONPATH": str(code)}
             workers, threads = concurrency(url, args)
-            with Gunicorn(env, workers, threads, work / "gunicorn.log", code=code) as server_proc:
+            with AppServer(env, workers, threads, work / "server.log", server=server, code=code) as server_proc:
                 result = asyncio.run(_drive(server_proc.proc.pid, server_proc.port, slug, url, args, work))
                 if args.simulate:
                     before, client0 = cpu_snapshot(server_proc.proc.pid), time.process_time()
@@ -356,12 +362,13 @@ def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT) -> di
             if drop is not None:
                 drop()
     result["backend"] = backend
+    result["server"] = server
     result["concurrency"] = (workers, threads)
     return result
 
 
 def concurrency(url: str, args: argparse.Namespace) -> tuple[int, int]:
-    """The gunicorn workers and threads of a run: the command line's, else what gunicorn.conf.py
+    """The server's workers and threads of a run: the command line's, else what study.serving
     would pick for this database on this machine."""
     from study.config import server_concurrency
 
@@ -460,12 +467,13 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
     headers = ["database", "route and load", "requests/s", "p50 ms", "p99 ms", "errors", "lost",
                "duplicated", "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    servers = ", ".join(f"{r['backend']} `-w {r['concurrency'][0]} --threads {r['concurrency'][1]}`" for r in results)
+    servers = ", ".join(f"{r['backend']} {r['concurrency'][0]} workers x {r['concurrency'][1]} threads"
+                        for r in results)
     lines = [
         f"Command: `{command}`",
         "",
         f"Machine: {os.cpu_count()} CPU cores shared by the server, PostgreSQL, the load generator and the "
-        f"other work on the machine (1-minute load average {load:.1f} at the end of the run{_yardstick_text(args)}); gunicorn gthread "
+        f"other work on the machine (1-minute load average {load:.1f} at the end of the run{_yardstick_text(args)}); {args.server}, "
         f"{servers}; {args.participants} participants at once, "
         f"{args.trials} responses each per load model ({args.participants * args.trials} submissions). Back to back: "
         f"every participant sends its next request as soon as the last one is answered (a closed loop with no "
@@ -510,7 +518,7 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
         )
         if r.get("profile"):
             shares = ", ".join(f"{name} {share:.0%}" for name, share in r["profile"]["shares"])
-            lines.append(f"  Where the worker threads' wall-clock time goes (py-spy samples of all gunicorn threads "
+            lines.append(f"  Where the worker threads' wall-clock time goes (py-spy samples of all the server's threads "
                          f"during an extra, profiled back-to-back pass at {_fmt(r['profile']['per_s'])}/s; "
                          f"'pool checkout' includes waiting for a free pooled connection): {shares}.")
         samples = [s for run in r["runs"] for p in run for s in p.error_samples] + r["start"].error_samples
@@ -668,75 +676,103 @@ def ab_row(result: dict[str, object], args: argparse.Namespace) -> dict[str, flo
     }
 
 
-def render_ab(runs: list[tuple[str, str, int, dict[str, float]]], command: str, rev: str,
-              head: str, args: argparse.Namespace) -> str:
-    """`runs`: (backend, "before" | "after", round, ab_row) in the order they ran."""
+def render_ab(runs: list[tuple[str, str, int, dict[str, float]]], command: str, intro: str,
+              labels: tuple[str, str], column: str, args: argparse.Namespace) -> str:
+    """`runs`: (backend, label, round, ab_row) in the order they ran; labels = (baseline,
+    candidate), e.g. ("before", "after") or ("gunicorn", "granian"). The in-process columns
+    appear when the rows have them (they measure the code, not the server)."""
     from benchmarks.report import markdown_table
 
-    headers = ["database", "code", "round", "paced at 1,000/s: answered /s", "p99 ms",
+    base, cand = labels
+    in_process = all("wsgi_cpu_ms" in r for *_, r in runs)
+    headers = ["database", column, "round", "paced at 1,000/s: answered /s", "p99 ms",
                "server CPU ms/submission", "PostgreSQL CPU ms/submission", "back to back /s",
-               "server CPU ms/submission back to back", "in-process CPU ms/submission",
-               "in-process Python calls/submission", "errors, lost, duplicated"]
-    rows = [[backend, code, k + 1, _fmt(r["per_s"]), _fmt(r["p99_ms"]), _fmt(r["cpu_ms"]),
+               "server CPU ms/submission back to back",
+               *(["in-process CPU ms/submission", "in-process Python calls/submission"] if in_process else []),
+               "errors, lost, duplicated"]
+    rows = [[backend, label, k + 1, _fmt(r["per_s"]), _fmt(r["p99_ms"]), _fmt(r["cpu_ms"]),
              _fmt(r["pg_cpu_ms"]) if backend == "postgres" else "-", _fmt(r["back_per_s"]),
-             _fmt(r["back_cpu_ms"]), f"{r['wsgi_cpu_ms']:.3f}", f"{r['calls']:,.0f}", f"{r['errors']}, {r['lost']}, {r['duplicated']}"]
-            for backend, code, k, r in runs]
+             _fmt(r["back_cpu_ms"]),
+             *([f"{r['wsgi_cpu_ms']:.3f}", f"{r['calls']:,.0f}"] if in_process else []),
+             f"{r['errors']}, {r['lost']}, {r['duplicated']}"]
+            for backend, label, k, r in runs]
+    keys = ["per_s", "p99_ms", "cpu_ms", "back_per_s", "back_cpu_ms", *(["wsgi_cpu_ms", "calls"] if in_process else [])]
     ratio_rows = []
     summary = []
     for backend in dict.fromkeys(b for b, _, _, _ in runs):
-        def med(code: str, key: str, backend: str = backend) -> float:
-            vals = [r[key] for b, c, _, r in runs if b == backend and c == code]
+        def med(label: str, key: str, backend: str = backend) -> float:
+            vals = [r[key] for b, c, _, r in runs if b == backend and c == label]
             return float(np.median(vals)) if vals else float("nan")
 
-        ratios = {key: med("after", key) / med("before", key)
-                  for key in ("per_s", "p99_ms", "cpu_ms", "back_per_s", "back_cpu_ms", "wsgi_cpu_ms", "calls")}
-        ratio_rows.append([backend, f"{ratios['per_s']:.2f}", f"{ratios['p99_ms']:.2f}",
-                           f"{ratios['cpu_ms']:.2f}", f"{ratios['back_per_s']:.2f}",
-                           f"{ratios['back_cpu_ms']:.2f}", f"{ratios['wsgi_cpu_ms']:.3f}", f"{ratios['calls']:.3f}"])
-        after = [r for b, c, _, r in runs if b == backend and c == "after"]
+        ratios = {key: med(cand, key) / med(base, key) for key in keys}
+        ratio_rows.append([backend, *(f"{ratios[k]:.3f}" if k in ("wsgi_cpu_ms", "calls") else f"{ratios[k]:.2f}"
+                                      for k in keys)])
+        rounds = [r for b, c, _, r in runs if b == backend and c == cand]
         met = all(r["per_s"] >= 0.99 * GOAL_RATE and r["p99_ms"] < 100 and r["errors"] == 0
-                  and r["lost"] == 0 and r["duplicated"] == 0 for r in after)
-        summary.append(f"- {backend}: after/before (medians over rounds) {ratios['per_s']:.2f}x answered/s and "
+                  and r["lost"] == 0 and r["duplicated"] == 0 for r in rounds)
+        wsgi = (f", {ratios['wsgi_cpu_ms']:.3f}x in one process through WSGI ({ratios['calls']:.3f}x Python calls)"
+                if in_process else "")
+        summary.append(f"- {backend}: {cand}/{base} (medians over rounds) {ratios['per_s']:.2f}x answered/s and "
                        f"{ratios['cpu_ms']:.2f}x server CPU per submission at 1,000/s offered, "
-                       f"{ratios['back_cpu_ms']:.2f}x back to back, {ratios['wsgi_cpu_ms']:.3f}x in one "
-                       f"process through WSGI ({ratios['calls']:.3f}x Python calls); the goal ({args.participants} participants offering 1,000 "
-                       f"submissions/s, >= 99% answered with p99 < 100 ms, "
-                       f"nothing lost or stored twice) in every round of the new code: "
-                       f"**{'met' if met else 'not met'}**.")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    servers = ", ".join(f"{b} `-w {w} --threads {th}`" for b, (w, th) in args.ab_concurrency.items())
+                       f"{ratios['back_per_s']:.2f}x submissions/s and {ratios['back_cpu_ms']:.2f}x server CPU "
+                       f"per submission back to back{wsgi}; the goal ({args.participants} participants offering "
+                       f"1,000 submissions/s, >= 99% answered with p99 < 100 ms, nothing lost or stored twice) "
+                       f"in every round of {cand}: **{'met' if met else 'not met'}**.")
+    ratio_headers = ["database", "answered /s at 1,000/s", "p99", "server CPU/submission at 1,000/s",
+                     "back to back /s", "server CPU/submission back to back",
+                     *(["in-process CPU/submission", "in-process Python calls/submission"] if in_process else [])]
     return "\n".join([
         f"Command: `{command}`",
         "",
-        f"Before: `{rev}`; after: `{head}`. Each round runs both codes on fresh databases, in "
-        f"alternating order (before first in odd rounds), so that both meet the same drift of the "
-        f"shared machine ({os.cpu_count()} cores; 1-minute load average {load:.1f} at the end). "
-        f"gunicorn gthread {servers}; {args.participants} participants at once, {args.trials} "
-        f"submissions each per load model; real-or-fake study without staircase (PostgreSQL takes "
-        f"its one-round-trip statement). CPU ms/submission: CPU time of the gunicorn workers "
-        f"(PostgreSQL: all its processes) during the phase, from /proc, per submission (clock "
-        f"ticks of 10 ms over the phase's submissions). In-process: the app alone in one "
-        f"process through WSGI (Flask's test client), the same participants answering all their "
-        f"trials on a fresh database after one warm-up answer each, in five batches; CPU time per "
-        f"submission of the cheapest batch (other work on the machine only adds to it): the "
-        f"steadiest measure of the code's own cost on a busy machine.",
+        intro + " CPU ms/submission: CPU time of the server's processes (PostgreSQL: all its processes) "
+        "during the phase, from /proc, per submission (clock ticks of 10 ms over the phase's submissions)."
+        + (" In-process: the app alone in one process through WSGI (Flask's test client), the same "
+           "participants answering all their trials on a fresh database after one warm-up answer each, in "
+           "five batches; CPU time per submission of the cheapest batch (other work on the machine only adds "
+           "to it): the steadiest measure of the code's own cost on a busy machine." if in_process else ""),
         "",
         markdown_table(headers, rows),
         "",
-        "Ratios after / before (medians over rounds; answered/s and back to back: higher is better; "
+        f"Ratios {cand} / {base} (medians over rounds; answered/s and back to back: higher is better; "
         "p99 and CPU: lower is better):",
         "",
-        markdown_table(["database", "answered /s at 1,000/s", "p99", "server CPU/submission at 1,000/s",
-                        "back to back /s", "server CPU/submission back to back",
-                        "in-process CPU/submission", "in-process Python calls/submission"], ratio_rows),
+        markdown_table(ratio_headers, ratio_rows),
         "",
         *summary,
     ])
 
 
+def _alternate(variants: list[tuple[str, Path, str]], backends: list[str], args: argparse.Namespace,
+               in_process: bool) -> list[tuple[str, str, int, dict[str, float]]]:
+    """`args.rounds` rounds of every (label, code, server) variant on each backend, each on a
+    fresh database, in alternating order (the first variant first in odd rounds) so that all
+    meet the same drift of the shared machine."""
+    runs = []
+    args.ab_concurrency = {}
+    for k in range(args.rounds):
+        for backend in backends:
+            for label, root, server in variants if k % 2 == 0 else variants[::-1]:
+                print(f"[study bench] round {k + 1}, {backend}, {label}", flush=True)
+                result = run_backend(backend, args, code=root, server=server)
+                args.ab_concurrency[backend] = result["concurrency"]
+                row = ab_row(result, args) | (in_process_cpu(backend, args, root) if in_process else {})
+                runs.append((backend, label, k, row))
+                print(f"  {runs[-1][3]}", flush=True)
+    return runs
+
+
+def _sizing_text(args: argparse.Namespace) -> str:
+    return ", ".join(f"{b} {w} workers x {th} threads" for b, (w, th) in args.ab_concurrency.items())
+
+
+def _load_text() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} cores; 1-minute load average {load:.1f} at the end"
+
+
 def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
     """Before (`args.compare`) against after (`args.after`, else the working tree), in
-    `args.rounds` alternating rounds."""
+    `args.rounds` alternating rounds, both served by --server."""
     with ExitStack() as stack:
         before = stack.enter_context(checkout(args.compare))
         if args.after:
@@ -748,19 +784,26 @@ def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
             dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                                    capture_output=True, text=True, check=False).stdout.strip()
             head += " and the working tree's changes" if dirty else ""
-        runs = []
-        args.ab_concurrency = {}
-        for k in range(args.rounds):
-            for backend in backends:
-                order = [("before", before), ("after", after)]
-                for code, root in order if k % 2 == 0 else order[::-1]:
-                    print(f"[study bench] round {k + 1}, {backend}, {code}", flush=True)
-                    result = run_backend(backend, args, code=root)
-                    args.ab_concurrency[backend] = result["concurrency"]
-                    row = ab_row(result, args) | in_process_cpu(backend, args, root)
-                    runs.append((backend, code, k, row))
-                    print(f"  {runs[-1][3]}", flush=True)
-    return render_ab(runs, command, args.compare, head, args)
+        runs = _alternate([("before", before, args.server), ("after", after, args.server)], backends, args, True)
+    intro = (f"Before: `{args.compare}`; after: `{head}`. Each round runs both codes on fresh databases, in "
+             f"alternating order (before first in odd rounds), so that both meet the same drift of the "
+             f"shared machine ({_load_text()}). {args.server}, {_sizing_text(args)}; {args.participants} "
+             f"participants at once, {args.trials} submissions each per load model; real-or-fake study without "
+             f"staircase (PostgreSQL takes its one-round-trip statement).")
+    return render_ab(runs, command, intro, ("before", "after"), "code", args)
+
+
+def compare_servers(args: argparse.Namespace, backends: list[str], command: str) -> str:
+    """gunicorn (the baseline) against granian serving the working tree's app, in `args.rounds`
+    alternating rounds."""
+    runs = _alternate([("gunicorn", ROOT, "gunicorn"), ("granian", ROOT, "granian")], backends, args, False)
+    intro = (f"The same app (the working tree) and sizing served by gunicorn (gthread workers, HTTP parsed "
+             f"in Python) and by granian (HTTP in Rust, the app in the same number of Python worker processes "
+             f"and threads). Each round runs both servers on fresh databases, in alternating order (gunicorn "
+             f"first in odd rounds), so that both meet the same drift of the shared machine ({_load_text()}). "
+             f"{_sizing_text(args)}; {args.participants} participants at once, {args.trials} submissions each "
+             f"per load model; real-or-fake study without staircase.")
+    return render_ab(runs, command, intro, ("gunicorn", "granian"), "server", args)
 
 
 def main(argv: list[str]) -> int:
@@ -768,7 +811,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--participants", type=int, default=200)
     parser.add_argument("--trials", type=int, default=10, help="responses per participant")
     parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers (default: study.config.server_concurrency, as gunicorn.conf.py)")
+                        help="server worker processes (default: study.config.server_concurrency, as served)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: likewise)")
     parser.add_argument("--paced-rate", default="1000,1250",
                         help="comma-separated submissions/s offered in the paced runs, one run each "
@@ -787,7 +830,10 @@ def main(argv: list[str]) -> int:
                              "working tree, alternating; writes section study-ab")
     parser.add_argument("--after", metavar="REV",
                         help="with --compare: the after code from git revision REV (default: the working tree)")
-    parser.add_argument("--rounds", type=int, default=2, help="with --compare: rounds of both codes")
+    parser.add_argument("--rounds", type=int, default=2, help="with --compare or --compare-servers: rounds of both")
+    parser.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER, help="HTTP server (study.serving)")
+    parser.add_argument("--compare-servers", action="store_true",
+                        help="gunicorn against granian on the working tree, alternating; writes section study-servers")
     args = parser.parse_args(argv)
     try:
         args.paced_rates = [float(r) for r in args.paced_rate.split(",") if r.strip()]
@@ -804,15 +850,18 @@ def main(argv: list[str]) -> int:
         parser.error(f"--backends must name sqlite and/or postgres (got {bad})" if bad
                      else "--participants, --trials and --sim-trials must be >= 1")
     command = "python -m benchmarks study " + " ".join(shlex.quote(a) for a in argv)
-    if args.compare:
+    if args.compare or args.compare_servers:
         if args.rounds < 1:
             parser.error("--rounds must be >= 1")
-        text = compare(args, backends, command.strip())
+        if args.compare and args.compare_servers:
+            parser.error("--compare and --compare-servers: choose one")
+        run, section = (compare, "study-ab") if args.compare else (compare_servers, "study-servers")
+        text = run(args, backends, command.strip())
         print(text)
         if not args.no_write:
             from benchmarks.report import write_section
 
-            write_section("study-ab", text)
+            write_section(section, text)
         return 0
     args.yardstick_ms = cpu_yardstick()
     print(f"[study bench] yardstick: GET /healthz takes {args.yardstick_ms:.3f} CPU ms in one process", flush=True)

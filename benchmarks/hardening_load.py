@@ -1,10 +1,10 @@
 """Load and fault harness for the live study, bounded in count and time, loopback only.
 
-N simulated participants at once do a whole study through the HTTP API of a gunicorn server
+N simulated participants at once do a whole study through the HTTP API of a live server
 (one keep-alive connection each, `benchmarks.servers.Conn`). Once all have started, faults are
 injected at set shares of the expected responses:
 
-- `kill_worker`: kill -9 of the busiest gunicorn worker (the master starts a new one);
+- `kill_worker`: kill -9 of the busiest server worker (granian or gunicorn starts a new one);
 - `restart`: the whole server killed with SIGKILL and started again on the same port;
 - `sqlite_lock`: another connection holds SQLite's write lock (BEGIN IMMEDIATE) for `lock_s`;
 - `sqlite_lock_long`: the same for 5 s longer than the app's busy timeout, so that writes fail
@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.servers import Conn, Gunicorn, PgCluster, make_study, server_env
+from benchmarks.servers import AppServer, Conn, PgCluster, make_study, server_env
+from study.serving import DEFAULT_SERVER, SERVERS
 from study.simulated_participants import importance_clicks
 
 FAULTS = ("kill_worker", "restart", "sqlite_lock", "sqlite_lock_long", "pg_restart")
@@ -61,6 +62,7 @@ class LoadConfig:
     two_tab_share: float = 0.1
     workers: int = 2
     threads: int = 8
+    server: str = DEFAULT_SERVER  # study.serving.SERVERS
     lock_s: float = 3.0
     request_timeout_s: float = 60.0
     give_up_s: float = 180.0  # a client stops retrying one request after this long
@@ -71,6 +73,8 @@ class LoadConfig:
         bad = [f for f in self.faults if f not in FAULTS]
         if bad:
             raise ValueError(f"faults: unknown {bad}; choose from {', '.join(FAULTS)}")
+        if self.server not in SERVERS:
+            raise ValueError(f"server: {self.server!r} is not one of {', '.join(SERVERS)}")
         if not 1 <= self.participants <= 5000:
             raise ValueError("participants: must lie within [1, 5000]")
         if not 1 <= self.trials <= 200:
@@ -368,7 +372,7 @@ def _hold_sqlite_lock(database_url: str, seconds: float) -> str:
     return f"write lock held {seconds:g} s"
 
 
-def _fault_thread(run: _Run, server: Gunicorn, database_url: str, pg: PgCluster | None,
+def _fault_thread(run: _Run, server: AppServer, database_url: str, pg: PgCluster | None,
                   stop: threading.Event) -> threading.Thread:
     cfg, report = run.cfg, run.report
     expected = cfg.participants * (cfg.trials - 1)  # the last answers wait for the faults
@@ -378,7 +382,7 @@ def _fault_thread(run: _Run, server: Gunicorn, database_url: str, pg: PgCluster 
             before = len(server.workers())
             pid = server.kill_worker()
             if not server.wait_workers(before, timeout_s=60):
-                raise RuntimeError("gunicorn did not replace the killed worker within 60 s")
+                raise RuntimeError(f"{server.server} did not replace the killed worker within 60 s")
             return f"killed worker {pid}"
         if name == "restart":
             server.restart()
@@ -470,16 +474,15 @@ def count_database(database_url: str, slug: str, confirmed: set[str]) -> dict[st
 
 
 def run_load(cfg: LoadConfig, database_url: str, work: Path, pg: PgCluster | None = None,
-             backend: str | None = None, secret_key: str = "bench-secret",
-             gunicorn_args: list[str] | None = None) -> LoadReport:
-    """One whole run: a fresh study on `database_url`, gunicorn, the clients and the faults, the
-    counts. The server's log is in work/gunicorn.log."""
+             backend: str | None = None, secret_key: str = "bench-secret") -> LoadReport:
+    """One whole run: a fresh study on `database_url`, the server (cfg.server), the clients and
+    the faults, the counts. The server's log is in work/server.log."""
     cfg.check()
     backend = backend or ("sqlite" if database_url.startswith("sqlite") else "postgres")
     report = LoadReport(cfg, backend)
     slug = make_study(database_url, work, cfg.trials, task=cfg.task, slug="hardening")
     env = server_env(database_url, work, SECRET_KEY=secret_key)
-    with Gunicorn(env, cfg.workers, cfg.threads, work / "gunicorn.log", extra_args=gunicorn_args) as server:
+    with AppServer(env, cfg.workers, cfg.threads, work / "server.log", server=cfg.server) as server:
         run = _Run(cfg, report, server.port, slug)
         stop = threading.Event()
         faults = _fault_thread(run, server, database_url, pg, stop)

@@ -2,8 +2,8 @@
 
 - `Conn`: a minimal asyncio HTTP/1.1 keep-alive client (one per simulated participant, so the
   load generator costs little CPU on the same cores as the server).
-- `Gunicorn`: start the study app under gunicorn (gthread) on 127.0.0.1, list and kill -9 its
-  workers, restart the whole server on the same port.
+- `AppServer`: serve the study app (granian or gunicorn, study.serving) on 127.0.0.1, list and
+  kill -9 its workers, restart the whole server on the same port.
 - `pg_database`: a fresh database on a PostgreSQL server, dropped afterwards.
 - `PgCluster`: a private Debian PostgreSQL cluster (pg_createcluster) that a fault test may
   restart without disturbing anyone else's server.
@@ -22,11 +22,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from study.serving import DEFAULT_SERVER, server_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://dp:dp@127.0.0.1:5432/dp_test"
@@ -124,7 +125,7 @@ def child_pids(parent: int) -> list[int]:
 
 
 def cpu_snapshot(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the gunicorn workers and by all PostgreSQL processes."""
+    """CPU seconds used so far by the server (its master and workers) and by all PostgreSQL processes."""
     out = {"server": 0.0, "postgres": 0.0}
     if not Path("/proc").is_dir():
         return out
@@ -157,22 +158,20 @@ def _healthy(port: int) -> bool:
         return False
 
 
-class Gunicorn:
-    """The study app under gunicorn on 127.0.0.1 (a context manager); faults included:
-    `kill_worker()` (kill -9 of one worker; the master starts another) and `restart()` (the
-    whole server killed with SIGKILL and started again on the same port)."""
+class AppServer:
+    """The study app served on 127.0.0.1 by `server` (study.serving: granian by default, or
+    gunicorn), as a context manager; faults included: `kill_worker()` (kill -9 of one worker;
+    the server starts another) and `restart()` (the whole server killed with SIGKILL and started
+    again on the same port)."""
 
-    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path,
-                 extra_args: list[str] | None = None, port: int | None = None,
-                 code: Path = ROOT) -> None:
+    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path, *,
+                 server: str = DEFAULT_SERVER, access_log: bool = False, log_level: str = "warning",
+                 port: int | None = None, code: Path = ROOT) -> None:
         self.port = port or free_port()
-        self.code = code  # the checkout whose wsgi.py (and gunicorn.conf.py) is served
-        self.cmd = [
-            str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-k", "gthread",
-            "--threads", str(threads), "-b", f"127.0.0.1:{self.port}", "--backlog", "2048",
-            "--keep-alive", "30", "--log-level", "warning", "--graceful-timeout", "5",
-            *(extra_args or []), "wsgi:app",
-        ]
+        self.server = server
+        self.code = code  # the checkout whose wsgi.py is served
+        self.cmd = server_command(server, "127.0.0.1", self.port, workers, threads, access_log=access_log,
+                                  log_level=log_level, root=code)
         self.env, self.log = env, log
         self.proc: subprocess.Popen | None = None
         self.fh = None
@@ -184,13 +183,13 @@ class Gunicorn:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.server} exited: {self.log.read_text()[-2000:]}")
             if _healthy(self.port):
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz within {timeout_s:.0f} s")
+        raise RuntimeError(f"{self.server} did not answer /healthz within {timeout_s:.0f} s")
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> AppServer:
         self.start()
         return self
 
@@ -201,7 +200,7 @@ class Gunicorn:
         """kill -9 one worker (the busiest by CPU, so that it is likely mid-request); its pid."""
         pids = self.workers()
         if not pids:
-            raise RuntimeError("no gunicorn worker to kill")
+            raise RuntimeError(f"no {self.server} worker to kill")
         pid = max(pids, key=lambda p: (proc_stat(p) or ("", 0, 0.0))[2])
         os.kill(pid, signal.SIGKILL)
         return pid
@@ -430,7 +429,7 @@ def make_study(database_url: str, work: Path, trials: int, task: str = "realfake
 
 
 def server_env(database_url: str, work: Path, **extra: str) -> dict[str, str]:
-    """The environment of a gunicorn serving `database_url` with stimuli under work/store."""
+    """The environment of a server serving `database_url` with stimuli under work/store."""
     return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": extra.pop("SECRET_KEY", "bench-secret"),
             "STIMULI_ROOT": str(work / "store"), "PYTHONPATH": str(ROOT),
             "STUDY_INSTANCE_PATH": str(work / "instance"), **extra}

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--root", type=Path, help="demo folder (default data/demo)")
     d.add_argument("--cache", type=Path, help="cache of trained models and stimuli (default ROOT/cache)")
     d.add_argument("--device", default=None)
-    d.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    d.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     d.add_argument("--dataset", choices=("auto", "digits", "omniglot"), default="auto",
                    help="auto (default): Omniglot when $DP_OMNIGLOT_DIR names it or `python -m models data "
                         "fetch omniglot` put it in the data cache, else the embedded digits")

@@ -2,7 +2,7 @@
 
 Trains the tiny models when no checkpoint exists (progress bars), makes the stimuli, trains the
 ClickMe feedback classifier, creates the two demo studies (live) and a researcher account, and
-serves the app with gunicorn on 127.0.0.1, printing a participant link per study and the
+serves the app (granian, study.serving) on 127.0.0.1, printing a participant link per study and the
 dashboard link. Everything lives in data/demo/ (git-ignored); later runs reuse it. With Omniglot
 at hand (experiments.demo_data) the same demo is built on it, in data/demo/omniglot/."""
 
@@ -21,6 +21,7 @@ from experiments import stages, studies
 from experiments.demo_data import DemoData, check_root, choose_data, mark_root
 from experiments.profiles import PROJECT_ROOT, load_profile
 from experiments.server import free_port, serve_foreground, study_env, write_env
+from study.serving import DEFAULT_SERVER
 
 DEFAULT_ROOT = PROJECT_ROOT / "data" / "demo"
 RESEARCHER_EMAIL = "researcher@demo.local"
@@ -116,6 +117,6 @@ def run_demo(root: Path | None = None, device: torch.device | None = None, serve
     if not serve:
         print("(--no-serve: not serving; run `python -m experiments demo` to serve)")
         return 0
-    print(f"serving with gunicorn ({workers} workers) on {url}; Ctrl-C stops it\n")
+    print(f"serving with {DEFAULT_SERVER} ({workers} workers) on {url}; Ctrl-C stops it\n")
     sys.stdout.flush()
     return serve_foreground(info["env"], chosen, workers)

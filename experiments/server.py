@@ -1,5 +1,5 @@
-"""Serve the study app with gunicorn on 127.0.0.1: as a managed background process (pipelines,
-tests) or in the foreground (the demo). The app reads its database, stimulus store and secret
+"""Serve the study app on 127.0.0.1 (study.serving: granian by default): as a managed background
+process (pipelines, tests) or in the foreground (the demo). The app reads its database, stimulus store and secret
 from the environment (study.config), so the same `wsgi:app` serves any run's database."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +54,7 @@ def study_env(database_url: str, stimuli_root: Path, instance: Path,
 
 def write_env(env: dict[str, str], path: Path) -> Path:
     """Save the environment a run serves its studies with (no secrets: the app keeps its key in
-    the instance folder), so the same studies can be served again: `env $(...) gunicorn wsgi:app`."""
+    the instance folder), so the same studies can be served again: `env $(...) python -m study serve`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
     return path
@@ -73,14 +72,14 @@ def free_port(preferred: int | None = None) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def gunicorn_command(port: int, workers: int) -> list[str]:
-    """gunicorn with the project's gunicorn.conf.py (gthread workers, keep-alive), `workers`
-    processes, on 127.0.0.1:`port`."""
-    return [
-        sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-        "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(PROJECT_ROOT),
-        "--access-logfile", "-", "wsgi:app",
-    ]
+def server_command(port: int, workers: int, env: dict[str, str], access_log: bool = False) -> list[str]:
+    """The default server (study.serving) on 127.0.0.1:`port` with `workers` processes, each with
+    the threads study.config.server_concurrency gives `env`'s database."""
+    from study.serving import DEFAULT_SERVER, default_sizing
+    from study.serving import server_command as command
+
+    _workers, threads = default_sizing(env.get("DATABASE_URL"))
+    return command(DEFAULT_SERVER, "127.0.0.1", port, workers, threads, access_log=access_log)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:
@@ -88,7 +87,7 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {proc.returncode} before serving {url}")
+            raise RuntimeError(f"the server exited with code {proc.returncode} before serving {url}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
                 return
@@ -101,11 +100,11 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout_s: floa
 @contextmanager
 def serve(env: dict[str, str], workers: int = 2, log_path: Path | None = None,
           port: int | None = None) -> Iterator[str]:
-    """Run gunicorn in the background for the block; yields its base URL and stops it after."""
+    """Run the server in the background for the block; yields its base URL and stops it after."""
     port = free_port(port)
     url = f"http://127.0.0.1:{port}"
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(gunicorn_command(port, workers), env={**os.environ, **env},
+    proc = subprocess.Popen(server_command(port, workers, env, access_log=True), env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     try:
         wait_healthy(url, proc)
@@ -122,8 +121,9 @@ def serve(env: dict[str, str], workers: int = 2, log_path: Path | None = None,
 
 
 def serve_foreground(env: dict[str, str], port: int, workers: int = 2) -> int:
-    """Run gunicorn in the foreground until Ctrl-C; returns its exit code."""
-    proc = subprocess.Popen(gunicorn_command(port, workers), env={**os.environ, **env}, cwd=PROJECT_ROOT)
+    """Run the server in the foreground until Ctrl-C; returns its exit code."""
+    proc = subprocess.Popen(server_command(port, workers, env, access_log=True), env={**os.environ, **env},
+                            cwd=PROJECT_ROOT)
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """The `study` pipeline: build a ClickMe study and a real-or-fake study from the stimuli
-manifest, serve them with gunicorn on 127.0.0.1, run simulated participants through the real
+manifest, serve them (study.serving) on 127.0.0.1, run simulated participants through the real
 HTTP API, export, compute model maps for the ClickMe stimuli, analyse, report.
 
 The simulated participants have known ground truth (study.simulated_participants): ClickMe `clicker`s click
@@ -120,11 +120,11 @@ def simulated_participants(cfg: dict, seed: int) -> dict[str, SimulationConfig]:
 
 def run_participants(env: dict[str, str], site: studies.StudySite, behaviours: dict[str, SimulationConfig],
                      workers: int, log_path: Path, log: logging.Logger) -> dict[str, dict]:
-    """Serve the site with gunicorn on 127.0.0.1 and run each study's simulated participants over
+    """Serve the site on 127.0.0.1 and run each study's simulated participants over
     the HTTP API; each study's simulation summary."""
     sims = {}
     with serve(env, workers=workers, log_path=log_path) as url:
-        log.info("gunicorn serving at %s (%d workers)", url, workers)
+        log.info("serving at %s (%d workers)", url, workers)
         for slug, sim_cfg in behaviours.items():
             result = run_simulation(url, slug, sim_cfg, site.truth(slug))
             sims[slug] = result.summary()
@@ -225,7 +225,7 @@ def study_report(profile_name: str, seed: int, metrics: dict, by_model: pd.DataF
     sims, counts, rf_line = metrics["simulation"], metrics["export_rows"], metrics["realfake"]
     report = [
         f"# study run ({profile_name} profile, seed {seed})\n",
-        "Two live studies served by gunicorn on 127.0.0.1 (SQLite), done by simulated "
+        "Two live studies served by granian on 127.0.0.1 (SQLite), done by simulated "
         "participants over the real HTTP API, exported and analysed.\n",
         "## Simulated participants\n",
         md_table([{"study": k, **{c: v[c] for c in ("participants", "completed", "sent", "confirmed", "errors",
@@ -278,7 +278,7 @@ def run_study(run: RunDir, device: torch.device, progress: bool = True) -> Path:
     env, site, created = build_site(site_dir, plans, manifest, feedback_ckpt)
     log.info("studies %s created live in %s", ", ".join(created), site_dir)
     behaviours = simulated_participants(cfg, seed)
-    sims = run_participants(env, site, behaviours, cfg["workers"], run.path / "gunicorn.log", log)
+    sims = run_participants(env, site, behaviours, cfg["workers"], run.path / "server.log", log)
     exports = {slug: run.path / "exports" / slug for slug in behaviours}
     counts = {slug: site.export(slug, out) for slug, out in exports.items()}
 

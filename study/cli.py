@@ -6,6 +6,7 @@
   study-status SLUG live|paused|closed
   export SLUG --out DIR [--format csv|parquet] [--no-pseudonymise]
   simulate SLUG --url http://127.0.0.1:PORT -n N --behaviour accurate|random|observer|clicker|dropout
+  serve [--host H] [--port P] [--server granian|gunicorn] [--workers N] [--threads N] [--access-log]
   backup --out FILE / restore FILE --yes / delete-participant SLUG ...   (study/backup.py, study/privacy.py)
   prolific check|link|reconcile|approve|bonus ...   (study/platforms/prolific_cli.py)
 
@@ -25,6 +26,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from study import db
 from study.cli_errors import InputError
+from study.serving import DEFAULT_SERVER, SERVERS
 from study.validation import PLATFORMS
 
 
@@ -217,7 +219,33 @@ def _wait_for_server(url: str, wait_s: float) -> None:
         time.sleep(0.2)
 
 
-COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cmd, simulate_cmd)
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--server", type=click.Choice(SERVERS), default=DEFAULT_SERVER, show_default=True,
+              help="HTTP server (study/serving.py says why granian)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="worker processes [default: by database and cores, study.config.server_concurrency]")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Python threads per worker [default: likewise]")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request")
+def serve_cmd(host: str, port: int, server: str, workers: int | None, threads: int | None, access_log: bool) -> None:
+    """Serve the app (wsgi:app, reading DATABASE_URL and the rest from the environment) in the
+    foreground; the server replaces this process, so Ctrl-C and SIGTERM stop it directly."""
+    import os
+    import shutil
+
+    from study.serving import default_sizing, server_command
+
+    auto_workers, auto_threads = default_sizing()
+    argv = server_command(server, host, port, workers or auto_workers, threads or auto_threads, access_log=access_log)
+    if shutil.which(argv[0]) is None:
+        raise InputError(f"--server: {server} is not installed in this environment (pip install {server})")
+    click.echo(f"serving on http://{host}:{port} with {server} ({workers or auto_workers} worker process(es) x "
+               f"{threads or auto_threads} thread(s))", err=True)
+    os.execv(argv[0], argv)
+
+
+COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cmd, simulate_cmd, serve_cmd)
 
 
 def register_commands(group: click.Group) -> None:

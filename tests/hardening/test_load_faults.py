@@ -1,4 +1,5 @@
-"""Whole studies by many participants at once through gunicorn, with faults during the run:
+"""Whole studies by many participants at once through each server (granian, the default, and
+gunicorn), with faults during the run:
 nothing lost, nothing stored twice, every participant able to finish (counted in the database).
 
 CI size: 50 participants on SQLite, 30 on PostgreSQL; `python -m benchmarks hardening` runs the
@@ -13,6 +14,7 @@ import pytest
 
 from benchmarks.hardening_load import LoadConfig, count_database, run_load
 from benchmarks.servers import pg_database
+from study.serving import SERVERS, worker_died_marker
 
 
 def _check(report) -> None:
@@ -34,26 +36,28 @@ def _check(report) -> None:
 
 
 @pytest.mark.slow
-def test_sqlite_survives_worker_kill_lock_and_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+def test_sqlite_survives_worker_kill_lock_and_restart(tmp_path: Path, server: str) -> None:
     cfg = LoadConfig(participants=50, trials=5, task="clickme",
-                     faults=("kill_worker", "sqlite_lock", "restart"), lock_s=2.0, seed=1)
+                     faults=("kill_worker", "sqlite_lock", "restart"), lock_s=2.0, seed=1, server=server)
     report = run_load(cfg, f"sqlite:///{tmp_path / 'load.db'}", tmp_path)
     _check(report)
     assert report.db["clicks"] > 0 and report.db["clicks_mismatch"] == 0
     # Killed workers and restarts cut connections, but the app itself never answered 5xx: the
     # SQLite lock was waited out inside the busy timeout.
     assert not [k for k in report.statuses if isinstance(k, int) and k >= 500], report.statuses
-    log = (tmp_path / "gunicorn.log").read_text()
-    assert "SIGKILL" in log  # gunicorn saw its worker die and replaced it
+    log = (tmp_path / "server.log").read_text()
+    assert worker_died_marker(server) in log  # the server saw its worker die and replaced it
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_postgres_survives_worker_kill_and_database_restart(tmp_path: Path, pg_cluster) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+def test_postgres_survives_worker_kill_and_database_restart(tmp_path: Path, pg_cluster, server: str) -> None:
     url, drop = pg_database(pg_cluster.url)
     try:
         cfg = LoadConfig(participants=30, trials=5, task="realfake",
-                         faults=("kill_worker", "pg_restart", "restart"), seed=2)
+                         faults=("kill_worker", "pg_restart", "restart"), seed=2, server=server)
         report = run_load(cfg, url, tmp_path, pg=pg_cluster)
         _check(report)
         # While PostgreSQL restarted, the app said 503 (retry), never a bare 500.
@@ -88,6 +92,8 @@ def test_counting_detects_loss_duplication_and_stuck_progress(tmp_path: Path) ->
 def test_config_refuses_unknown_faults() -> None:
     with pytest.raises(ValueError, match="faults"):
         LoadConfig(faults=("unplug",)).check()
+    with pytest.raises(ValueError, match="server"):
+        LoadConfig(server="waitress").check()
 
 
 def test_a_database_outage_is_503_with_retry_after(app, start) -> None:

@@ -1,6 +1,7 @@
-"""Secrets never reach the logs: a live gunicorn with access and debug logging serves logins (right
-and wrong passwords), participants, bad requests and exports; afterwards its whole log is
-searched for the SECRET_KEY, the passwords, the participant tokens and the session cookies."""
+"""Secrets never reach the logs: a live server (each one the app ships with) with access and debug
+logging serves logins (right and wrong passwords), participants, bad requests and exports;
+afterwards its whole log is searched for the SECRET_KEY, the passwords, the participant tokens
+and the session cookies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.servers import Gunicorn, make_study, server_env
+from benchmarks.servers import AppServer, make_study, server_env
+from study.serving import SERVERS
 
 SECRET_KEY = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
 PASSWORD = "pw-" + uuid.uuid4().hex
@@ -27,7 +29,8 @@ def _csrf(html: str) -> str:
 
 
 @pytest.mark.slow
-def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+def test_no_secret_in_the_server_log(tmp_path: Path, server: str) -> None:
     from sqlalchemy.orm import Session
 
     from study import auth
@@ -41,10 +44,10 @@ def test_no_secret_in_the_server_log(tmp_path: Path) -> None:
         s.commit()
     engine.dispose()
     env = server_env(url, tmp_path, SECRET_KEY=SECRET_KEY)
-    log = tmp_path / "gunicorn.log"
+    log = tmp_path / "server.log"
     secrets_seen: list[str] = [SECRET_KEY, PASSWORD, WRONG]
-    with Gunicorn(env, 2, 4, log, extra_args=["--access-logfile", "-", "--log-level", "debug"]) as server:
-        base = f"http://127.0.0.1:{server.port}"
+    with AppServer(env, 2, 4, log, server=server, access_log=True, log_level="debug") as served:
+        base = f"http://127.0.0.1:{served.port}"
         with httpx.Client(base_url=base, timeout=30) as web:
             for password in (WRONG, PASSWORD):
                 token = _csrf(web.get("/researcher/login").text)

@@ -62,3 +62,24 @@ def test_the_yardstick_times_the_apps_healthz_in_one_process():
     text = bench_study._yardstick_text(argparse.Namespace(yardstick_ms=ms))
     assert f"takes {ms:.3f} ms of CPU" in text
     assert bench_study._yardstick_text(argparse.Namespace()) == ""
+
+
+def test_the_server_comparison_reports_median_ratios_and_the_goal():
+    import argparse
+
+    from benchmarks.bench_study import render_ab
+
+    def row(per_s, p99, cpu, back, back_cpu):
+        return {"per_s": per_s, "p99_ms": p99, "cpu_ms": cpu, "pg_cpu_ms": float("nan"), "back_per_s": back,
+                "back_cpu_ms": back_cpu, "errors": 0, "lost": 0, "duplicated": 0}
+
+    runs = [("sqlite", "gunicorn", 0, row(600, 400, 1.6, 700, 1.5)), ("sqlite", "granian", 0, row(995, 60, 1.2, 1400, 1.0)),
+            ("sqlite", "granian", 1, row(998, 50, 1.0, 1600, 1.0)), ("sqlite", "gunicorn", 1, row(500, 500, 2.4, 900, 2.5))]
+    args = argparse.Namespace(participants=200)
+    text = render_ab(runs, "cmd", "intro.", ("gunicorn", "granian"), "server", args)
+    # medians: granian 996.5/s vs gunicorn 550/s, p99 55 vs 450 ms, CPU 1.1 vs 2.0 ms
+    assert "| sqlite | 1.81 | 0.12 | 0.55 | 1.88 | 0.50 |" in text
+    assert "granian/gunicorn (medians over rounds) 1.81x answered/s" in text and "**met**" in text
+    assert "in-process" not in text  # no such columns without in-process figures
+    runs[1] = ("sqlite", "granian", 0, row(995, 120, 1.2, 1400, 1.0))  # one round's p99 over 100 ms
+    assert "**not met**" in render_ab(runs, "cmd", "intro.", ("gunicorn", "granian"), "server", args)
