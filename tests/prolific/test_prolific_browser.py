@@ -3,28 +3,21 @@ flagged rows, approving the complete submission, and the screenshot for docs/pro
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
+from live_app import log_in, served, watch_csp
 from prolific_helpers import TOKEN, answer, complete, make_app, make_study, start
 from sqlalchemy import select
 from stand_ins.prolific import serve
-from werkzeug.serving import make_server
 
 from study import db
 from study.auth import create_researcher
 from study.platforms import prolific_records
 from study.tables import Study
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
-def test_reconciliation_page_flags_and_approves(tmp_path, docs_figure):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_reconciliation_page_flags_and_approves(tmp_path, docs_figure, browser):
     prolific, stand_in = serve(TOKEN, page_size=3)
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True, PROLIFIC_API_TOKEN=TOKEN,
                    PROLIFIC_API_URL=f"{prolific.url}/api/v1/")
@@ -44,21 +37,11 @@ def test_reconciliation_page_flags_and_approves(tmp_path, docs_figure):
         create_researcher(db.session(), "ada@example.org", "correct horse battery")
         db.session().commit()
         prolific_records.link(db.session(), db.session().scalar(select(Study)), sid)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        with served(app) as url:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
-            csp = []
-            page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
-            page.goto(url + "/researcher/studies/rf/prolific")  # -> login, then back
-            page.fill("input[name=email]", "ada@example.org")
-            page.fill("input[name=password]", "correct horse battery")
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/researcher/studies/rf/prolific")
+            csp = watch_csp(page)
+            log_in(page, url, "/researcher/studies/rf/prolific", "ada@example.org", "correct horse battery")
             assert page.inner_text("#prolific-summary").startswith("6 participant(s): 3 flagged")
             flagged = page.locator("tr.flagged").evaluate_all("rows => rows.map(r => r.dataset.pid)")
             assert sorted(pid[-3:] for pid in flagged) == ["503", "504", "509"]
@@ -67,9 +50,8 @@ def test_reconciliation_page_flags_and_approves(tmp_path, docs_figure):
             page.wait_for_selector("text=Approved 1 submission(s).")
             assert prolific.submissions[subs["501"]]["status"] == "APPROVED"
             assert page.is_disabled("#approve")  # nothing left awaiting review
-            browser.close()
+            page.close()
     finally:
-        server.shutdown()
         stand_in.shutdown()
         stand_in.server_close()
     assert csp == []

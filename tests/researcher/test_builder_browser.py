@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+from live_app import log_in, served, watch_csp
 from researcher_helpers import EMAIL, PASSWORD, manifest_rows, write_manifest_csv
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from study import create_app, db
 from study.auth import create_researcher
 from study.migrate import upgrade
 from study.tables import Study
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
@@ -71,10 +69,9 @@ def _participant(browser, url: str) -> str:
     raise AssertionError("the participant never reached the debrief")
 
 
-def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path, docs_figure) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path, docs_figure, browser) -> None:
+    from playwright.sync_api import expect
+
     database = f"sqlite:///{tmp_path / 'study.db'}"
     upgrade(database)
     app = create_app({"DATABASE_URL": database, "SECRET_KEY": "builder-test",
@@ -83,51 +80,36 @@ def test_builder_study_runs_and_exports_the_design_hash(tmp_path: Path, docs_fig
         create_researcher(db.session(), EMAIL, PASSWORD)
         db.session().commit()
     bundle = _bundle(tmp_path)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    csp_errors: list[str] = []
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            context = browser.new_context(viewport={"width": 1000, "height": 700})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            page.on("console", lambda m: csp_errors.append(m.text)
-                    if "Content Security Policy" in m.text else None)
-            page.goto(url + "/researcher/studies/new")  # -> login, then back here
-            page.fill("input[name=email]", EMAIL)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/researcher/studies/new")
+    with served(app) as url:
+        context = browser.new_context(viewport={"width": 1000, "height": 700})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        csp_errors = watch_csp(page)
+        log_in(page, url, "/researcher/studies/new", EMAIL, PASSWORD)
 
-            _fill_builder(page, bundle, exposure="5")  # below the 10 ms minimum
-            field = page.locator("[data-setting=exposure_ms]")
-            playwright.expect(field.locator(".field-error")).to_have_text("must be >= 10, got 5")
-            field.scroll_into_view_if_needed()
-            page.evaluate("window.scrollBy(0, -120)")
-            page.screenshot(path=str(docs_figure("researcher/builder.png")))
+        _fill_builder(page, bundle, exposure="5")  # below the 10 ms minimum
+        field = page.locator("[data-setting=exposure_ms]")
+        expect(field.locator(".field-error")).to_have_text("must be >= 10, got 5")
+        field.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, -120)")
+        page.screenshot(path=str(docs_figure("researcher/builder.png")))
 
-            _fill_builder(page, bundle, exposure="100")
-            page.wait_for_url(url + "/researcher/studies/built")
-            assert page.inner_text("#study-status") == "live"
-            page.click("#settings-link")
-            design_hash = page.inner_text("#current-design")
-            assert len(design_hash) == 64
+        _fill_builder(page, bundle, exposure="100")
+        page.wait_for_url(url + "/researcher/studies/built")
+        assert page.inner_text("#study-status") == "live"
+        page.click("#settings-link")
+        design_hash = page.inner_text("#current-design")
+        assert len(design_hash) == 64
 
-            with app.app_context():
-                study = db.session().scalar(select(Study).where(Study.slug == "built"))
-                assert study.settings["exposure_ms"] == 100
-                expected_code = study.completion_code
-            assert _participant(browser, url) == expected_code
+        with app.app_context():
+            study = db.session().scalar(select(Study).where(Study.slug == "built"))
+            assert study.settings["exposure_ms"] == 100
+            expected_code = study.completion_code
+        assert _participant(browser, url) == expected_code
 
-            reply = context.request.get(url + "/researcher/studies/built/export/trials.csv?raw=1")
-            assert reply.ok
-            rows = list(csv.DictReader(io.StringIO(reply.text())))
-            assert [(r["participant"], r["design_hash"]) for r in rows] == [("B1", design_hash)] * 2
-            browser.close()
-    finally:
-        server.shutdown()
-        app.extensions["sqlalchemy_engine"].dispose()
+        reply = context.request.get(url + "/researcher/studies/built/export/trials.csv?raw=1")
+        assert reply.ok
+        rows = list(csv.DictReader(io.StringIO(reply.text())))
+        assert [(r["participant"], r["design_hash"]) for r in rows] == [("B1", design_hash)] * 2
+        context.close()
     assert csp_errors == []

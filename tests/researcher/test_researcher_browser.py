@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import zipfile
-from pathlib import Path
 
 import pytest
+from live_app import log_in, served, watch_csp
 from researcher_helpers import (
     EMAIL,
     PASSWORD,
@@ -16,20 +15,17 @@ from researcher_helpers import (
     write_manifest_csv,
 )
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from study import db
 from study.auth import create_researcher
 from study.tables import Study
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
-def test_researcher_creates_pauses_and_watches_a_study(tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_researcher_creates_pauses_and_watches_a_study(tmp_path, browser):
+    from playwright.sync_api import expect
+
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     with app.app_context():
         create_researcher(db.session(), EMAIL, PASSWORD)
@@ -40,39 +36,27 @@ def test_researcher_creates_pauses_and_watches_a_study(tmp_path):
     with zipfile.ZipFile(bundle, "w") as zf:
         for name in ["manifest.csv"] + [r["path"] for r in rows]:
             zf.write(tmp_path / "src" / name, name)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
-            csp_errors = []
-            page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
-            page.goto(url + "/researcher/studies/new")  # -> login, then back here
-            page.fill("input[name=email]", EMAIL)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/researcher/studies/new")
-            page.set_input_files("input[name=manifest]", str(bundle))
-            page.fill("input[name=slug]", "web-rf")
-            page.fill("textarea[name=settings]", '{"task": "realfake", "n_practice": 0, "n_catch": 0}')
-            page.check("input[name=live]")
-            page.click("text=Create study")
-            page.wait_for_url(url + "/researcher/studies/web-rf")
-            assert page.inner_text("#study-status") == "live"
-            assert page.get_attribute("#preview-link", "href") == "/s/web-rf?preview=1"
-            page.click("button:has-text('Pause')")
-            page.wait_for_selector("text=Study web-rf is now paused.")
-            with app.app_context():
-                sid = db.session().scalar(select(Study.id).where(Study.slug == "web-rf"))
-                assert db.session().get(Study, sid).status == "paused"
-            assert page.inner_text("[data-k=responses]") == "0"
-            populate(app, sid, 3, 4)  # the page's script polls and shows the new counts
-            playwright.expect(page.locator("[data-k=responses]")).to_have_text("12", timeout=15000)
-            assert page.inner_text("[data-k=started]") == "3"
-            browser.close()
-    finally:
-        server.shutdown()
+    with served(app) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        csp_errors = watch_csp(page)
+        log_in(page, url, "/researcher/studies/new", EMAIL, PASSWORD)
+        page.set_input_files("input[name=manifest]", str(bundle))
+        page.fill("input[name=slug]", "web-rf")
+        page.fill("textarea[name=settings]", '{"task": "realfake", "n_practice": 0, "n_catch": 0}')
+        page.check("input[name=live]")
+        page.click("text=Create study")
+        page.wait_for_url(url + "/researcher/studies/web-rf")
+        assert page.inner_text("#study-status") == "live"
+        assert page.get_attribute("#preview-link", "href") == "/s/web-rf?preview=1"
+        page.click("button:has-text('Pause')")
+        page.wait_for_selector("text=Study web-rf is now paused.")
+        with app.app_context():
+            sid = db.session().scalar(select(Study.id).where(Study.slug == "web-rf"))
+            assert db.session().get(Study, sid).status == "paused"
+        assert page.inner_text("[data-k=responses]") == "0"
+        populate(app, sid, 3, 4)  # the page's script polls and shows the new counts
+        expect(page.locator("[data-k=responses]")).to_have_text("12", timeout=15000)
+        assert page.inner_text("[data-k=started]") == "3"
+        context.close()
     assert csp_errors == []

@@ -5,10 +5,10 @@ docs/researchers.md (docs/figures/researcher/dashboard*.png, written there with 
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 import pytest
+from live_app import log_in, served, watch_csp
 from PIL import Image, ImageDraw
 from researcher_helpers import (
     EMAIL,
@@ -19,13 +19,11 @@ from researcher_helpers import (
     write_manifest_csv,
 )
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from study import db, simulated_participants
 from study.auth import create_researcher
 from study.tables import Stimulus, Study
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 SHAPES = {  # ClickMe stimuli: white ink on black, 64 px, each with its class in words
@@ -77,10 +75,7 @@ def _loaded(page, selector: str) -> None:
         arg=selector, timeout=15000)
 
 
-def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path, docs_figure):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path, docs_figure, browser):
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     with app.app_context():
         create_researcher(db.session(), EMAIL, PASSWORD)
@@ -93,53 +88,40 @@ def test_study_pages_show_charts_heat_maps_and_gallery(tmp_path, docs_figure):
     with app.app_context():
         heat_ids = list(db.session().scalars(select(Stimulus.id).where(Stimulus.study_id == cm)
                                              .order_by(Stimulus.id)))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with served(app) as url:
         _simulate(app, url, "shapes-clickme", behaviour="clicker", n=5, seed=3,
                   clicks_per_trial=30)
         _simulate(app, url, "digits-rf", behaviour="observer", n=6, dprime=1.5, seed=4)
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1000, "height": 700})
-            csp_errors = []
-            page.on("console", lambda m: csp_errors.append(m.text)
-                    if "Content Security Policy" in m.text else None)
-            page.goto(url + "/researcher/studies/shapes-clickme")  # -> login, then back here
-            page.fill("input[name=email]", EMAIL)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/researcher/studies/shapes-clickme")
-            for selector in ("#chart-timeline", "#heatmap-img", "#gallery img"):
-                _loaded(page, selector)
-            assert page.inner_text("#heatmap-caption") == "1 of 3: shape-ring"
-            assert page.locator("#gallery li").count() == 3
-            page.locator("h2").evaluate("h => h.scrollIntoView()")
-            page.screenshot(path=str(docs_figure("researcher/dashboard.png")))
-            page.click("#heatmap-next")
-            page.click("#heatmap-next")
-            assert page.inner_text("#heatmap-caption") == "3 of 3: shape-corner"
-            assert f"/heatmap/{heat_ids[2]}.svg" in page.get_attribute("#heatmap-img", "src")
-            page.click("#heatmap-prev")
-            assert page.inner_text("#heatmap-caption") == "2 of 3: shape-bar"
-            _loaded(page, "#heatmap-img")
+        context = browser.new_context(viewport={"width": 1000, "height": 700})
+        page = context.new_page()
+        csp_errors = watch_csp(page)
+        log_in(page, url, "/researcher/studies/shapes-clickme", EMAIL, PASSWORD)
+        for selector in ("#chart-timeline", "#heatmap-img", "#gallery img"):
+            _loaded(page, selector)
+        assert page.inner_text("#heatmap-caption") == "1 of 3: shape-ring"
+        assert page.locator("#gallery li").count() == 3
+        page.locator("h2").evaluate("h => h.scrollIntoView()")
+        page.screenshot(path=str(docs_figure("researcher/dashboard.png")))
+        page.click("#heatmap-next")
+        page.click("#heatmap-next")
+        assert page.inner_text("#heatmap-caption") == "3 of 3: shape-corner"
+        assert f"/heatmap/{heat_ids[2]}.svg" in page.get_attribute("#heatmap-img", "src")
+        page.click("#heatmap-prev")
+        assert page.inner_text("#heatmap-caption") == "2 of 3: shape-bar"
+        _loaded(page, "#heatmap-img")
 
-            page.goto(url + "/researcher/studies/digits-rf")
-            for selector in ("#chart-timeline", "#chart-judgments"):
-                _loaded(page, selector)
-            page.locator("h2").evaluate("h => h.scrollIntoView()")
-            page.screenshot(path=str(docs_figure("researcher/dashboard-realfake.png")))
-            first_src = page.get_attribute("#chart-judgments", "src")
-            _simulate(app, url, "digits-rf", behaviour="observer", n=2, dprime=1.5, seed=5)
-            # the page's poll sees 8 participants and fetches each chart again
-            page.wait_for_function(
-                "() => document.getElementById('chart-judgments').src.includes('v=8-8-')",
-                timeout=15000)
-            assert page.get_attribute("#chart-judgments", "src") != first_src
-            _loaded(page, "#chart-judgments")
-            browser.close()
-    finally:
-        server.shutdown()
+        page.goto(url + "/researcher/studies/digits-rf")
+        for selector in ("#chart-timeline", "#chart-judgments"):
+            _loaded(page, selector)
+        page.locator("h2").evaluate("h => h.scrollIntoView()")
+        page.screenshot(path=str(docs_figure("researcher/dashboard-realfake.png")))
+        first_src = page.get_attribute("#chart-judgments", "src")
+        _simulate(app, url, "digits-rf", behaviour="observer", n=2, dprime=1.5, seed=5)
+        # the page's poll sees 8 participants and fetches each chart again
+        page.wait_for_function(
+            "() => document.getElementById('chart-judgments').src.includes('v=8-8-')",
+            timeout=15000)
+        assert page.get_attribute("#chart-judgments", "src") != first_src
+        _loaded(page, "#chart-judgments")
+        context.close()
     assert csp_errors == []
