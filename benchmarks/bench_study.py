@@ -1,6 +1,6 @@
 """Study platform under load: the served app + SQLite (WAL) and + PostgreSQL, many participants at once.
 
-    python -m benchmarks study [--participants 200] [--trials 10] [--workers 2] [--threads 32]
+    python -m benchmarks study [--participants 200] [--trials 50] [--workers 2] [--threads 32]
                                [--paced-rate 300] [--backends sqlite,postgres] [--server granian|gunicorn]
                                [--profile] [--no-write]
 
@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,6 +330,15 @@ def summarise_profile(raw: str) -> list[tuple[str, float]]:
     return [(name, counts[name] / total) for name in sorted(counts, key=counts.get, reverse=True)] if total else []
 
 
+def fresh_database(backend: str, work: Path) -> tuple[str, Callable[[], None] | None]:
+    """A new database for one run: a SQLite file in `work`, or a database created on the
+    PostgreSQL server of DATABASE_URL (else DP_TEST_POSTGRES_URL, else the local dp server);
+    with the function that drops it (None for SQLite)."""
+    if backend == "sqlite":
+        return f"sqlite:///{work / 'bench.db'}", None
+    return _pg_database(os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG)
+
+
 def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT,
                 server: str | None = None) -> dict[str, object]:
     """One full run on `backend` with the app's code from the checkout `code`, served by `server`
@@ -337,12 +346,7 @@ def run_backend(backend: str, args: argparse.Namespace, code: Path = ROOT,
     server = server or args.server
     with tempfile.TemporaryDirectory(prefix=f"dp-bench-{backend}-") as tmp:
         work = Path(tmp)
-        drop = None
-        if backend == "sqlite":
-            url = f"sqlite:///{work / 'bench.db'}"
-        else:
-            server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
-            url, drop = _pg_database(server)
+        url, drop = fresh_database(backend, work)
         try:
             slug = _make_study(url, work, (2 + len(args.paced_rates)) * args.trials, args.sim_trials, code)
             env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "STIMULI_ROOT": str(work / "store"),
@@ -633,12 +637,7 @@ def in_process_cpu(backend: str, args: argparse.Namespace, code: Path) -> dict[s
     machine's load does not change."""
     with tempfile.TemporaryDirectory(prefix=f"dp-bench-cpu-{backend}-") as tmp:
         work = Path(tmp)
-        drop = None
-        if backend == "sqlite":
-            url = f"sqlite:///{work / 'bench.db'}"
-        else:
-            server = os.environ.get("DATABASE_URL") or os.environ.get("DP_TEST_POSTGRES_URL") or DEFAULT_PG
-            url, drop = _pg_database(server)
+        url, drop = fresh_database(backend, work)
         try:
             slug = make_study_with(code, url, work, args.trials, slug="bench")
             last = run_in_checkout(code, _IN_PROCESS, [url, slug, str(args.participants), str(args.participants),
@@ -809,7 +808,10 @@ def compare_servers(args: argparse.Namespace, backends: list[str], command: str)
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks study", description=__doc__.split("\n")[0])
     parser.add_argument("--participants", type=int, default=200)
-    parser.add_argument("--trials", type=int, default=10, help="responses per participant")
+    parser.add_argument("--trials", type=int, default=50,
+                        help="responses per participant and load model; a paced phase lasts "
+                             "participants x trials / rate seconds (10 s at 1,000/s by default), long "
+                             "enough that the last replies' latency barely moves its answered rate")
     parser.add_argument("--workers", type=int, default=None,
                         help="server worker processes (default: study.config.server_concurrency, as served)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: likewise)")
