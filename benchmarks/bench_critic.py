@@ -33,7 +33,7 @@ SIZE = 28  # px, as the cpu profile's models
 
 
 def _one_seed(args: tuple) -> dict:
-    data_root, seed, episodes, affine, within, size = args
+    data_root, seed, episodes, affine, within, size, queries = args
     torch.set_num_threads(1)
     from models.classifiers.omniglot_runs import load_one_shot_runs
     from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
@@ -43,6 +43,8 @@ def _one_seed(args: tuple) -> dict:
     recipe = CriticRecipe(affine=affine, within_alphabet=within)
     if episodes is not None:
         recipe = dataclasses.replace(recipe, episodes=episodes)
+    if queries is not None:
+        recipe = dataclasses.replace(recipe, n_query=queries)
     start = time.process_time()
     net = train_critic(data.images, data.labels, recipe, class_names=data.class_names, seed=seed, device="cpu")
     train_cpu = time.process_time() - start
@@ -56,11 +58,11 @@ def run(args: argparse.Namespace) -> dict:
     """Train and score every seed; each finished seed is written to `args.out` at once, so an
     interrupted run keeps the seeds it finished."""
     wall = time.time()
-    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet, args.size)
+    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet, args.size, args.queries)
             for seed in args.seeds]
     summary = {"results": [], "wall_s": 0.0,
                "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine,
-                        "within_alphabet": args.within_alphabet, "size": args.size}}
+                        "within_alphabet": args.within_alphabet, "size": args.size, "queries": args.queries}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
@@ -84,6 +86,7 @@ def report(summary: dict) -> str:
     command = (f"python -m benchmarks critic --seeds {seeds}" + (f" --episodes {a['episodes']}" if a["episodes"] else "")
                + (" --no-affine" if a.get("no_affine") else "")
                + (f" --within-alphabet {a['within_alphabet']:g}" if a.get("within_alphabet") else "")
+               + (f" --queries {a['queries']}" if a.get("queries") else "")
                + (f" --size {a['size']}" if a.get("size", SIZE) != SIZE else ""))
     rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
     lines = [
@@ -116,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=SIZE, help="image size in px of training and test drawings")
     p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
                    help="fraction of training episodes drawn from one alphabet, as the test runs are (0-1)")
+    p.add_argument("--queries", type=int, default=None, help="query drawings per class in a training episode "
+                   "(default: the recipe's)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
     add_replay_options(p)
     args = p.parse_args(argv)
 
     def check() -> str | None:
+        if args.queries is not None and not 1 <= args.queries <= 19:
+            return "--queries: must lie within [1, 19] (an Omniglot character has 20 drawings, one is the support)"
         return None if (Path(args.data) / "all_runs.zip").is_file() else f"--data: no all_runs.zip in {args.data}"
 
     return run_or_replay(args, "critic", check, run, report)

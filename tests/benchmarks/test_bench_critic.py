@@ -19,7 +19,15 @@ def test_report_names_the_within_alphabet_share_and_the_size_it_ran_with():
               "within_alphabet": 0.5}
     res = [{"seed": 0, "error": 0.1, "train_cpu_s": 60.0, "recipe": recipe, "size": 56, "n_classes": 242,
             "n_images": 4840}]
-    args = {"seeds": [0], "episodes": None, "jobs": 1, "no_affine": True, "within_alphabet": 0.5, "size": 56}
+    args = {"seeds": [0], "episodes": None, "jobs": 1, "no_affine": True, "within_alphabet": 0.5, "size": 56,
+            "queries": 15}
+    recipe["n_query"] = 15
     text = bench_critic.report({"results": res, "wall_s": 60.0, "args": args})
-    assert "`python -m benchmarks critic --seeds 0 --no-affine --within-alphabet 0.5 --size 56`" in text
+    assert "`python -m benchmarks critic --seeds 0 --no-affine --within-alphabet 0.5 --queries 15 --size 56`" in text
+    assert "with 15 queries per class" in text
     assert "at 56 px" in text and "episodes within one alphabet: 50%" in text
+
+
+def test_queries_outside_an_omniglot_class_are_refused(capsys):
+    assert bench_critic.main(["--queries", "20", "--no-write"]) == 2
+    assert "--queries: must lie within [1, 19]" in capsys.readouterr().out
