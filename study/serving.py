@@ -2,7 +2,7 @@
 serve`, the experiment pipelines, the demo and the benchmarks.
 
 granian (a Rust HTTP server running `wsgi:app`) is the default: on the 2-core development
-machine it answered twice the submissions per second of gunicorn's gthread workers with the same
+machine it needed 0.62x the server CPU per submission of gunicorn's gthread workers with the same
 app, database and sizing, because gunicorn parses HTTP and shuffles connections in Python
 (BENCHMARKS.md, section study-servers). gunicorn stays available (`--server gunicorn`, or
 `gunicorn wsgi:app` with gunicorn.conf.py). Both are sized by study.config.server_concurrency and
