@@ -470,7 +470,7 @@ EXPOSURE_TOLERANCE_MS = 40.0  # measured vs set exposure: a couple of 60 Hz fram
 def staircase_thresholds(
     trials: pd.DataFrame,
     rule: staircase.StaircaseRule | None = None,
-    recorded: dict[tuple[str, str], staircase.StaircaseRule | None] | None = None,
+    recorded: dict[tuple[str, ...], staircase.StaircaseRule | None] | None = None,
 ) -> pd.DataFrame:
     """HYPE-time: per participant, the exposure the staircase converged to, as the server has it.
 
@@ -483,8 +483,10 @@ def staircase_thresholds(
 
     The rule replayed, in this order: `rule` for every participant (rule_from "given");
     else the settings the export records for the participant's study and condition
-    (`Export.staircase`: {(study, condition): rule}, with condition "" the study's own
-    settings, used for a condition not listed; None where the staircase was off, and that
+    (`Export.staircase`: {(study, condition, design_hash): rule} for the design version the
+    participant started under (trials column design_hash), as an edited study served it, else
+    {(study, condition): rule}, the study's settings at export; condition "" is the study's
+    own settings, used for a condition not listed; None where the staircase was off, and that
     participant is left out: their exposures vary only as measured, not by a staircase;
     "recorded"); else the study app's defaults ("default"). The exported exposures are the
     ones the browser measured, a frame or two off the server's; a participant whose exposures
@@ -504,10 +506,13 @@ def staircase_thresholds(
     for pid, g in df.groupby("participant", sort=True):
         cond = g["condition"].iloc[0]
         study = g["study"].iloc[0] if "study" in g.columns else ""
+        version = g["design_hash"].iloc[0] if "design_hash" in g.columns else ""
+        keys = [k for k in ((study, cond, version), (study, "", version), (study, cond), (study, ""))
+                if recorded and k in recorded and (len(k) == 2 or version)]
         if rule is not None:
             use, origin = rule, "given"
-        elif recorded and ((study, cond) in recorded or (study, "") in recorded):
-            use = recorded.get((study, cond), recorded.get((study, "")))
+        elif keys:
+            use = recorded[keys[0]]
             if use is None:
                 continue  # no staircase ran
             origin = "recorded"

@@ -2,7 +2,8 @@
 
 Analysis reads these documented columns and nothing else of the study: exported CSV/Parquet
 files, or SQL relations (tables or views) holding the same columns; and the staircase settings
-the study ran with, from data_dictionary.json or the study database's study and condition rows.
+the study ran with, from data_dictionary.json or the study database's study, condition and
+design-version rows.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "study", "participant", "trial_index", "kind", "t_ms", "detail", "received_at",
 )
 COLUMNS = {"trials": TRIAL_COLUMNS, "clicks": CLICK_COLUMNS, "events": EVENT_COLUMNS}
+# Text columns read when a table has them and empty otherwise: the trials' design_hash (the
+# design version each participant started under) is absent from exports made before versions.
+OPTIONAL_COLUMNS = {"trials": ("design_hash",), "clicks": (), "events": ()}
 
 _STRING_COLUMNS = {
     "study", "task", "participant", "participant_status", "condition", "trial_kind",
@@ -74,15 +78,16 @@ class Export:
     """The three export tables, where they came from (path -> sha256), the repairs made when
     they were loaded (one sentence each, see `check_export`) and the staircase settings the
     study ran: {(study, condition): rule}, condition "" for the study's own settings (those of
-    participants without a condition), None where the staircase was off; empty when the export
-    records none (see `staircase_settings`)."""
+    participants without a condition), None where the staircase was off, and {(study,
+    condition, design_hash): rule} for each design version the data dictionary records; empty
+    when the export records none (see `staircase_settings`)."""
 
     trials: pd.DataFrame
     clicks: pd.DataFrame
     events: pd.DataFrame
     sources: dict[str, str] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
-    staircase: dict[tuple[str, str], StaircaseRule | None] = field(default_factory=dict)
+    staircase: dict[tuple[str, ...], StaircaseRule | None] = field(default_factory=dict)
 
 
 def _staircase_rule(raw: object, where: str) -> StaircaseRule | None:
@@ -97,23 +102,38 @@ def _staircase_rule(raw: object, where: str) -> StaircaseRule | None:
         raise AnalysisInputError(f"{where}: {exc}") from exc
 
 
-def staircase_settings(dictionary: dict, origin: str = "") -> dict[tuple[str, str],
+def _staircases(entry: dict, study: str, where: str, version: tuple[str, ...] = ()
+                ) -> dict[tuple[str, ...], StaircaseRule | None]:
+    """The rules of one {"staircase": ..., "conditions": {name: {"staircase": ...}}} object,
+    keyed (study, condition, *version)."""
+    out = {(study, "", *version): _staircase_rule(entry["staircase"], f"{where}staircase")}
+    conditions = entry.get("conditions", {})
+    if not isinstance(conditions, dict):
+        raise AnalysisInputError(f"{where}conditions: must be a JSON object")
+    for name, cond in conditions.items():
+        field_name = f"{where}conditions.{name}.staircase"
+        if not isinstance(cond, dict) or "staircase" not in cond:
+            raise AnalysisInputError(f"{field_name}: missing")
+        out[(study, str(name), *version)] = _staircase_rule(cond["staircase"], field_name)
+    return out
+
+
+def staircase_settings(dictionary: dict, origin: str = "") -> dict[tuple[str, ...],
                                                                  StaircaseRule | None]:
-    """The staircase settings a data dictionary (§3) records: {(study, condition): rule}, as
-    in `Export.staircase`; empty when it records none."""
+    """The staircase settings a data dictionary (§3) records, as in `Export.staircase`: the
+    study's now, {(study, condition): rule}, and each design version's, {(study, condition,
+    design_hash): rule}; empty when it records none."""
     where = f"{origin}: " if origin else ""
     if "staircase" not in dictionary:
         return {}
     study = str(dictionary.get("study", ""))
-    out = {(study, ""): _staircase_rule(dictionary["staircase"], f"{where}field staircase")}
-    conditions = dictionary.get("conditions", {})
-    if not isinstance(conditions, dict):
-        raise AnalysisInputError(f"{where}field conditions: must be a JSON object")
-    for name, entry in conditions.items():
-        field_name = f"{where}field conditions.{name}.staircase"
-        if not isinstance(entry, dict) or "staircase" not in entry:
-            raise AnalysisInputError(f"{field_name}: missing")
-        out[(study, str(name))] = _staircase_rule(entry["staircase"], field_name)
+    out = _staircases(dictionary, study, f"{where}field ")
+    versions = dictionary.get("design_versions", {})
+    if not isinstance(versions, dict):
+        raise AnalysisInputError(f"{where}field design_versions: must be a JSON object")
+    for digest, version in versions.items():
+        if isinstance(version, dict) and "staircase" in version:  # older exports list settings only
+            out.update(_staircases(version, study, f"{where}field design_versions.{digest}.", (str(digest),)))
     return out
 
 
@@ -148,7 +168,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
-    """Check the documented columns of table `name` and give each its type.
+    """Check the documented columns of table `name` and give each its type; the table's
+    OPTIONAL_COLUMNS are kept as text (empty when the table lacks them), the rest dropped.
 
     Strings: empty for missing; numeric columns: float with NaN for missing (counts as int64,
     except the events' trial_index, empty outside trials, kept as float).
@@ -187,6 +208,9 @@ def tidy(df: pd.DataFrame, name: str, origin: str = "") -> pd.DataFrame:
                 out[col] = num.astype(np.int64)
             else:
                 out[col] = num.astype(np.float64)
+    for col in OPTIONAL_COLUMNS[name]:
+        out[col] = (df[col].reset_index(drop=True).astype("string").fillna("").astype(str)
+                    if col in df.columns else "")
     if name == "clicks" and len(out):
         outside = ~out["x"].between(0, 1) | ~out["y"].between(0, 1)
         if outside.any():
@@ -357,7 +381,8 @@ def load_database(
     study: str | None = None,
     relations: dict[str, str] | None = None,
 ) -> Export:
-    """Load the export tables from SQL relations that hold exactly the §3 columns.
+    """Load the export tables from SQL relations that hold the §3 columns (and the optional
+    ones, e.g. the trials' design_hash, when they have them).
 
     `relations` maps trials/clicks/events to table or view names (default `export_trials`,
     `export_clicks`, `export_events`); `study` keeps one study's rows. In a study database
@@ -381,7 +406,9 @@ def load_database(
                         raise AnalysisInputError(f"database {engine.url!r}: no relation {relation}")
                     tables[name] = tidy(pd.DataFrame({c: [] for c in COLUMNS[name]}), name)
                     continue
-                query = sa.select(sa.table(relation, *[sa.column(c) for c in COLUMNS[name]]))
+                have = {c["name"] for c in sa.inspect(conn).get_columns(relation)}
+                read = [*COLUMNS[name], *(c for c in OPTIONAL_COLUMNS[name] if c in have)]
+                query = sa.select(sa.table(relation, *[sa.column(c) for c in read]))
                 if study is not None:
                     query = query.where(sa.column("study") == study)
                 query = query.order_by(*[sa.column(c) for c in _DB_ORDER[name]])
@@ -399,24 +426,20 @@ def load_database(
 
 
 def database_staircase(conn: Connection, study: str | None = None
-                       ) -> dict[tuple[str, str], StaircaseRule | None]:
+                       ) -> dict[tuple[str, ...], StaircaseRule | None]:
     """The staircase settings a study database holds, as in `Export.staircase`.
 
-    `conn`: an open SQLAlchemy connection to a database with the study app's `studies` (slug,
-    settings) and `conditions` (study_id, name, settings) tables. A condition's staircase
-    settings are overrides merged key by key over its study's, as the app merges them; keys
-    set in neither take the app's defaults.
+    `conn`: an open SQLAlchemy connection to a database with the study app's `studies` (id,
+    slug, settings) and `conditions` (study_id, name, settings) tables, and, when it has them,
+    `participants` (study_id, design_hash) and `design_versions` (hash, settings). A
+    condition's staircase settings are overrides merged key by key over its study's (or its
+    design version's), as the app merges them; keys set in neither take the app's defaults.
     """
     import sqlalchemy as sa
 
     studies = sa.table("studies", sa.column("id"), sa.column("slug"), sa.column("settings"))
     conds = sa.table("conditions", sa.column("study_id"), sa.column("name"),
                      sa.column("settings"))
-    query = sa.select(studies.c.slug, studies.c.settings, conds.c.name,
-                      conds.c.settings.label("condition_settings")).select_from(
-        studies.outerjoin(conds, conds.c.study_id == studies.c.id))
-    if study is not None:
-        query = query.where(studies.c.slug == study)
 
     def staircase_of(value: object, where: str) -> dict:
         settings = json.loads(value) if isinstance(value, str) else (value or {})
@@ -425,14 +448,35 @@ def database_staircase(conn: Connection, study: str | None = None
             raise AnalysisInputError(f"{where}: staircase must be a JSON object")
         return raw
 
-    out: dict[tuple[str, str], StaircaseRule | None] = {}
-    for slug, settings, name, condition_settings in conn.execute(query):
-        base = staircase_of(settings, f"studies {slug!r} settings")
-        out[(slug, "")] = _staircase_rule(base, f"studies {slug!r} settings.staircase")
-        if name is not None:
-            where = f"conditions {name!r} of study {slug!r} settings"
-            merged = {**base, **staircase_of(condition_settings, where)}
-            out[(slug, name)] = _staircase_rule(merged, f"{where}.staircase")
+    chosen = sa.select(studies.c.id, studies.c.slug, studies.c.settings)
+    if study is not None:
+        chosen = chosen.where(studies.c.slug == study)
+    rows = conn.execute(chosen).all()
+    overrides: dict[int, list[tuple[str, dict]]] = {}
+    for study_id, name, settings in conn.execute(sa.select(conds.c.study_id, conds.c.name, conds.c.settings)):
+        where = f"conditions {name!r} settings"
+        overrides.setdefault(study_id, []).append((name, staircase_of(settings, where)))
+    tables = set(sa.inspect(conn).get_table_names())
+    versions: dict[int, list[tuple[str, object]]] = {}
+    if {"participants", "design_versions"} <= tables:
+        parts = sa.table("participants", sa.column("study_id"), sa.column("design_hash"))
+        dv = sa.table("design_versions", sa.column("hash"), sa.column("settings"))
+        for study_id, digest, settings in conn.execute(
+                sa.select(parts.c.study_id, dv.c.hash, dv.c.settings).distinct()
+                .select_from(parts.join(dv, dv.c.hash == parts.c.design_hash))):
+            versions.setdefault(study_id, []).append((digest, settings))
+
+    out: dict[tuple[str, ...], StaircaseRule | None] = {}
+    for study_id, slug, settings in rows:
+        sets = [((), f"studies {slug!r} settings", settings)] + [
+            ((digest,), f"design version {digest} settings", v) for digest, v in versions.get(study_id, [])]
+        for version, where, value in sets:
+            base = staircase_of(value, where)
+            out[(slug, "", *version)] = _staircase_rule(base, f"{where}.staircase")
+            for name, override in overrides.get(study_id, []):
+                merged = {**base, **override}
+                out[(slug, name, *version)] = _staircase_rule(
+                    merged, f"conditions {name!r} of study {slug!r} over the {where}.staircase")
     return out
 
 

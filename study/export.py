@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, object_session
 
 from study.export_views import clicks_from, events_from, trials_from
 from study.participation import design
-from study.settings import StudySettings
+from study.participation.rules import merged_settings
 from study.tables import (
     BrowserEvent,
     Click,
@@ -317,15 +317,17 @@ def write_parquet(table: str, batches: Iterator[list[dict[str, Any]]], where: st
     return n
 
 
-def staircase_settings(study: Study) -> dict[str, Any]:
-    """The staircase settings the server runs: `staircase` for participants without a condition
-    (the study's), `conditions` {name: {"staircase": ...}} with each condition's overrides
-    merged over the study's, every key filled in (docs/formats.md section 3)."""
-    settings = StudySettings.from_dict(study.settings)
+def staircase_settings(study: Study, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The staircase settings the server runs with `settings` (a design version's; default the
+    study's own): `staircase` for participants without a condition, `conditions` {name:
+    {"staircase": ...}} with each condition's overrides merged over them as the server merges
+    them (study.participation.rules.merged_settings), every key filled in (docs/formats.md
+    section 3)."""
+    base = study.settings if settings is None else settings
     return {
-        "staircase": asdict(settings.staircase),
+        "staircase": asdict(merged_settings(base, None).staircase),
         "conditions": {
-            c.name: {"staircase": asdict(settings.merged(c.settings).staircase)}
+            c.name: {"staircase": asdict(merged_settings(base, c.settings).staircase)}
             for c in sorted(study.conditions, key=lambda c: c.name)
         },
     }
@@ -333,8 +335,10 @@ def staircase_settings(study: Study) -> dict[str, Any]:
 
 def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[str, int] | None = None) -> dict[str, Any]:
     """The JSON data dictionary: every column of every table, its type and meaning, the
-    staircase settings of the study and its conditions, and the settings of each design version
-    its participants started under."""
+    staircase settings of the study and its conditions, and of each design version its
+    participants started under: the version's settings and the staircases it ran with (an edited
+    study serves earlier participants their version's, so the analysis replays each
+    participant's staircase with its version's)."""
     return {
         "study": study.slug,
         "title": study.title,
@@ -352,7 +356,10 @@ def data_dictionary(study: Study, *, pseudonymise: bool, fmt: str, counts: dict[
             for table, cols in COLUMNS.items()
         },
         **staircase_settings(study),
-        "design_versions": design.study_versions(object_session(study), study.id),
+        "design_versions": {
+            digest: {**version, **staircase_settings(study, version["settings"])}
+            for digest, version in design.study_versions(object_session(study), study.id).items()
+        },
     }
 
 

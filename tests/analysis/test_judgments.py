@@ -319,6 +319,32 @@ def test_staircase_rule_given_then_recorded_then_default():
     assert (other.loc[other["condition"] == "three", "note"] == "").all()
 
 
+def test_each_participant_is_replayed_with_its_design_versions_staircase():
+    """A study edited from 1-up-2-down to 1-up-3-down while it ran: the participants who started
+    under the first version are replayed with its rule, not with the settings at export."""
+    rng = np.random.default_rng(11)
+    two, three = StaircaseRule(down=2), StaircaseRule(down=3)
+    stim = synthetic_exports.stimuli(10, 10)
+    old, new = "a" * 64, "b" * 64
+    t = pd.concat([
+        synthetic_exports.staircase_trials(stim, 3, 60, 400.0, rng, rule=two).assign(condition="", design_hash=old),
+        synthetic_exports.staircase_trials(stim, 3, 60, 400.0, rng, rule=three).assign(
+            condition="", design_hash=new, participant=lambda d: d["participant"] + "n"),
+    ], ignore_index=True)
+    now_only = {("sim", ""): three}
+    stale = judgments.staircase_thresholds(t, recorded=now_only).set_index("participant")
+    assert stale.loc[stale.index.str.endswith("n"), "note"].eq("").all()
+    assert stale.loc[~stale.index.str.endswith("n"), "note"].str.contains("reproduce").all()
+    versions = {**now_only, ("sim", "", old): two, ("sim", "", new): three}
+    out = judgments.staircase_thresholds(t, recorded=versions).set_index("participant")
+    assert len(out) == 6 and (out["note"] == "").all() and out["threshold_ms"].notna().all()
+    assert (out.loc[~out.index.str.endswith("n"), "rule"] == judgments.describe_rule(two)).all()
+    assert (out.loc[out.index.str.endswith("n"), "rule"] == judgments.describe_rule(three)).all()
+    # a participant whose version the export does not list falls back to the settings at export
+    unknown = judgments.staircase_thresholds(t.assign(design_hash="c" * 64), recorded=versions)
+    assert (unknown["rule"] == judgments.describe_rule(three)).all()
+
+
 @pytest.mark.parametrize("down", [2, 3])
 def test_staircase_recovers_the_point_its_rule_converges_on(down):
     rng = np.random.default_rng(down)

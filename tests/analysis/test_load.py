@@ -24,7 +24,7 @@ def test_csv_and_parquet_load_to_the_same_tidy_tables(study):
     b = load.load_export(pq["trials"].rsplit("/", 1)[0])
     pd.testing.assert_frame_equal(a.trials, b.trials)
     pd.testing.assert_frame_equal(a.clicks, b.clicks)
-    assert list(a.trials.columns) == list(load.TRIAL_COLUMNS)
+    assert list(a.trials.columns) == [*load.TRIAL_COLUMNS, *load.OPTIONAL_COLUMNS["trials"]]
     assert a.trials["correct"].dtype == np.float64 and pd.api.types.is_string_dtype(a.trials["model"])
     assert (a.trials.loc[a.trials["source"] == "real", "model"] == "").all()
     assert len(a.sources) == 3 and all(len(h) == 64 for h in a.sources.values())
@@ -264,3 +264,33 @@ def test_the_data_dictionary_gives_the_staircase_settings(study, tmp_path):
     path.write_text("{not json")
     with pytest.raises(load.AnalysisInputError, match="data_dictionary.json: not valid JSON"):
         load.load_export(export)
+
+
+def test_design_versions_give_their_own_staircases_and_trials_keep_the_hash(study, tmp_path):
+    export = study[0]["trials"].rsplit("/", 1)[0]
+    assert set(load.load_export(export).trials["design_hash"]) == {synthetic_exports.SIM_DESIGN_HASH}
+    on = {"enabled": True, "up": 1, "down": 2, "step_ms": 50.0, "min_ms": 100.0,
+          "max_ms": 1000.0, "start_ms": 500.0, "n_reversals_threshold": 6}
+    old, new = "a" * 64, "b" * 64
+    path = tmp_path / "csv" / "export" / "data_dictionary.json"
+    path.write_text(json.dumps({
+        "study": "sim", "staircase": {**on, "down": 3}, "conditions": {"timed": {"staircase": {**on, "down": 3}}},
+        "design_versions": {
+            old: {"participants": 2, "settings": {}, "staircase": on, "conditions": {"timed": {"staircase": on}}},
+            new: {"participants": 1, "settings": {}, "staircase": {**on, "down": 3},
+                  "conditions": {"timed": {"staircase": {"enabled": False}}}},
+            "c" * 64: {"participants": 1, "settings": {}},  # an older export: settings only
+        }}))
+    got = load.load_export(export).staircase
+    assert got == {("sim", ""): StaircaseRule(down=3), ("sim", "timed"): StaircaseRule(down=3),
+                   ("sim", "", old): StaircaseRule(down=2), ("sim", "timed", old): StaircaseRule(down=2),
+                   ("sim", "", new): StaircaseRule(down=3), ("sim", "timed", new): None}
+    path.write_text(json.dumps({"study": "sim", "staircase": on, "design_versions": {
+        old: {"staircase": on, "conditions": {"timed": {}}}}}))
+    with pytest.raises(load.AnalysisInputError, match=f"field design_versions.{old}.conditions.timed.staircase: missing"):
+        load.load_export(export)
+
+
+def test_a_trials_table_without_design_hash_reads_as_empty_hashes(raw):
+    trials = raw[0].drop(columns=["design_hash"], errors="ignore")
+    assert set(load.tidy(trials, "trials")["design_hash"]) == {""}

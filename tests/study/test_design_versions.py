@@ -111,3 +111,35 @@ def test_an_edit_is_a_new_version_and_earlier_participants_keep_theirs(
             "SELECT DISTINCT participant, design_hash FROM export_trials WHERE study = :s"),
             {"s": slug}).all())
     assert viewed == exported
+
+
+def test_the_data_dictionary_gives_each_versions_staircases(
+        app: Flask, client: FlaskClient, make_study) -> None:
+    """An edit of the staircase (1-up-2-down, then 1-up-3-down) keeps the first version's rule for
+    the participants who started under it: the dictionary lists each version's staircase and its
+    condition's, merged as the server merges them, beside the settings at export."""
+    from study.tables import Condition
+
+    slug = make_study(task="realfake", n_main=3, n_practice=0, n_catch=0, conditions=("fine",),
+                      settings={"staircase": {"enabled": True, "down": 2}})
+    with app.app_context():
+        study = db.session().scalar(select(Study).where(Study.slug == slug))
+        db.session().scalar(select(Condition).where(Condition.study_id == study.id)).settings = {
+            "staircase": {"step_ms": 25}}
+        db.session().commit()
+    first = _design_of(app, slug)
+    start(client, slug)
+    with app.app_context():
+        study = db.session().scalar(select(Study).where(Study.slug == slug))
+        second = edit_settings(db.session(), study, {"settings.staircase.down": ["3"]})
+    start(client, slug)
+    with app.app_context():
+        study = db.session().scalar(select(Study).where(Study.slug == slug))
+        dictionary = data_dictionary(study, pseudonymise=False, fmt="csv")
+    versions = dictionary["design_versions"]
+    assert list(versions) == [first, second]
+    assert [versions[h]["staircase"]["down"] for h in (first, second)] == [2, 3]
+    assert [versions[h]["conditions"]["fine"]["staircase"]["down"] for h in (first, second)] == [2, 3]
+    assert {versions[h]["conditions"]["fine"]["staircase"]["step_ms"] for h in (first, second)} == {25}
+    assert versions[first]["staircase"]["step_ms"] == StudySettings().staircase.step_ms
+    assert dictionary["staircase"]["down"] == 3 and dictionary["conditions"]["fine"]["staircase"]["down"] == 3

@@ -80,10 +80,12 @@ def test_export_records_the_staircase_and_the_analysis_replays_it(
                                         "B": {"staircase": {**study_rule, "step_ms": 100}}}
 
     exp = load_export(out)
-    assert exp.staircase == {(slug, ""): StaircaseRule.from_dict(study_rule),
-                             (slug, "A"): StaircaseRule.from_dict(study_rule),
-                             (slug, "B"): StaircaseRule(down=2, step_ms=100, start_ms=500,
-                                                        n_reversals_threshold=4)}
+    rules = {"": StaircaseRule.from_dict(study_rule), "A": StaircaseRule.from_dict(study_rule),
+             "B": StaircaseRule(down=2, step_ms=100, start_ms=500, n_reversals_threshold=4)}
+    (version,) = dictionary["design_versions"]  # the study was never edited: one version
+    assert exp.staircase == {**{(slug, c): r for c, r in rules.items()},
+                             **{(slug, c, version): r for c, r in rules.items()}}
+    assert set(exp.trials["design_hash"]) == {version}
     assert str(out / "data_dictionary.json") in exp.sources
     # the database holds the same settings in the study's and its conditions' rows
     assert load_database(database_url, study=slug).staircase == exp.staircase
