@@ -1,5 +1,6 @@
 """gunicorn's settings for the study app, read from the working directory by `gunicorn wsgi:app`
-(and by `python -m experiments demo`); command-line flags override them.
+(and by `python -m study serve --server gunicorn`; the default server is granian, see
+study/serving.py); command-line flags override them.
 
 gthread workers keep participants' connections alive between requests. How many workers and
 threads depends on the database (study.config.server_concurrency, measured in BENCHMARKS.md,

@@ -1,4 +1,4 @@
-"""Entry point for gunicorn: `gunicorn wsgi:app`."""
+"""The WSGI app the servers run (`python -m study serve`: granian, or gunicorn): `wsgi:app`."""
 
 from study import create_app
 

@@ -4,7 +4,7 @@ The logged-in researcher's id lives in the signed session cookie under `session[
 (the participant side's preview mode reads the same key). Passwords are stored only as werkzeug
 hashes (scrypt by default). After MAX_FAILED_LOGINS wrong passwords in a row an account is locked
 for LOCK_SECONDS, also for the right password; the count and the lock are columns of the
-researcher's row, so the limit holds across gunicorn workers and hosts.
+researcher's row, so the limit holds across server workers and hosts.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Consistent online backups of the study database, and their restore.
 
 - SQLite: the backup API (`sqlite3.Connection.backup`) copies the database page by page inside a
-  read transaction, so the copy is one consistent state even while gunicorn workers write (WAL);
+  read transaction, so the copy is one consistent state even while server workers write (WAL);
   the copy is checked with `PRAGMA integrity_check`. Restore copies a backup into the database
   file with the same API (stop the server first).
 - PostgreSQL: `pg_dump --format=custom` (one snapshot, consistent while the study runs); restore

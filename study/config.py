@@ -53,15 +53,17 @@ def load_secret_key(instance_path: str | os.PathLike) -> str:
 
 
 def server_concurrency(database_url: str, cpus: int) -> tuple[int, int]:
-    """gunicorn (workers, threads per worker) for this database on `cpus` cores.
+    """The server's (workers, threads per worker) for this database on `cpus` cores (granian and
+    gunicorn alike; study.serving).
 
     SQLite: single-threaded workers, 4 per core. Every write holds the database's write lock
     (study.db.SqliteWriteLock); a holder that has to win the GIL back from its own process's
     other threads between SQLite calls keeps all writers waiting, which capped 4 x 4 workers at
     ~1,000 submissions/s, while 8 x 1 reached ~1,200/s with a third less CPU per submission.
     PostgreSQL: 4 threads per worker, 2 workers per core, so that a worker has work while its
-    threads wait on the database's round trips (8 x 1 fell to ~840/s). BENCHMARKS.md, section
-    study, has the figures.
+    threads wait on the database's round trips (8 x 1 fell to ~840/s). Those figures are
+    gunicorn's on the 2-core machine; under granian, 4 x 4, 8 x 1, 6 x 2 and 8 x 2 all answered
+    PostgreSQL at 1,000/s offered with p99 of 290-340 ms in one sweep, none clearly best.
     """
     cpus = max(cpus, 1)
     if database_url.startswith("sqlite"):

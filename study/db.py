@@ -46,7 +46,7 @@ def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    # One pooled connection per gunicorn thread: overflow connections are opened and closed
+    # One pooled connection per server thread: overflow connections are opened and closed
     # per request, which the load profile showed costing ~30% of worker time. No pre-ping (a
     # round trip per request): after a PostgreSQL restart a stale connection fails its request
     # once with 503 + Retry-After (study/errors.py), is dropped from the pool, and the client's
@@ -58,7 +58,7 @@ def make_engine(url: str, pool_size: int = 40, **kwargs) -> Engine:
 
 class SqliteWriteLock:
     """Queues one SQLite database's write transactions: a thread lock inside the process, then
-    an exclusive flock on `DATABASE.writelock` across processes (gunicorn workers).
+    an exclusive flock on `DATABASE.writelock` across processes (the server's workers).
 
     SQLite allows one writer at a time; a writer that finds the database locked sleeps in its
     busy handler (1, 2, 5, ... 100 ms) before trying again, so under load most of a response's

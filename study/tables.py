@@ -54,7 +54,7 @@ class Researcher(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Login throttling (study/auth.py): consecutive wrong passwords, and the lock they caused.
-    # In the database, so the limit holds across gunicorn workers and hosts.
+    # In the database, so the limit holds across server workers and hosts.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None] = mapped_column()
 
