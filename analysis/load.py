@@ -461,9 +461,11 @@ def database_staircase(conn: Connection, study: str | None = None
     if {"participants", "design_versions"} <= tables:
         parts = sa.table("participants", sa.column("study_id"), sa.column("design_hash"))
         dv = sa.table("design_versions", sa.column("hash"), sa.column("settings"))
+        # distinct (study, version) pairs first: PostgreSQL's json type has no equality for DISTINCT
+        pairs = sa.select(parts.c.study_id, parts.c.design_hash).distinct().subquery()
         for study_id, digest, settings in conn.execute(
-                sa.select(parts.c.study_id, dv.c.hash, dv.c.settings).distinct()
-                .select_from(parts.join(dv, dv.c.hash == parts.c.design_hash))):
+                sa.select(pairs.c.study_id, dv.c.hash, dv.c.settings)
+                .select_from(pairs.join(dv, dv.c.hash == pairs.c.design_hash))):
             versions.setdefault(study_id, []).append((digest, settings))
 
     out: dict[tuple[str, ...], StaircaseRule | None] = {}
