@@ -236,6 +236,7 @@ def serve_cmd(host: str, port: int, server: str, workers: int | None, threads: i
 
     from study.serving import default_sizing, server_command
 
+    _check_schema()
     auto_workers, auto_threads = default_sizing()
     argv = server_command(server, host, port, workers or auto_workers, threads or auto_threads, access_log=access_log)
     if shutil.which(argv[0]) is None:
@@ -243,6 +244,29 @@ def serve_cmd(host: str, port: int, server: str, workers: int | None, threads: i
     click.echo(f"serving on http://{host}:{port} with {server} ({workers or auto_workers} worker process(es) x "
                f"{threads or auto_threads} thread(s))", err=True)
     os.execv(argv[0], argv)
+
+
+def _check_schema() -> None:
+    """Refuse to serve a database that is reachable but not at the newest schema (every API call
+    would answer 503); one that cannot be reached now is served, since it may come back."""
+    import os
+
+    from study.config import default_database_url
+    from study.db import make_engine
+    from study.migrate import at_head
+
+    engine = make_engine(os.environ.get("DATABASE_URL") or default_database_url())
+    try:
+        ready = at_head(engine)
+    except OperationalError as exc:
+        click.echo(f"warning: DATABASE_URL: cannot reach the database now ({str(exc.orig).splitlines()[0]}); "
+                   "serving anyway, the API answers 503 until it is back", err=True)
+        return
+    finally:
+        engine.dispose()
+    if not ready:
+        raise InputError("DATABASE_URL: the database is not at the newest schema; run `python -m study "
+                         "db-upgrade` first")
 
 
 COMMANDS = (db_upgrade, create_researcher, create_study, study_status, export_cmd, simulate_cmd, serve_cmd)

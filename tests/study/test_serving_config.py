@@ -108,3 +108,12 @@ def test_study_serve_refuses_a_bad_option() -> None:
     out = subprocess.run([sys.executable, "-m", "study", "serve", "--server", "waitress"], cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--server" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_study_serve_refuses_a_database_without_the_schema(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "x",
+           "STUDY_INSTANCE_PATH": str(tmp_path / "instance")}
+    out = subprocess.run([sys.executable, "-m", "study", "serve", "--port", "1"], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "DATABASE_URL: the database is not at the newest schema" in out.stderr and "db-upgrade" in out.stderr
