@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.servers import AppServer, Conn, PgCluster, make_study, server_env
-from study.serving import DEFAULT_SERVER, SERVERS
+from study.serving import DEFAULT_SERVER, check_server
 from study.simulated_participants import importance_clicks
 
 FAULTS = ("kill_worker", "restart", "sqlite_lock", "sqlite_lock_long", "pg_restart")
@@ -73,8 +73,7 @@ class LoadConfig:
         bad = [f for f in self.faults if f not in FAULTS]
         if bad:
             raise ValueError(f"faults: unknown {bad}; choose from {', '.join(FAULTS)}")
-        if self.server not in SERVERS:
-            raise ValueError(f"server: {self.server!r} is not one of {', '.join(SERVERS)}")
+        check_server(self.server)
         if not 1 <= self.participants <= 5000:
             raise ValueError("participants: must lie within [1, 5000]")
         if not 1 <= self.trials <= 200:

@@ -238,24 +238,23 @@ def serve_cmd(host: str, port: int, server: str, workers: int | None, threads: i
 
     _check_schema()
     auto_workers, auto_threads = default_sizing()
-    argv = server_command(server, host, port, workers or auto_workers, threads or auto_threads, access_log=access_log)
+    workers, threads = workers or auto_workers, threads or auto_threads
+    argv = server_command(server, host, port, workers, threads, access_log=access_log)
     if shutil.which(argv[0]) is None:
         raise InputError(f"--server: {server} is not installed in this environment (pip install {server})")
-    click.echo(f"serving on http://{host}:{port} with {server} ({workers or auto_workers} worker process(es) x "
-               f"{threads or auto_threads} thread(s))", err=True)
+    click.echo(f"serving on http://{host}:{port} with {server} ({workers} worker process(es) x "
+               f"{threads} thread(s))", err=True)
     os.execv(argv[0], argv)
 
 
 def _check_schema() -> None:
     """Refuse to serve a database that is reachable but not at the newest schema (every API call
     would answer 503); one that cannot be reached now is served, since it may come back."""
-    import os
-
-    from study.config import default_database_url
+    from study.config import configured_database_url
     from study.db import make_engine
     from study.migrate import at_head
 
-    engine = make_engine(os.environ.get("DATABASE_URL") or default_database_url())
+    engine = make_engine(configured_database_url())
     try:
         ready = at_head(engine)
     except OperationalError as exc:

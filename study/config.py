@@ -28,6 +28,12 @@ def default_database_url() -> str:
     return f"sqlite:///{DATA_DIR / 'study.db'}"
 
 
+def configured_database_url() -> str:
+    """DATABASE_URL when it is set and not empty, else the default SQLite file: the database a
+    server started now serves (sizing it, checking its schema)."""
+    return os.environ.get("DATABASE_URL") or default_database_url()
+
+
 def load_secret_key(instance_path: str | os.PathLike) -> str:
     """Read SECRET_KEY from the environment, else from instance/secret_key (created once)."""
     env = os.environ.get("SECRET_KEY")

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from study.config import PROJECT_ROOT, server_concurrency
+from study.config import PROJECT_ROOT, configured_database_url, server_concurrency
 
 SERVERS = ("granian", "gunicorn")
 DEFAULT_SERVER = "granian"
@@ -28,14 +28,19 @@ def _executable(name: str) -> str:
     return str(path) if path.exists() else name
 
 
+def check_server(server: str) -> None:
+    """ValueError naming the field unless `server` is one of SERVERS."""
+    if server not in SERVERS:
+        raise ValueError(f"server: {server!r} is not one of {', '.join(SERVERS)}")
+
+
 def server_command(server: str, host: str, port: int, workers: int, threads: int, *,
                    access_log: bool = False, log_level: str = "warning", backlog: int = 2048,
                    root: Path = PROJECT_ROOT) -> list[str]:
     """argv that serves `wsgi:app` of the project folder `root` (another checkout in the
     benchmarks' before/after runs) with `server` on host:port, `workers` processes of `threads`
     Python threads each; a worker that dies is replaced."""
-    if server not in SERVERS:
-        raise ValueError(f"server: {server!r} is not one of {', '.join(SERVERS)}")
+    check_server(server)
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads: must be >= 1 (got {workers} and {threads})")
     if server == "granian":
@@ -55,11 +60,10 @@ def server_command(server: str, host: str, port: int, workers: int, threads: int
 
 
 def default_sizing(database_url: str | None = None, cpus: int | None = None) -> tuple[int, int]:
-    """(workers, threads) for the configured database on this machine's cores."""
-    from study.config import default_database_url
-
-    url = database_url or os.environ.get("DATABASE_URL") or default_database_url()
-    return server_concurrency(url, cpus if cpus is not None else (os.cpu_count() or 1))
+    """(workers, threads) for `database_url` (default: the configured database) on `cpus` cores
+    (default: this machine's)."""
+    return server_concurrency(database_url or configured_database_url(),
+                              cpus if cpus is not None else (os.cpu_count() or 1))
 
 
 def worker_died_marker(server: str) -> str:
