@@ -452,8 +452,10 @@ def database_staircase(conn: Connection, study: str | None = None
     if study is not None:
         chosen = chosen.where(studies.c.slug == study)
     rows = conn.execute(chosen).all()
+    ids = [study_id for study_id, _slug, _settings in rows]  # only the chosen studies' rows are read
     overrides: dict[int, list[tuple[str, dict]]] = {}
-    for study_id, name, settings in conn.execute(sa.select(conds.c.study_id, conds.c.name, conds.c.settings)):
+    for study_id, name, settings in conn.execute(
+            sa.select(conds.c.study_id, conds.c.name, conds.c.settings).where(conds.c.study_id.in_(ids))):
         where = f"conditions {name!r} settings"
         overrides.setdefault(study_id, []).append((name, staircase_of(settings, where)))
     tables = set(sa.inspect(conn).get_table_names())
@@ -462,7 +464,8 @@ def database_staircase(conn: Connection, study: str | None = None
         parts = sa.table("participants", sa.column("study_id"), sa.column("design_hash"))
         dv = sa.table("design_versions", sa.column("hash"), sa.column("settings"))
         # distinct (study, version) pairs first: PostgreSQL's json type has no equality for DISTINCT
-        pairs = sa.select(parts.c.study_id, parts.c.design_hash).distinct().subquery()
+        pairs = (sa.select(parts.c.study_id, parts.c.design_hash).where(parts.c.study_id.in_(ids))
+                 .distinct().subquery())
         for study_id, digest, settings in conn.execute(
                 sa.select(pairs.c.study_id, dv.c.hash, dv.c.settings)
                 .select_from(pairs.join(dv, dv.c.hash == pairs.c.design_hash))):

@@ -294,3 +294,22 @@ def test_design_versions_give_their_own_staircases_and_trials_keep_the_hash(stud
 def test_a_trials_table_without_design_hash_reads_as_empty_hashes(raw):
     trials = raw[0].drop(columns=["design_hash"], errors="ignore")
     assert set(load.tidy(trials, "trials")["design_hash"]) == {""}
+
+
+def test_database_staircase_reads_only_the_chosen_studys_rows(tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE studies (id INTEGER, slug TEXT, settings TEXT)"))
+        conn.execute(sa.text("CREATE TABLE conditions (study_id INTEGER, name TEXT, settings TEXT)"))
+        conn.execute(sa.text("INSERT INTO studies VALUES (1, 'a', :s), (2, 'b', '{}')"),
+                     {"s": json.dumps({"staircase": {"enabled": True, "down": 2}})})
+        conn.execute(sa.text("INSERT INTO conditions VALUES (1, 'fine', '{}'), (2, 'broken', :s)"),
+                     {"s": json.dumps({"staircase": [1, 2]})})
+    with engine.connect() as conn:
+        assert load.database_staircase(conn, "a") == {("a", ""): StaircaseRule(down=2),
+                                                      ("a", "fine"): StaircaseRule(down=2)}
+        with pytest.raises(load.AnalysisInputError, match="conditions 'broken' settings: staircase must be"):
+            load.database_staircase(conn)
+    engine.dispose()
