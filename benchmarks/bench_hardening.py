@@ -147,7 +147,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[LoadReport | No
 
 def render(reports: list[tuple[LoadReport, str]], bad: dict[str, object] | None, command: str,
            args: argparse.Namespace) -> str:
-    from benchmarks.report import markdown_table
+    from benchmarks.report import load_average, markdown_table
 
     rows = []
     for r, _ in reports:
@@ -162,7 +162,7 @@ def render(reports: list[tuple[LoadReport, str]], bad: dict[str, object] | None,
     headers = ["database", "participants", "finished/started", "faults survived", "responses expected",
                "stored", "lost", "duplicated", "click mismatches", "client retries", "5xx seen",
                "network errors seen", "lost replies / offline tries / two-tab pairs", "p50 / p99 ms", "wall s"]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     lines = [
         f"Command: `{command}`",
         "",

@@ -447,7 +447,7 @@ def _yardstick_text(args: argparse.Namespace) -> str:
 
 
 def render(results: list[dict[str, object]], command: str, args: argparse.Namespace) -> str:
-    from benchmarks.report import markdown_table
+    from benchmarks.report import load_average, markdown_table
 
     rows = []
     for r in results:
@@ -470,9 +470,8 @@ def render(results: list[dict[str, object]], command: str, args: argparse.Namesp
                          _fmt(cpu["client"])])
     headers = ["database", "route and load", "requests/s", "p50 ms", "p99 ms", "errors", "lost",
                "duplicated", "server CPU ms/req", "PostgreSQL CPU ms/req", "client CPU ms/req"]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    servers = ", ".join(f"{r['backend']} {r['concurrency'][0]} workers x {r['concurrency'][1]} threads"
-                        for r in results)
+    load = load_average()
+    servers = _sizing_text({r["backend"]: r["concurrency"] for r in results})
     lines = [
         f"Command: `{command}`",
         "",
@@ -760,13 +759,15 @@ def _alternate(variants: list[tuple[str, Path, str]], backends: list[str], args:
     return runs
 
 
-def _sizing_text(args: argparse.Namespace) -> str:
-    return ", ".join(f"{b} {w} workers x {th} threads" for b, (w, th) in args.ab_concurrency.items())
+def _sizing_text(concurrency: dict[str, tuple[int, int]]) -> str:
+    """'sqlite 8 workers x 1 threads, ...' from {backend: (workers, threads)}."""
+    return ", ".join(f"{b} {w} workers x {th} threads" for b, (w, th) in concurrency.items())
 
 
 def _load_text() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{os.cpu_count()} cores; 1-minute load average {load:.1f} at the end"
+    from benchmarks.report import load_average
+
+    return f"{os.cpu_count()} cores; 1-minute load average {load_average():.1f} at the end"
 
 
 def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
@@ -786,7 +787,7 @@ def compare(args: argparse.Namespace, backends: list[str], command: str) -> str:
         runs = _alternate([("before", before, args.server), ("after", after, args.server)], backends, args, True)
     intro = (f"Before: `{args.compare}`; after: `{head}`. Each round runs both codes on fresh databases, in "
              f"alternating order (before first in odd rounds), so that both meet the same drift of the "
-             f"shared machine ({_load_text()}). {args.server}, {_sizing_text(args)}; {args.participants} "
+             f"shared machine ({_load_text()}). {args.server}, {_sizing_text(args.ab_concurrency)}; {args.participants} "
              f"participants at once, {args.trials} submissions each per load model; real-or-fake study without "
              f"staircase (PostgreSQL takes its one-round-trip statement).")
     return render_ab(runs, command, intro, ("before", "after"), "code", args)
@@ -800,7 +801,7 @@ def compare_servers(args: argparse.Namespace, backends: list[str], command: str)
              f"in Python) and by granian (HTTP in Rust, the app in the same number of Python worker processes "
              f"and threads). Each round runs both servers on fresh databases, in alternating order (gunicorn "
              f"first in odd rounds), so that both meet the same drift of the shared machine ({_load_text()}). "
-             f"{_sizing_text(args)}; {args.participants} participants at once, {args.trials} submissions each "
+             f"{_sizing_text(args.ab_concurrency)}; {args.participants} participants at once, {args.trials} submissions each "
              f"per load model; real-or-fake study without staircase.")
     return render_ab(runs, command, intro, ("gunicorn", "granian"), "server", args)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,12 @@ def write_section(name: str, markdown: str, path: Path | None = None) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where the OS does not report one), for the
+    Machine lines of the benchmark reports."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
