@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from study import db, errors, i18n
 from study.config import PROJECT_ROOT, build_config
+from study.security import add_security_headers
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -30,13 +31,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.register(app)
     i18n.init_app(app)
-    app.after_request(_security_headers)
+    app.after_request(add_security_headers)
 
     from study import blueprints
     from study.cli import register_commands
 
     blueprints.register(app)
     register_commands(app.cli)
+    if app.config["ANSWER_LANE"]:
+        from study.api.answer_lane import AnswerLane
+
+        app.wsgi_app = AnswerLane(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -51,34 +56,3 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             cached = (key, super().get_signing_serializer(app))
             self._cached = cached
         return cached[1]
-
-
-# No inline scripts or styles anywhere (templates load /static files only); images may come
-# from blob: URLs because the task pages fetch stimuli with the participant token.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-
-
-SECURITY_HEADERS = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    # Prolific and MTurk ids travel in the participant's URL: never leak it to other sites.
-    ("Referrer-Policy", "no-referrer"),
-    # Pages and API answers may hold a participant's token or trial data: no cache keeps them.
-    # Static files and stimulus images set their own Cache-Control, which stays.
-    ("Cache-Control", "no-store"),
-)
-
-
-def _security_headers(resp: Response) -> Response:
-    """Add each of SECURITY_HEADERS that the response does not set itself (one pass over its
-    headers per request, rather than one scan per header)."""
-    present = {name.lower() for name in resp.headers.keys()}
-    for name, value in SECURITY_HEADERS:
-        if name.lower() not in present:
-            resp.headers.add(name, value)
-    return resp

@@ -11,6 +11,8 @@ Environment variables (all optional):
   TRUSTED_PROXIES  number of reverse proxies in front (X-Forwarded-For/Proto); 0
   FEEDBACK_CLASSIFIER  checkpoint of the ClickMe feedback classifier for every study (else each
                  study's `feedback_classifier` setting; relative paths from the project root)
+  ANSWER_LANE    "0" serves participants' answers through Flask's request machinery too,
+                 instead of study/api/answer_lane.py (same replies, more CPU); default "1"
 """
 
 from __future__ import annotations
@@ -99,4 +101,5 @@ def build_config(instance_path: str | os.PathLike) -> dict:
         "SESSION_COOKIE_SECURE": _truthy(os.environ.get("SESSION_COOKIE_SECURE")),
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         "JSON_SORT_KEYS": False,
+        "ANSWER_LANE": _truthy(os.environ.get("ANSWER_LANE", "1")),
     }

@@ -173,7 +173,11 @@ def json_object() -> dict[str, Any]:
     """The request body as a JSON object: 415 for another content type, 400 for bad JSON."""
     if request.mimetype != "application/json":
         raise ApiError(415, "Content-Type must be application/json", "Content-Type")
-    raw = request.get_data(cache=True)
+    return parse_json_object(request.get_data(cache=True))
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object (a request body): 400 for bad JSON or another JSON value."""
     try:
         body = json.loads(raw or b"", parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -22,7 +22,7 @@ from study.feedback import classifier_path, classify, load_gray
 from study.manifest import shown_class, words_of_label
 from study.participation import database, lifecycle
 from study.participation.database import DatabaseLedger, ScreenedOut, Started
-from study.participation.lifecycle import Answered, Finished, Ledger, ShownTrial
+from study.participation.lifecycle import Finished, Ledger, ShownTrial
 from study.participation.rules import PLATFORM_IDS, TOKEN_HEADER, external_ids
 from study.participation.scoring import answer_key
 from study.settings import StudySettings
@@ -96,18 +96,28 @@ def get_trial() -> ResponseReturnValue:
 
 
 def post_response() -> ResponseReturnValue:
-    """Validate an answer, then store it once (study/participation/lifecycle.answer)."""
+    """Validate an answer, then store it once (study/participation/lifecycle.answer). The common
+    case, a participant's token and a JSON body, is served by study/api/answer_lane.py with
+    `answer` below, without Flask's request machinery; this view serves the rest (previews,
+    refusals of the request itself)."""
     body = json_object()
-    client_uuid = get_uuid(body, "client_uuid")
-    trial_id = get_int(body, "trial_id", required=True, lo=1, field="trial_id")
+    ids = answer_ids(body)
     with participant() as ledger:
-        answered = lifecycle.answer(ledger, client_uuid, trial_id, body)
-    return _reply(_answered_json(answered), 201 if answered.created else 200, ledger.preview)
+        data, status = answer(ledger, ids, body)
+    return _reply(data, status, ledger.preview)
 
 
-def _answered_json(a: Answered) -> dict[str, Any]:
-    return {"response_id": a.response_id, "trial_id": a.trial_id, "correct": a.correct,
-            "feedback": a.feedback, "next_index": a.next_index}
+def answer_ids(body: dict[str, Any]) -> tuple[str, int]:
+    """The client UUID and trial id of an answer body (checked before the participant is)."""
+    return (get_uuid(body, "client_uuid"),
+            get_int(body, "trial_id", required=True, lo=1, field="trial_id"))
+
+
+def answer(ledger: Ledger, ids: tuple[str, int], body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The reply to an answer from the participant of `ledger`, and its HTTP status."""
+    a = lifecycle.answer(ledger, *ids, body)
+    return ({"response_id": a.response_id, "trial_id": a.trial_id, "correct": a.correct,
+             "feedback": a.feedback, "next_index": a.next_index}, 201 if a.created else 200)
 
 
 def post_events() -> ResponseReturnValue:
