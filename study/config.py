@@ -2,7 +2,8 @@
 
 Environment variables (all optional):
   DATABASE_URL   SQLAlchemy URL; default: SQLite file data/study.db in WAL mode
-  DATABASE_POOL_SIZE  pooled PostgreSQL connections per process (>= threads per worker); 40
+  DATABASE_POOL_SIZE  pooled connections per pool and process (>= threads per worker); 40
+                 (PostgreSQL: two pools, the answers' autocommit one and the rest's)
   SECRET_KEY     signs session cookies; default: created once in the instance folder
   STIMULI_ROOT   folder that stimulus paths in a manifest are relative to; default: data/stimuli
   FEEDBACK_CLASSIFIER      the ClickMe feedback checkpoint for every study (operator's choice)
@@ -86,7 +87,7 @@ def _truthy(value: str | None) -> bool:
 def build_config(instance_path: str | os.PathLike) -> dict:
     """The app's configuration from defaults and the environment."""
     return {
-        "DATABASE_URL": os.environ.get("DATABASE_URL", default_database_url()),
+        "DATABASE_URL": configured_database_url(),
         "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "40")),
         "SECRET_KEY": load_secret_key(instance_path),
         "STIMULI_ROOT": os.environ.get("STIMULI_ROOT", str(DATA_DIR / "stimuli")),

@@ -70,11 +70,9 @@ def main(argv: list[str]) -> int:
         if len(argv) == 2:
             url = argv[1]
         else:
-            import os
+            from study.config import configured_database_url
 
-            from study.config import default_database_url
-
-            url = os.environ.get("DATABASE_URL", default_database_url())
+            url = configured_database_url()
         upgrade(url)
         print("database at head")
         return 0

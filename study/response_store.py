@@ -257,11 +257,9 @@ def _driver_row(conn: Connection, sql: str, params: dict[str, Any]) -> tuple | N
 
 def connect() -> Connection:
     """A pooled connection for the hot path: autocommit on PostgreSQL (each statement is its own
-    transaction, no BEGIN/COMMIT round trips); on SQLite `store` opens its own transaction."""
-    conn = db.engine().connect()
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    return conn
+    transaction, no BEGIN/COMMIT round trips; study.db.answer_engine); on SQLite `store` opens
+    its own transaction."""
+    return db.answer_engine().connect()
 
 
 class Participation(NamedTuple):

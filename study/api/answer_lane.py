@@ -4,7 +4,7 @@ plain WSGI around the Flask app.
 Answers are nearly all of a study's requests. Flask's request machinery (request context,
 routing, before/after hooks, the session, a Response object) was about a third of the server's
 CPU per answer. Here the common case (a participant's token, a JSON body with a Content-Length
-within the app's limit) is parsed, answered and serialised by the same functions the Flask view
+within the app's limit; not in debug mode) is parsed, answered and serialised by the same functions the Flask view
 uses (`validation.parse_json_object`, `endpoints.answer_ids`, `endpoints.answer`), with the
 app's security headers. Every other request, previews included, goes to Flask unchanged; so
 does every refusal and failure of a lane request, which is answered by the app's own error
@@ -55,7 +55,8 @@ class AnswerLane:
                     data, status = endpoints.answer(ledger, ids, body)
             except Exception as exc:
                 return self._flask_answer(environ, raw, exc, start_response)
-            out = self.app.json.response(data).get_data()  # Flask's own JSON (jsonify's)
+            # jsonify's body in compact form (the lane leaves debug mode's indented JSON to Flask)
+            out = (self.app.json.dumps(data, separators=(",", ":")) + "\n").encode()
         headers = [("Content-Type", self.app.json.mimetype), ("Content-Length", str(len(out))),
                    *SECURITY_HEADERS]
         start_response("201 CREATED" if status == 201 else "200 OK", headers)
@@ -65,6 +66,8 @@ class AnswerLane:
         """The body length of a request the lane serves; None for every other request."""
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
             return None
+        if self.app.debug or getattr(self.app.json, "compact", None) is False:
+            return None  # a developer's debugging: Flask's debugger and indented JSON
         token = environ.get(_TOKEN_KEY)
         if not token or token == PREVIEW_TOKEN or "HTTP_TRANSFER_ENCODING" in environ:
             return None

@@ -175,3 +175,26 @@ def test_an_unreachable_database_is_a_503_with_retry_after_through_the_lane(tmp_
     assert status == 503 and dict(headers)["Retry-After"] == "2"
     assert dict(headers)["Content-Security-Policy"].startswith("default-src 'self'")
     assert "retry" in json.loads(data)["error"]["message"]
+
+
+def test_the_answer_path_has_autocommit_connections_disposed_with_the_app_engine(app: Flask, make_study) -> None:
+    """PostgreSQL: answers use their own pool of autocommit connections (no per-request switch),
+    emptied when the app's engine is disposed (tests, a backup restore); SQLite: the app's engine."""
+    engine, answers = app.extensions["sqlalchemy_engine"], app.extensions["sqlalchemy_answer_engine"]
+    slug = make_study(n_main=2, n_practice=0, n_catch=0)
+    client = app.test_client(use_cookies=False)
+    token = client.post(f"/api/v1/studies/{slug}/participants", json={"consent": True}).get_json()["token"]
+    trial = client.get("/api/v1/participant/trial", headers={H: token}).get_json()["trial"]
+    res = client.post(PATH, json=_answer(trial["id"], str(uuid.uuid4())), headers={H: token})
+    assert res.status_code == 201, res.get_json()
+    if engine.dialect.name == "sqlite":
+        assert answers is engine
+        return
+    assert answers is not engine and answers.pool.checkedin() == 1
+    with answers.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is True
+        assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "read committed"
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False
+    engine.dispose()
+    assert answers.pool.checkedin() == 0

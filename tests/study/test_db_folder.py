@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from study.config import build_config, configured_database_url, default_database_url
 from study.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,3 +32,14 @@ def test_db_upgrade_into_a_new_folder(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert path.exists() and "Traceback" not in proc.stderr
+
+
+def test_an_empty_database_url_means_the_default_everywhere(tmp_path, monkeypatch):
+    """DATABASE_URL= (set but empty, as a blank line in an env file gives) is the default SQLite
+    file for the app, `study serve` and `study.migrate upgrade` alike, never an empty URL."""
+    monkeypatch.setenv("DATABASE_URL", "")
+    monkeypatch.setenv("SECRET_KEY", "k")
+    assert configured_database_url() == default_database_url()
+    assert build_config(tmp_path)["DATABASE_URL"] == default_database_url()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    assert build_config(tmp_path)["DATABASE_URL"] == configured_database_url() == f"sqlite:///{tmp_path / 'x.db'}"
