@@ -198,3 +198,15 @@ def test_the_answer_path_has_autocommit_connections_disposed_with_the_app_engine
         assert conn.connection.dbapi_connection.autocommit is False
     engine.dispose()
     assert answers.pool.checkedin() == 0
+
+
+def test_debug_mode_leaves_answers_to_flask(started: dict[str, Any], tmp_path: Path) -> None:
+    """In debug mode every answer goes through Flask (its debugger, its indented JSON)."""
+    app = _app(_copy(started["path"], tmp_path / "debug.db"), started["root"], lane=True)
+    app.config["DEBUG"] = True
+    calls = _count_view_calls(app)
+    res = app.test_client(use_cookies=False).post(
+        PATH, json=_answer(started["trials"][0], str(uuid.uuid4())), headers={H: started["token"]})
+    assert res.status_code == 201 and calls[0] == 1
+    assert res.get_data().startswith(b"{\n  ")  # Flask's debug-mode JSON
+    app.extensions["sqlalchemy_engine"].dispose()
