@@ -1,6 +1,6 @@
 """The one-shot critic against people: error on the 20 Omniglot one-shot runs over several seeds.
 
-`python -m benchmarks critic [--data ../shared/data/omniglot] [--seeds 0 1 2] [--episodes N] [--jobs 2] [--no-write]`
+`python -m benchmarks critic [--data ../shared/data/omniglot] [--seeds 0 1 2] [--episodes N] [--test-shift R] [--jobs 2] [--no-write]`
 
 Each seed trains the repo's critic (models.classifiers.protonet.train_critic with CriticRecipe:
 a Conv-4 ProtoNet, rotations by 90 degrees as new classes, a random affine distortion of every
@@ -33,7 +33,7 @@ SIZE = 28  # px, as the cpu profile's models
 
 
 def _one_seed(args: tuple) -> dict:
-    data_root, seed, episodes, affine, within, size, queries = args
+    data_root, seed, episodes, affine, within, size, queries, test_shift = args
     torch.set_num_threads(1)
     from models.classifiers.omniglot_runs import load_one_shot_runs
     from models.classifiers.protonet import CriticRecipe, one_shot_accuracy, train_critic
@@ -45,6 +45,8 @@ def _one_seed(args: tuple) -> dict:
         recipe = dataclasses.replace(recipe, episodes=episodes)
     if queries is not None:
         recipe = dataclasses.replace(recipe, n_query=queries)
+    if test_shift is not None:
+        recipe = dataclasses.replace(recipe, test_shift=test_shift)
     start = time.process_time()
     net = train_critic(data.images, data.labels, recipe, class_names=data.class_names, seed=seed, device="cpu")
     train_cpu = time.process_time() - start
@@ -58,11 +60,12 @@ def run(args: argparse.Namespace) -> dict:
     """Train and score every seed; each finished seed is written to `args.out` at once, so an
     interrupted run keeps the seeds it finished."""
     wall = time.time()
-    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet, args.size, args.queries)
-            for seed in args.seeds]
+    jobs = [(args.data, seed, args.episodes, not args.no_affine, args.within_alphabet, args.size, args.queries,
+             args.test_shift) for seed in args.seeds]
     summary = {"results": [], "wall_s": 0.0,
                "args": {"seeds": args.seeds, "episodes": args.episodes, "jobs": args.jobs, "no_affine": args.no_affine,
-                        "within_alphabet": args.within_alphabet, "size": args.size, "queries": args.queries}}
+                        "within_alphabet": args.within_alphabet, "size": args.size, "queries": args.queries,
+                        "test_shift": args.test_shift}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_one_seed, job) for job in jobs]):
@@ -87,6 +90,7 @@ def report(summary: dict) -> str:
                + (" --no-affine" if a.get("no_affine") else "")
                + (f" --within-alphabet {a['within_alphabet']:g}" if a.get("within_alphabet") else "")
                + (f" --queries {a['queries']}" if a.get("queries") else "")
+               + (f" --test-shift {a['test_shift']}" if a.get("test_shift") is not None else "")
                + (f" --size {a['size']}" if a.get("size", SIZE) != SIZE else ""))
     rows = [[r["seed"], f"{100 * r['error']:.1f}%", f"{r['train_cpu_s'] / 60:.1f}"] for r in res]
     lines = [
@@ -98,7 +102,8 @@ def report(summary: dict) -> str:
         f"(models.classifiers.protonet.CriticRecipe): {recipe['episodes']} episodes of {recipe['n_way']}-way "
         f"1-shot with {recipe['n_query']} queries per class, Adam at {recipe['lr']:g} halved every quarter, "
         f"rotations as new classes: {recipe['rotations']}, random affine distortions: {recipe['affine']}, "
-        f"episodes within one alphabet: {recipe.get('within_alphabet', 0.0):.0%}.",
+        f"episodes within one alphabet: {recipe.get('within_alphabet', 0.0):.0%}, test-time shifts: "
+        f"{_shifts_text(recipe.get('test_shift', 0))}.",
         "",
         markdown_table(["seed", "error on the 20 runs", "training CPU-min"], rows),
         "",
@@ -106,6 +111,10 @@ def report(summary: dict) -> str:
         f"{100 * HUMAN_ERROR:.1f}% errors on the same runs (Lake et al. 2015).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _shifts_text(r: int) -> str:
+    return "none" if not r else f"mean embedding over the {(2 * r + 1) ** 2} shifts of up to {r} px (ProtoNet.embed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="fraction of training episodes drawn from one alphabet, as the test runs are (0-1)")
     p.add_argument("--queries", type=int, default=None, help="query drawings per class in a training episode "
                    "(default: the recipe's)")
+    p.add_argument("--test-shift", type=int, default=None, metavar="R",
+                   help="score with the embedding averaged over shifts of up to R px (0-4; default: the recipe's)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
     add_replay_options(p)
     args = p.parse_args(argv)
 
     def check() -> str | None:
+        if args.test_shift is not None and not 0 <= args.test_shift <= 4:
+            return "--test-shift: must lie within [0, 4] pixels"
         if args.queries is not None and not 1 <= args.queries <= 19:
             return "--queries: must lie within [1, 19] (an Omniglot character has 20 drawings, one is the support)"
         return None if (Path(args.data) / "all_runs.zip").is_file() else f"--data: no all_runs.zip in {args.data}"

@@ -68,6 +68,8 @@ class CriticsSection(BaseModel):
     protonet_affine: Bool = False
     # share of the critic's episodes drawn from one alphabet (needs `Alphabet/character` classes)
     protonet_within_alphabet: Annotated[Float, Field(ge=0, le=1)] = 0.0
+    # pixels of test-time shifts the critic's embedding averages over (ProtoNet.embed)
+    protonet_test_shift: Annotated[Int, Field(ge=0, le=4)] = 0
     simclr_epochs: Count
     n_way: _at_least(2)
 

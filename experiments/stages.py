@@ -201,7 +201,8 @@ def train_critics(profile: Profile, train_set: ImageDataset, cache: Path, seed: 
              c["protonet_episodes"], c["protonet_way"], c["simclr_epochs"], len(train_set))
     recipe = CriticRecipe(episodes=c["protonet_episodes"], n_way=c["protonet_way"], n_query=c["protonet_query"],
                           rotations=c.get("protonet_rotations", False), affine=c.get("protonet_affine", False),
-                          within_alphabet=c.get("protonet_within_alphabet", 0.0))
+                          within_alphabet=c.get("protonet_within_alphabet", 0.0),
+                          test_shift=c.get("protonet_test_shift", 0))
     proto = train_critic(train_set.images, train_set.labels, recipe, class_names=train_set.class_names,
                          device=device, seed=seed)
     simclr = train_simclr(train_set.images, epochs=c["simclr_epochs"], device=device, seed=seed)

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--affine", action="store_true", help="protonet: a random affine distortion of every episode image")
     p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
                    help="protonet: share of episodes drawn from one alphabet (Omniglot), 0-1")
+    p.add_argument("--test-shift", type=int, default=0, metavar="R",
+                   help="protonet: classify with the embedding averaged over shifts of up to R px (0-4)")
     p.add_argument("--eval-runs", type=Path, default=None, help="protonet: all_runs.zip to score on")
     p.add_argument("--fake-manifest", type=Path, default=None, help="realfake: stimulus manifest of samples")
     p.add_argument("--model", default=None, help="realfake: use only this model's samples")
@@ -152,6 +154,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     elif args.kind == "protonet":
         if not 0.0 <= args.within_alphabet <= 1.0:
             raise CliError(f"--within-alphabet: a share in [0, 1], got {args.within_alphabet}")
+        if not 0 <= args.test_shift <= 4:
+            raise CliError(f"--test-shift: pixels in [0, 4], got {args.test_shift}")
         if args.within_alphabet > 0:
             try:
                 protonet.check_alphabets(data.class_names, args.n_way, data.name)
@@ -159,10 +163,11 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 raise CliError(f"--within-alphabet: {exc}") from None
         recipe = protonet.CriticRecipe(episodes=args.episodes, n_way=args.n_way, n_query=args.n_query,
                                        rotations=args.rotations, affine=args.affine, lr=args.lr or 1e-3,
-                                       within_alphabet=args.within_alphabet)
+                                       within_alphabet=args.within_alphabet, test_shift=args.test_shift)
         net = protonet.train_critic(data.images, data.labels, recipe, class_names=data.class_names, **common)
         config.update(kind="protonet", episodes=args.episodes, n_way=args.n_way, n_query=args.n_query,
-                      rotations=args.rotations, affine=args.affine, within_alphabet=args.within_alphabet)
+                      rotations=args.rotations, affine=args.affine, within_alphabet=args.within_alphabet,
+                      test_shift=args.test_shift)
         if args.eval_runs is not None:
             from models.classifiers.omniglot_runs import HUMAN_ERROR, load_one_shot_runs
 

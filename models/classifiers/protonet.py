@@ -17,16 +17,39 @@ from models.classifiers.training import check_images, random_affine, rotation_cl
 
 
 class ProtoNet(nn.Module):
-    """Embeds images (N, C, H, W) in [-1, 1] to vectors (N, D); classification is by distance."""
+    """Embeds images (N, C, H, W) in [-1, 1] (background -1) to vectors (N, D); classification is
+    by distance between `embed`dings. `test_shift` r > 0: `embed` averages over the image moved
+    by whole pixels (test-time augmentation, see `embed`)."""
 
-    def __init__(self, in_channels: int = 1, hidden: int = 64) -> None:
+    def __init__(self, in_channels: int = 1, hidden: int = 64, test_shift: int = 0) -> None:
         super().__init__()
+        if isinstance(test_shift, bool) or not isinstance(test_shift, int) or not 0 <= test_shift <= 4:
+            raise ValueError(f"test_shift: an integer number of pixels in [0, 4], got {test_shift!r}")
         self.encoder = Conv4Encoder(in_channels, hidden)
-        self.arch = {"in_channels": in_channels, "hidden": hidden}
+        self.test_shift = test_shift
+        self.arch = {"in_channels": in_channels, "hidden": hidden, "test_shift": test_shift}
         self.gradcam_layer_name = "encoder." + self.encoder.gradcam_layer_name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding (N, D) that classification uses: `forward`'s, or with test_shift r its
+        mean over the (2r + 1)^2 copies of each image moved by (dy, dx) in [-r, r]^2 pixels,
+        background (-1) filling the edge. The max-pools make a Conv-4 embedding change when a
+        stroke moves by a pixel; the mean holds the prototype still (BENCHMARKS.md, section
+        critic)."""
+        r = self.test_shift
+        if r == 0:
+            return self(x)
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (r, r, r, r), value=-1.0)
+        total = None
+        for dy in range(2 * r + 1):
+            for dx in range(2 * r + 1):
+                e = self(padded[..., dy : dy + h, dx : dx + w])
+                total = e if total is None else total + e
+        return total / (2 * r + 1) ** 2
 
 
 def prototype_logits(
@@ -86,6 +109,7 @@ def train_protonet(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     groups: torch.Tensor | None = None,
     within_group: float = 0.0,
+    test_shift: int = 0,
     progress: bool = False,
 ) -> ProtoNet:
     """Train a ProtoNet episodically on the classes of (images (N, C, H, W), labels (N,)); only
@@ -94,7 +118,8 @@ def train_protonet(
     `groups` (n_classes,) names a group per class label (e.g. its alphabet); a fraction
     `within_group` of the episodes then draws all its classes from one group (with at least n_way
     usable classes, picked in proportion to its size), as the within-alphabet test runs of Lake
-    et al. (2015) do: harder negatives than classes from mixed alphabets."""
+    et al. (2015) do: harder negatives than classes from mixed alphabets. `test_shift`: the
+    returned net's test-time shifts (ProtoNet.embed); training sees each image once."""
     from models.device import pick_device
 
     check_images(images, labels)
@@ -118,7 +143,7 @@ def train_protonet(
     pool_sizes = torch.tensor([len(p) for p in pools], dtype=torch.float)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = ProtoNet(images.shape[1], hidden).to(device).train()
+    net = ProtoNet(images.shape[1], hidden, test_shift).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, episodes // 4), gamma=0.5)
     bar = tqdm(range(episodes), desc="protonet", unit="episode", disable=not progress, dynamic_ncols=True)
@@ -160,6 +185,7 @@ class CriticRecipe:
     affine: bool = True
     lr: float = 1e-3
     within_alphabet: float = 0.0  # fraction of episodes drawn from one alphabet (needs class names)
+    test_shift: int = 0  # pixels of test-time shifts the critic's embedding averages over (ProtoNet.embed)
 
 
 def alphabet_groups(class_names: list[str]) -> torch.Tensor:
@@ -209,7 +235,7 @@ def train_critic(
     augment = random_affine if recipe.affine else None
     return train_protonet(images, labels, n_way=recipe.n_way, n_query=recipe.n_query, episodes=recipe.episodes,
                           lr=recipe.lr, device=device, seed=seed, augment=augment, groups=groups,
-                          within_group=recipe.within_alphabet, progress=progress)
+                          within_group=recipe.within_alphabet, test_shift=recipe.test_shift, progress=progress)
 
 
 @torch.no_grad()
@@ -230,8 +256,9 @@ def classify(
     device = pick_device(device)
     net.to(device).eval()
     n_way = int(support_labels.max()) + 1
+    embed = getattr(net, "embed", net)  # a ProtoNet's test-time embedding, else the forward pass
     logits = prototype_logits(
-        net(support.to(device)), support_labels.to(device), net(query.to(device)), n_way
+        embed(support.to(device)), support_labels.to(device), embed(query.to(device)), n_way
     )
     return logits.softmax(1).cpu()
 

@@ -85,6 +85,7 @@ def test_config_file_gives_defaults_and_flags_win(capsys, tmp_path):
         (["nway", "--threshold", "dark", "--out", "x.pt"], "--threshold"),
         (["nway", "--data", "mnist", "--out", "x.pt"], "data.dataset"),
         (["protonet", "--size", "8", "--within-alphabet", "1.5", "--out", "x.pt"], "--within-alphabet"),
+        (["protonet", "--size", "8", "--test-shift", "5", "--out", "x.pt"], "--test-shift"),
         # the digits' classes have no alphabets to draw an episode from
         (["protonet", "--size", "8", "--within-alphabet", "0.5", "--episodes", "2", "--out", "x.pt"],
          "--within-alphabet: no alphabet of digits"),

@@ -36,6 +36,30 @@ def test_classify_returns_probabilities_over_the_support_classes():
     torch.testing.assert_close(probs.sum(1), torch.ones(3))
 
 
+def test_test_time_shifts_average_the_embedding_over_moved_copies():
+    """embed with test_shift r is the mean of the forward pass over the image moved by every
+    (dy, dx) in [-r, r]^2 (here the drawing has a blank border of r px, so torch.roll moves it the
+    same way as the padded shift does); r = 0 is the forward pass; classify uses embed."""
+    torch.manual_seed(0)
+    x = -torch.ones(3, 1, 12, 12)
+    x[:, :, 3:9, 3:9] = torch.randn(3, 1, 6, 6).sign()
+    plain = ProtoNet().eval()
+    shifted = ProtoNet(test_shift=2).eval()
+    shifted.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain.embed(x), plain(x))
+        reference = torch.stack([plain(torch.roll(x, (dy, dx), (2, 3)))
+                                 for dy in range(-2, 3) for dx in range(-2, 3)]).mean(0)
+        torch.testing.assert_close(shifted.embed(x), reference)
+        assert not torch.allclose(shifted.embed(x), plain(x))
+        expected = prototype_logits(reference[:2], torch.arange(2), reference[2:], 2).softmax(1)
+    torch.testing.assert_close(classify(shifted, x[:2], torch.arange(2), x[2:], device="cpu"), expected)
+    assert shifted.arch["test_shift"] == 2
+    for bad in (-1, 5, 1.5, True):
+        with pytest.raises(ValueError, match="test_shift"):
+            ProtoNet(test_shift=bad)
+
+
 def test_one_shot_tasks_are_seeded_and_well_formed():
     images = torch.arange(60, dtype=torch.float32).view(60, 1, 1, 1).expand(60, 1, 8, 8).contiguous()
     labels = torch.arange(60) % 10
@@ -163,5 +187,5 @@ def test_train_critic_follows_its_recipe(monkeypatch):
     images, labels = torch.randn(12, 1, 8, 8), torch.arange(3).repeat_interleave(4)
     protonet.train_critic(images, labels, protonet.CriticRecipe(episodes=7, n_way=3))
     assert seen["n_classes"] == 12 and seen["episodes"] == 7 and seen["augment"] is random_affine
-    protonet.train_critic(images, labels, protonet.CriticRecipe(rotations=False, affine=False))
-    assert seen["n_classes"] == 3 and seen["augment"] is None
+    protonet.train_critic(images, labels, protonet.CriticRecipe(rotations=False, affine=False, test_shift=2))
+    assert seen["n_classes"] == 3 and seen["augment"] is None and seen["test_shift"] == 2

@@ -105,6 +105,7 @@ def test_loading_another_kind_as_feedback_fails(tmp_path):
         (build_classifier("lenet", 3), {"kind": "nway_classifier", "class_names": ["a", "b", "c"]}),
         (build_classifier("resnet18", 2), {"kind": "realfake_classifier"}),
         (ProtoNet(hidden=16), {"kind": "protonet"}),
+        (ProtoNet(hidden=16, test_shift=1), {"kind": "protonet"}),
         (SimCLREncoder(8, hidden=16), {"kind": "simclr"}),
     ],
 )
@@ -115,6 +116,8 @@ def test_checkpoints_round_trip(tmp_path, net, config):
     loaded, cfg, meta = load_classifier(path, device="cpu")
     assert cfg["kind"] == config["kind"] and meta["acc"] == 0.5
     torch.testing.assert_close(loaded(x), net(x))
+    if hasattr(net, "embed"):  # a critic keeps its test-time shifts
+        torch.testing.assert_close(loaded.embed(x), net.embed(x))
 
 
 def test_checkpoint_errors_name_the_field(tmp_path):

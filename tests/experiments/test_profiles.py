@@ -52,6 +52,8 @@ def test_seed_and_overrides_reach_every_model() -> None:
     ("sampling.steps=true", "sampling.steps: expected an integer"),
     ("critics.protonet_within_alphabet=1.5", "critics.protonet_within_alphabet"),
     ("critics.protonet_within_alphabet=0.5", "critics.protonet_within_alphabet: needs alphabets"),
+    ("critics.protonet_test_shift=5", "critics.protonet_test_shift"),
+    ("critics.protonet_test_shift=1.5", "critics.protonet_test_shift"),
 ])
 def test_bad_values_name_their_field(override: str, field: str) -> None:
     with pytest.raises(ProfileError, match=field.replace(".", r"\.")):
@@ -78,7 +80,7 @@ def test_cpu_profile_is_28_px_omniglot_with_the_literature_critic(tmp_path, monk
 
     from experiments import stages
 
-    p = load_profile("cpu", data_root=str(tmp_path), overrides=["critics.protonet_within_alphabet=1.0"])
+    p = load_profile("cpu", data_root=str(tmp_path))
     assert {m.data.size for m in p.models} == {28} and p.device == "cpu"
     assert all(m.data.dataset == "omniglot" for m in p.models)
     seen = {}
@@ -94,7 +96,9 @@ def test_cpu_profile_is_28_px_omniglot_with_the_literature_critic(tmp_path, monk
     with pytest.raises(RuntimeError, match="stop"):
         stages.train_critics(p, data, tmp_path, 0, torch.device("cpu"), logging.getLogger("t"))
     c = p.section("critics")
-    assert seen["recipe"].rotations and seen["recipe"].affine
+    # the recipe of BENCHMARKS.md section critic: rotations, episodes from one alphabet, no affine
+    # distortions, embeddings averaged over test-time shifts of up to 2 px
+    assert seen["recipe"].rotations and not seen["recipe"].affine and seen["recipe"].test_shift == 2
     assert seen["recipe"].episodes == c["protonet_episodes"] and seen["recipe"].n_way == c["protonet_way"]
     assert seen["recipe"].within_alphabet == 1.0 and seen["class_names"] == data.class_names
 
