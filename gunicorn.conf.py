@@ -4,8 +4,8 @@ study/serving.py); command-line flags override them.
 
 gthread workers keep participants' connections alive between requests. How many workers and
 threads depends on the database (study.serving.default_sizing, by
-study.config.server_concurrency, whose docstring says where its figures come from): SQLite 4 single-threaded workers per core, PostgreSQL 2 workers per core with 4
-threads each. WEB_CONCURRENCY and GUNICORN_THREADS override them. On PostgreSQL at most workers
+study.config.server_concurrency, whose docstring says where its figures come from): SQLite 4
+single-threaded workers per core, PostgreSQL 2 workers per core with 4 threads each. WEB_CONCURRENCY and GUNICORN_THREADS override them. On PostgreSQL at most workers
 x threads connections are open per host: keep it under the server's max_connections (100 by
 default), or put PgBouncer in front.
 """

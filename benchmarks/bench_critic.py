@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from benchmarks.report import ROOT, add_replay_options, markdown_table, run_or_replay  # noqa: E402
+from models.classifiers.protonet import MAX_TEST_SHIFT  # noqa: E402
 
 SIZE = 28  # px, as the cpu profile's models
 
@@ -131,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=None, help="query drawings per class in a training episode "
                    "(default: the recipe's)")
     p.add_argument("--test-shift", type=int, default=None, metavar="R",
-                   help="score with the embedding averaged over shifts of up to R px (0-4; default: the recipe's)")
+                   help=f"score with the embedding averaged over shifts of up to R px (0-{MAX_TEST_SHIFT}; "
+                        "default: the recipe's)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "critic.json")
     add_replay_options(p)
     args = p.parse_args(argv)
 
     def check() -> str | None:
-        if args.test_shift is not None and not 0 <= args.test_shift <= 4:
-            return "--test-shift: must lie within [0, 4] pixels"
+        if args.test_shift is not None and not 0 <= args.test_shift <= MAX_TEST_SHIFT:
+            return f"--test-shift: must lie within [0, {MAX_TEST_SHIFT}] pixels"
         if args.queries is not None and not 1 <= args.queries <= 19:
             return "--queries: must lie within [1, 19] (an Omniglot character has 20 drawings, one is the support)"
         return None if (Path(args.data) / "all_runs.zip").is_file() else f"--data: no all_runs.zip in {args.data}"

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from fieldcheck import Bool, Float, Int, Str, one_line
+from models.classifiers.protonet import MAX_TEST_SHIFT
 from models.config import SAMPLER_NAMES, Config, ConfigError, config_from_dict, load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ class CriticsSection(BaseModel):
     # share of the critic's episodes drawn from one alphabet (needs `Alphabet/character` classes)
     protonet_within_alphabet: Annotated[Float, Field(ge=0, le=1)] = 0.0
     # pixels of test-time shifts the critic's embedding averages over (ProtoNet.embed)
-    protonet_test_shift: Annotated[Int, Field(ge=0, le=4)] = 0
+    protonet_test_shift: Annotated[Int, Field(ge=0, le=MAX_TEST_SHIFT)] = 0
     simclr_epochs: Count
     n_way: _at_least(2)
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from models.classifiers.feedback import DEFAULT_FILL
+from models.classifiers.protonet import MAX_TEST_SHIFT
 from models.cliutil import add_progress_flag, run_json_command
 
 KINDS = ("realfake", "nway", "protonet", "simclr", "feedback")
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--within-alphabet", type=float, default=0.0, metavar="F",
                    help="protonet: share of episodes drawn from one alphabet (Omniglot), 0-1")
     p.add_argument("--test-shift", type=int, default=0, metavar="R",
-                   help="protonet: classify with the embedding averaged over shifts of up to R px (0-4)")
+                   help=f"protonet: classify with the embedding averaged over shifts of up to R px "
+                        f"(0-{MAX_TEST_SHIFT})")
     p.add_argument("--eval-runs", type=Path, default=None, help="protonet: all_runs.zip to score on")
     p.add_argument("--fake-manifest", type=Path, default=None, help="realfake: stimulus manifest of samples")
     p.add_argument("--model", default=None, help="realfake: use only this model's samples")
@@ -154,8 +156,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     elif args.kind == "protonet":
         if not 0.0 <= args.within_alphabet <= 1.0:
             raise CliError(f"--within-alphabet: a share in [0, 1], got {args.within_alphabet}")
-        if not 0 <= args.test_shift <= 4:
-            raise CliError(f"--test-shift: pixels in [0, 4], got {args.test_shift}")
+        if not 0 <= args.test_shift <= MAX_TEST_SHIFT:
+            raise CliError(f"--test-shift: pixels in [0, {MAX_TEST_SHIFT}], got {args.test_shift}")
         if args.within_alphabet > 0:
             try:
                 protonet.check_alphabets(data.class_names, args.n_way, data.name)

@@ -15,6 +15,8 @@ from tqdm import tqdm
 from models.classifiers.backbones import Conv4Encoder
 from models.classifiers.training import check_images, random_affine, rotation_classes
 
+MAX_TEST_SHIFT = 4  # px: (2 * 4 + 1)^2 = 81 forward passes per drawing at most
+
 
 class ProtoNet(nn.Module):
     """Embeds images (N, C, H, W) in [-1, 1] (background -1) to vectors (N, D); classification is
@@ -23,8 +25,8 @@ class ProtoNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, test_shift: int = 0) -> None:
         super().__init__()
-        if isinstance(test_shift, bool) or not isinstance(test_shift, int) or not 0 <= test_shift <= 4:
-            raise ValueError(f"test_shift: an integer number of pixels in [0, 4], got {test_shift!r}")
+        if isinstance(test_shift, bool) or not isinstance(test_shift, int) or not 0 <= test_shift <= MAX_TEST_SHIFT:
+            raise ValueError(f"test_shift: an integer number of pixels in [0, {MAX_TEST_SHIFT}], got {test_shift!r}")
         self.encoder = Conv4Encoder(in_channels, hidden)
         self.test_shift = test_shift
         self.arch = {"in_channels": in_channels, "hidden": hidden, "test_shift": test_shift}

@@ -4,12 +4,12 @@ plain WSGI around the Flask app.
 Answers are nearly all of a study's requests. Flask's request machinery (request context,
 routing, before/after hooks, the session, a Response object) was about a third of the server's
 CPU per answer. Here the common case (a participant's token, a JSON body with a Content-Length
-within the app's limit; not in debug mode) is parsed, answered and serialised by the same functions the Flask view
-uses (`validation.parse_json_object`, `endpoints.answer_ids`, `endpoints.answer`), with the
-app's security headers. Every other request, previews included, goes to Flask unchanged; so
-does every refusal and failure of a lane request, which is answered by the app's own error
-handlers in a request context built for it. tests/api/test_answer_lane.py checks that the lane's
-replies are byte for byte Flask's.
+within the app's limit; not in debug mode) is parsed, answered and serialised by the same
+functions the Flask view uses (`validation.parse_json_object`, `endpoints.answer_ids`,
+`endpoints.answer`), with the app's security headers. Every other request, previews included,
+goes to Flask unchanged; so does every refusal and failure of a lane request, which is answered
+by the app's own error handlers in a request context built for it.
+tests/study/test_answer_lane.py checks that the lane's replies are byte for byte Flask's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from io import BytesIO
 from typing import Any
 
 from flask import Flask
+from werkzeug.http import HTTP_STATUS_CODES
 
 from study.api import endpoints
 from study.participation.database import DatabaseLedger
@@ -59,7 +60,7 @@ class AnswerLane:
             out = (self.app.json.dumps(data, separators=(",", ":")) + "\n").encode()
         headers = [("Content-Type", self.app.json.mimetype), ("Content-Length", str(len(out))),
                    *SECURITY_HEADERS]
-        start_response("201 CREATED" if status == 201 else "200 OK", headers)
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)  # as Werkzeug's
         return [out]
 
     def _lane_length(self, environ: dict[str, Any]) -> int | None:
